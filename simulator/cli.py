@@ -1,0 +1,214 @@
+"""mirrorsim's command line: run, demo, backend, validate.
+
+The only place that prints diagnostics and chooses exit codes:
+0 ok, 1 config errors (or check failures), 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from simulator import __version__
+
+
+def _hostport(s: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    host, sep, port = s.rpartition(":")
+    if not sep:
+        host, port = default_host, s
+    host = host.strip("[]") or default_host
+    try:
+        p = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {s!r}") from None
+    if not 0 <= p <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range in {s!r}")
+    return host, p
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--filename", dest="files", action="append", required=True,
+                   metavar="PATH", help="Istio YAML file or directory (repeatable), like kubectl -f")
+    p.add_argument("--namespace", default="default",
+                   help="namespace of resources without metadata.namespace, and of the client "
+                        "for short host names (default: default)")
+
+
+def _load(files: list[str], namespace: str, *, quiet_warnings: bool = False):  # type: ignore[no-untyped-def]
+    """Load and validate; print every diagnostic; return the config or None on error."""
+    from simulator.config import load
+
+    result = load(files, default_namespace=namespace)
+    for d in result.diagnostics:
+        if d.severity == "error" or not quiet_warnings:
+            print(d.format(), file=sys.stderr)
+    if not result.ok:
+        n = len([d for d in result.diagnostics if d.severity == "error"])
+        print(f"mirrorsim: {n} error(s) in the configuration; nothing was started.",
+              file=sys.stderr)
+        return None
+    return result.config
+
+
+def build_table(config, namespace: str, shadow_suffix: bool):  # type: ignore[no-untyped-def]
+    from simulator.core.translate import TranslateOptions, translate
+
+    return translate(config, TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.files, args.namespace)
+    if config is None:
+        return 1
+    table = build_table(config, args.namespace, not args.no_shadow_suffix)
+    _use_uvloop()
+    try:
+        asyncio.run(_serve(args, table))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"mirrorsim: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve(args: argparse.Namespace, table) -> None:  # type: ignore[no-untyped-def]
+    from simulator.proxy.accesslog import AccessLog, open_access_log
+    from simulator.proxy.runner import RunOptions, start_proxy
+
+    loop = asyncio.get_running_loop()
+    lhost, lport = args.listen
+    ahost, aport = args.admin if args.admin else (None, None)
+    opts = RunOptions(
+        listen_host=lhost, listen_port=lport,
+        admin_host=ahost or "127.0.0.1", admin_port=aport,
+        seed=args.seed, access_log=AccessLog(open_access_log(args.access_log), loop),
+        local_address=args.local_address,
+        max_shadow_inflight=args.max_shadow_inflight, max_shadow_bytes=args.max_shadow_bytes,
+        max_request_bytes=args.max_request_bytes,
+    )
+    rp = await start_proxy(table, opts)
+    nclusters = len(table.clusters)
+    nhosts = sum(len(rc.virtual_hosts) for rc in table.route_configs.values())
+    print(f"mirrorsim {__version__}: {nhosts} virtual host(s), {nclusters} cluster(s)",
+          file=sys.stderr)
+    print(f"mirrorsim listening on http://{lhost}:{rp.port}"
+          + (f" (admin http://{opts.admin_host}:{rp.admin_port})" if rp.admin_port else ""),
+          file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    await stop.wait()
+    await rp.close()
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from simulator.config import load
+
+    result = load(args.files, default_namespace=args.namespace)
+    if args.output == "json":
+        import json
+
+        print(json.dumps([d.as_dict() for d in result.diagnostics], indent=2))
+    else:
+        for d in result.diagnostics:
+            print(d.format())
+        errors = sum(1 for d in result.diagnostics if d.severity == "error")
+        warnings = len(result.diagnostics) - errors
+        print(f"{errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def cmd_backend(args: argparse.Namespace) -> int:
+    from simulator.backend import serve
+
+    host, port = args.listen
+    _use_uvloop()
+    try:
+        asyncio.run(serve(args.name, host, port))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from simulator.demo import run_demo
+
+    return asyncio.run(run_demo(requests=args.requests, color=not args.no_color))
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mirrorsim",
+        description="Local traffic-mirroring simulator with Envoy 1.40 / Istio semantics.",
+    )
+    parser.add_argument("--version", action="version", version=f"mirrorsim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the proxy on Istio YAML")
+    _add_config_args(run)
+    run.add_argument("--listen", type=_hostport, default=("127.0.0.1", 15001),
+                     metavar="HOST:PORT", help="data-plane address (default 127.0.0.1:15001)")
+    run.add_argument("--admin", type=_hostport, default=("127.0.0.1", 15000),
+                     metavar="HOST:PORT", help="admin address: /stats, /ready, /clusters, "
+                     "/config_dump (default 127.0.0.1:15000)")
+    run.add_argument("--seed", type=int, default=None,
+                     help="seed of the per-request random value (weighted splits, mirror "
+                          "sampling, load balancing) for reproducible runs")
+    run.add_argument("--access-log", default="-", metavar="PATH",
+                     help="access log destination: - (stdout, default), off, or a file")
+    run.add_argument("--no-shadow-suffix", action="store_true",
+                     help="send shadow copies with the original Host (Envoy's "
+                          "disable_shadow_host_suffix_append; Istio >= 1.28's default)")
+    run.add_argument("--max-shadow-inflight", type=int, default=1024, metavar="N",
+                     help="shadow copies in flight at once before new ones are dropped "
+                          "(default 1024; drops count in mirrorsim.shadow_dropped)")
+    run.add_argument("--max-shadow-bytes", type=int, default=256 * 1024 * 1024, metavar="N",
+                     help="request-body bytes held by in-flight shadow copies before new ones "
+                          "are dropped (default 268435456)")
+    run.add_argument("--max-request-bytes", type=int, default=64 * 1024 * 1024, metavar="N",
+                     help="largest request body accepted (default 67108864; larger: 413)")
+    run.add_argument("--local-address", default=None, metavar="IP",
+                     help="the proxy's own address appended to x-forwarded-for on shadow "
+                          "copies (default: first non-loopback IPv4, as Envoy's local_info)")
+    run.set_defaults(func=cmd_run)
+
+    val = sub.add_parser("validate", help="check Istio YAML and print every diagnostic")
+    _add_config_args(val)
+    val.add_argument("--output", choices=("text", "json"), default="text")
+    val.set_defaults(func=cmd_validate)
+
+    be = sub.add_parser("backend", help="run the built-in httpbin-like backend")
+    be.add_argument("--name", default="httpbin", help="name shown in responses and logs")
+    be.add_argument("--listen", type=_hostport, default=("127.0.0.1", 8000), metavar="HOST:PORT")
+    be.set_defaults(func=cmd_backend)
+
+    demo = sub.add_parser("demo", help="Istio's mirroring task end to end on loopback")
+    demo.add_argument("--requests", type=int, default=3, help="requests to send (default 3)")
+    demo.add_argument("--no-color", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""Loading ``-f`` paths: files and directories, multi-document YAML, ``kind:
+List``, line tracking, and dispatch to the parser and the analyzers.
+
+YAML is composed with a safe loader into nodes, which are converted here into
+plain Python values while the 1-based line of every field path
+(``spec.http[1].route[0].destination.subset``) is recorded; that map travels
+with each resource as ``model.Source.lines``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from simulator.config import model as m
+from simulator.config.parse import SPECS, parse_spec
+from simulator.config.schema import Ctx, F, Obj, any_value, string, string_map, suggest
+from simulator.config.syntax import is_dns1123_label
+from simulator.config.validate import analyze
+from simulator.diagnostics import Diagnostic, Diagnostics
+
+GROUP = "networking.istio.io"
+API_VERSIONS = ("v1", "v1beta1", "v1alpha3")
+# Real networking.istio.io kinds that mirrorsim does not simulate.
+OTHER_GROUP_KINDS = ("Sidecar", "EnvoyFilter", "WorkloadGroup", "ProxyConfig")
+YAML_SUFFIXES = (".yaml", ".yml", ".json")
+
+try:  # libyaml's composer is several times faster; both are safe loaders
+    _LOADER: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML without libyaml
+    _LOADER = yaml.SafeLoader
+
+
+@dataclass(slots=True)
+class LoadResult:
+    config: m.Config
+    diagnostics: Diagnostics
+
+    @property
+    def ok(self) -> bool:
+        return not self.diagnostics.has_errors()
+
+
+def load(
+    paths: Iterable[str | os.PathLike[str]] | str, default_namespace: str = "default"
+) -> LoadResult:
+    """Load files and directories (``kubectl apply -f`` style)."""
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    loader = _Loader(default_namespace)
+    for path in paths:
+        loader.add_path(Path(path))
+    return loader.finish()
+
+
+def load_text(
+    text: str, filename: str = "<inline>", default_namespace: str = "default"
+) -> LoadResult:
+    """Load YAML given as a string (``filename`` names it in diagnostics)."""
+    loader = _Loader(default_namespace)
+    loader.add_text(text, filename)
+    return loader.finish()
+
+
+# -------------------- YAML nodes -> values
+
+
+_CONSTRUCTOR = SafeConstructor()
+_STRING_TAGS = ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:str")
+
+
+@dataclass(slots=True)
+class _Document:
+    """One resource's values with the line of every field path."""
+
+    value: Any
+    line: int
+    lines: dict[str, int] = field(default_factory=dict)
+    problems: list[tuple[str, int, str]] = field(default_factory=list)  # (path, line, message)
+
+
+def _to_document(node: Node) -> _Document:
+    doc = _Document(value=None, line=node.start_mark.line + 1)
+    doc.value = _convert(node, "", doc, depth=0)
+    if isinstance(node, MappingNode) and node.value:
+        doc.line = node.value[0][0].start_mark.line + 1
+    return doc
+
+
+def _convert(node: Node, path: str, doc: _Document, depth: int) -> Any:
+    if depth > 100:
+        doc.problems.append(
+            (path, node.start_mark.line + 1, "YAML nesting is too deep (recursive alias?)")
+        )
+        return None
+    if isinstance(node, MappingNode):
+        return _convert_mapping(node, path, doc, depth)
+    if isinstance(node, SequenceNode):
+        out = []
+        for i, item in enumerate(node.value):
+            p = f"{path}[{i}]"
+            doc.lines.setdefault(p, item.start_mark.line + 1)
+            out.append(_convert(item, p, doc, depth + 1))
+        return out
+    return _scalar(node, path, doc)
+
+
+def _convert_mapping(node: MappingNode, path: str, doc: _Document, depth: int) -> dict[str, Any]:
+    first_line: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if isinstance(key_node, ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            key = _key(key_node, path, doc)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                p = f"{path}.{key}" if path else key
+                doc.problems.append(
+                    (p, line, f'duplicate key "{key}" (first defined at line {first_line[key]})')
+                )
+            else:
+                first_line[key] = line
+    try:
+        _CONSTRUCTOR.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
+    except ConstructorError as exc:
+        doc.problems.append((path, node.start_mark.line + 1, f"invalid merge key: {exc.problem}"))
+    out: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key = _key(key_node, path, doc)
+        p = f"{path}.{key}" if path else key
+        own = first_line.get(key)
+        doc.lines[p] = own if own is not None else doc.lines.get(p, key_node.start_mark.line + 1)
+        out[key] = _convert(value_node, p, doc, depth + 1)
+    return out
+
+
+def _key(node: Node, path: str, doc: _Document) -> str:
+    if isinstance(node, ScalarNode):
+        value = _scalar(node, path, doc)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return "null" if value is None else str(value)
+    doc.problems.append((path, node.start_mark.line + 1, "a mapping key must be a plain string"))
+    return f"<{type(node).__name__}>"
+
+
+def _scalar(node: Node, path: str, doc: _Document) -> Any:
+    if node.tag in _STRING_TAGS:
+        return str(node.value)
+    constructor = SafeConstructor.yaml_constructors.get(node.tag)
+    if constructor is None:
+        doc.problems.append((path, node.start_mark.line + 1, f"unsupported YAML tag {node.tag}"))
+        return str(node.value)
+    try:
+        return constructor(_CONSTRUCTOR, node)
+    except (ConstructorError, ValueError) as exc:
+        doc.problems.append((path, node.start_mark.line + 1, f"invalid YAML value: {exc}"))
+        return str(node.value)
+
+
+# -------------------- the loader
+
+_METADATA = Obj(
+    "ObjectMeta",
+    [
+        F("name", string),
+        F("namespace", string),
+        F("labels", string_map),
+        F("annotations", string_map),
+        *(
+            F(n, any_value)
+            for n in (
+                "generateName", "uid", "resourceVersion", "generation", "creationTimestamp",
+                "deletionTimestamp", "deletionGracePeriodSeconds", "ownerReferences",
+                "finalizers", "managedFields", "selfLink",
+            )
+        ),
+    ],
+)  # fmt: skip
+_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
+
+
+class _Loader:
+    def __init__(self, default_namespace: str) -> None:
+        self.default_namespace = default_namespace
+        self.diagnostics: list[Diagnostic] = []
+        self.file_order: dict[str, int] = {}
+        self.resources: dict[
+            tuple[str, str, str], Any
+        ] = {}  # (kind, ns, name) -> model, load order
+        self.order = 0
+
+    # ----------------------------------------------------------------- inputs
+
+    def add_path(self, path: Path) -> None:
+        if path.is_dir():
+            files = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in YAML_SUFFIXES
+            )
+            if not files:
+                self._file_error(
+                    str(path),
+                    0,
+                    f"directory {path} contains no .yaml, .yml or .json files",
+                    "warning",
+                )
+            for f in files:
+                self.add_file(f)
+        elif path.exists():
+            self.add_file(path)
+        else:
+            self._file_error(str(path), 0, f"path {path} does not exist")
+
+    def add_file(self, path: Path) -> None:
+        name = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self._file_error(name, 0, f"cannot read {name}: {exc}")
+            return
+        self.add_text(text, name)
+
+    def add_text(self, text: str, filename: str) -> None:
+        self.file_order.setdefault(filename, len(self.file_order))
+        for node in self._compose(text, filename):
+            doc = _to_document(node)
+            self._add_document(doc, filename)
+
+    def _compose(self, text: str, filename: str) -> Iterator[Node]:
+        try:
+            for node in yaml.compose_all(text, Loader=_LOADER):
+                if node is None or (
+                    isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+                ):
+                    continue  # empty document
+                yield node
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            line = mark.line + 1 if mark is not None else 0
+            problem = getattr(exc, "problem", None) or str(exc)
+            context = getattr(exc, "context", None)
+            where = f" ({context})" if context else ""
+            col = f", column {mark.column + 1}" if mark is not None else ""
+            self._file_error(
+                filename, line, f"YAML syntax error: {problem}{where} at line {line}{col}"
+            )
+
+    # ----------------------------------------------------------------- documents
+
+    def _add_document(self, doc: _Document, filename: str) -> None:
+        source = m.Source(file=filename, line=doc.line, lines=doc.lines)
+        ctx = Ctx(source=source)
+        for path, line, message in doc.problems:
+            self.diagnostics.append(Diagnostic("error", message, filename, line, path))
+        value = doc.value
+        if not isinstance(value, Mapping):
+            ctx.error(
+                "",
+                f"a document must be a mapping (a Kubernetes object), got {type(value).__name__}",
+            )
+            self.diagnostics.extend(ctx.diagnostics)
+            return
+        kind = value.get("kind")
+        if isinstance(kind, str) and kind.endswith("List") and isinstance(value.get("items"), list):
+            self._add_list(doc, filename)
+            return
+        self._add_object(value, ctx)
+
+    def _add_list(self, doc: _Document, filename: str) -> None:
+        """``kind: List`` (or ``*List``): each item is a document of its own
+        with its own path map (``items[3].spec.x`` -> ``spec.x``)."""
+        for i, item in enumerate(doc.value["items"]):
+            prefix = f"items[{i}]"
+            lines = {
+                k[len(prefix) + 1 :]: v for k, v in doc.lines.items() if k.startswith(prefix + ".")
+            }
+            first = min(lines.values(), default=doc.lines.get(prefix, doc.line))
+            item_doc = _Document(value=item, line=first, lines=lines)
+            self._add_document(item_doc, filename)
+
+    def _add_object(self, value: Mapping[str, Any], ctx: Ctx) -> None:
+        api_version, kind = value.get("apiVersion"), value.get("kind")
+        if (
+            not isinstance(api_version, str)
+            or not isinstance(kind, str)
+            or not api_version
+            or not kind
+        ):
+            missing = [
+                k
+                for k, v in (("apiVersion", api_version), ("kind", kind))
+                if not isinstance(v, str) or not v
+            ]
+            ctx.error(
+                missing[0],
+                f"{' and '.join(missing)} must be set to a string (e.g. apiVersion: "
+                f"networking.istio.io/v1, kind: VirtualService)",
+            )
+            self.diagnostics.extend(ctx.diagnostics)
+            return
+        group, _, version = api_version.rpartition("/")
+        if group != GROUP:
+            ctx.warn(
+                "kind",
+                f"{kind} ({api_version}) ignored: mirrorsim reads only networking.istio.io "
+                f"VirtualService, DestinationRule, ServiceEntry, WorkloadEntry and Gateway",
+            )
+        elif kind in OTHER_GROUP_KINDS:
+            ctx.warn("kind", f"{kind} ignored: mirrorsim does not simulate {kind} resources")
+        elif kind not in SPECS:
+            ctx.error(
+                "kind",
+                f'unknown kind "{kind}" in {GROUP}; valid kinds: '
+                f"{', '.join(sorted(SPECS))}{suggest(kind, sorted(SPECS))}",
+            )
+        elif version not in API_VERSIONS:
+            ctx.error(
+                "apiVersion",
+                f'unknown apiVersion "{api_version}" for {kind}; valid: '
+                + ", ".join(f"{GROUP}/{v}" for v in API_VERSIONS),
+            )
+        else:
+            self._add_resource(kind, value, ctx)
+        self.diagnostics.extend(ctx.diagnostics)
+
+    def _add_resource(self, kind: str, value: Mapping[str, Any], ctx: Ctx) -> None:
+        for key in value:
+            if key not in _TOP_LEVEL:
+                Obj(kind, [F(k, any_value) for k in _TOP_LEVEL]).unknown_field(ctx, key, key)
+        meta = self._meta(value.get("metadata"), ctx)
+        ctx.resource = f"{kind} {meta.namespace}/{meta.name or '<unnamed>'}"
+        ctx.namespace = meta.namespace
+        rkey = (kind, meta.namespace, meta.name)
+        previous = self.resources.get(rkey)
+        if previous is not None:
+            meta = m.Meta(
+                name=meta.name,
+                namespace=meta.namespace,
+                labels=meta.labels,
+                order=previous.meta.order,
+            )
+            ctx.warn(
+                "metadata.name",
+                f"{ctx.resource} is defined again (first at {previous.src.file}:"
+                f"{previous.src.line}); like kubectl apply, this definition replaces it",
+            )
+        obj = parse_spec(kind, meta, value.get("spec"), ctx)
+        if meta.name:
+            self.resources[rkey] = obj
+        else:
+            self.resources[(kind, meta.namespace, f"<unnamed {self.order}>")] = obj
+
+    def _meta(self, raw: Any, ctx: Ctx) -> m.Meta:
+        values = _METADATA(ctx, raw, "metadata") if raw is not None else {}
+        if not isinstance(values, dict):
+            values = {}
+        name = values.get("name", "")
+        if not name:
+            ctx.error("metadata", "metadata.name is required")
+        namespace = values.get("namespace") or self.default_namespace
+        if not is_dns1123_label(namespace):
+            ctx.error(
+                "metadata.namespace",
+                f'metadata.namespace: "{namespace}" is not a valid namespace name',
+            )
+        meta = m.Meta(
+            name=name, namespace=namespace, labels=values.get("labels", {}), order=self.order
+        )
+        self.order += 1
+        return meta
+
+    # ----------------------------------------------------------------- results
+
+    def _file_error(self, filename: str, line: int, message: str, severity: str = "error") -> None:
+        self.file_order.setdefault(filename, len(self.file_order))
+        self.diagnostics.append(Diagnostic(severity, message, filename, line))  # type: ignore[arg-type]
+
+    def finish(self) -> LoadResult:
+        objs = list(self.resources.values())
+        config = m.Config(
+            virtual_services=tuple(o for o in objs if isinstance(o, m.VirtualService)),
+            destination_rules=tuple(o for o in objs if isinstance(o, m.DestinationRule)),
+            service_entries=tuple(o for o in objs if isinstance(o, m.ServiceEntry)),
+            workload_entries=tuple(o for o in objs if isinstance(o, m.WorkloadEntry)),
+            gateways=tuple(o for o in objs if isinstance(o, m.Gateway)),
+        )
+        diagnostics = self.diagnostics + analyze(config)
+        diagnostics.sort(key=lambda d: (self.file_order.get(d.file, -1), d.line))
+        return LoadResult(config=config, diagnostics=Diagnostics(items=diagnostics))

@@ -1,0 +1,513 @@
+"""The compiled route table and the routing decision.  Pure: no I/O, no clock,
+no randomness (the per-request random value is an argument).
+
+Theory of operation (Envoy 1.40 as Istio configures a sidecar):
+
+1. The request's port (from the authority, else 80/443 by scheme) selects a
+   ``RouteConfiguration``, as the original destination port selects the
+   outbound route config ``"8000"`` in a sidecar.
+2. The host (port ignored: Istio sets ``ignore_port_in_host_matching``) selects
+   a ``VirtualHost``: exact domain, then the longest ``*.suffix`` wildcard, then
+   ``*``.  No virtual host: the catch-all answers 502 (Istio's REGISTRY_ONLY
+   ``block_all``; mirrorsim never forwards to an undeclared address).
+3. Routes are tried in order; the first whose match holds wins.  No route: 404 NR.
+4. One uniform 64-bit ``random_value`` per request drives both the weighted
+   cluster pick (``random_value % total_weight``) and every mirror policy
+   (``random_value % denominator < numerator``), so a 30 % mirror is a subset
+   of a 60 % one and sampling is correlated with the split, as in Envoy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.core.hosts import shadow_host, split_host_port
+from simulator.core.matchers import (
+    HeaderMatcher,
+    PathMatcher,
+    QueryParameterMatcher,
+    parse_query,
+)
+
+# --------------------------------------------------------------------------- clusters
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    address: str
+    port: int
+    labels: tuple[tuple[str, str], ...] = ()
+    weight: int = 1
+
+    @property
+    def host_port(self) -> str:
+        a = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{a}:{self.port}"
+
+
+UINT32_MAX = 2**32 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreakers:
+    """Envoy cluster circuit_breakers.thresholds (Istio always sets them; unset = 2^32-1)."""
+
+    max_connections: int = UINT32_MAX
+    max_pending_requests: int = UINT32_MAX
+    max_requests: int = UINT32_MAX
+    max_retries: int = UINT32_MAX
+
+
+@dataclass(frozen=True, slots=True)
+class OutlierDetectionConfig:
+    consecutive_5xx: int = 5
+    consecutive_gateway_failure: int | None = None
+    interval: float = 10.0
+    base_ejection_time: float = 30.0
+    max_ejection_percent: int = 10
+    min_health_percent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """An Envoy cluster named like Istio's: ``outbound|8000|v1|httpbin.default.svc.cluster.local``."""
+
+    name: str
+    service: str
+    port: int
+    subset: str = ""
+    endpoints: tuple[Endpoint, ...] = ()
+    lb_policy: str = "LEAST_REQUEST"
+    hash_policy: tuple[tuple[str, str], ...] = ()  # (kind, name) for consistent hashing
+    connect_timeout: float = 10.0
+    circuit_breakers: CircuitBreakers = CircuitBreakers()
+    max_requests_per_connection: int = 0  # 0 = unlimited
+    idle_timeout: float = 3600.0
+    outlier_detection: OutlierDetectionConfig | None = None
+
+
+def cluster_name(port: int, subset: str, host: str) -> str:
+    return f"outbound|{port}|{subset}|{host}"
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderValueOption:
+    name: str  # lower-case
+    value: str
+    append: bool  # True: APPEND_IF_EXISTS_OR_ADD (Istio add); False: OVERWRITE_IF_EXISTS_OR_ADD (set)
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMutations:
+    add: tuple[HeaderValueOption, ...] = ()
+    remove: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.add or self.remove)
+
+    def then(self, other: HeaderMutations) -> HeaderMutations:
+        return HeaderMutations(self.add + other.add, self.remove + other.remove)
+
+
+NO_MUTATIONS = HeaderMutations()
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    path: PathMatcher
+    headers: tuple[HeaderMatcher, ...] = ()
+    query_parameters: tuple[QueryParameterMatcher, ...] = ()
+
+    def is_catch_all(self) -> bool:
+        return self.path.is_catch_all() and not self.headers and not self.query_parameters
+
+    def first_failure(
+        self, path_only: str, headers: dict[str, str], query: str
+    ) -> str | None:
+        """None when the match holds, else a description of the first failing condition."""
+        if not self.path.matches(path_only):
+            return self.path.describe()
+        for h in self.headers:
+            if not h.matches(headers):
+                return h.describe()
+        if self.query_parameters:
+            params = parse_query(query)
+            for q in self.query_parameters:
+                if not q.matches(params):
+                    return q.describe()
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorPolicy:
+    """Envoy RequestMirrorPolicy as Istio emits it (no runtime key, trace_sampled false)."""
+
+    cluster: str
+    numerator: int = 100
+    denominator: int = 100  # 100 (HUNDRED) or 1_000_000 (MILLION)
+    disable_shadow_host_suffix_append: bool = False
+
+    def samples(self, random_value: int) -> bool:
+        return random_value % self.denominator < self.numerator
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.numerator / self.denominator
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    num_retries: int
+    retry_on: tuple[str, ...]
+    retriable_status_codes: tuple[int, ...] = ()
+    per_try_timeout: float = 0.0
+    previous_hosts: bool = True
+    base_interval: float = 0.025
+
+
+ISTIO_DEFAULT_RETRY = RetryPolicy(
+    num_retries=2,
+    retry_on=("connect-failure", "refused-stream", "unavailable", "cancelled",
+              "retriable-status-codes"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedCluster:
+    name: str
+    weight: int
+    request_headers: HeaderMutations = NO_MUTATIONS
+    response_headers: HeaderMutations = NO_MUTATIONS
+    host_rewrite: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAction:
+    cluster: str = ""  # set when there is a single destination
+    weighted_clusters: tuple[WeightedCluster, ...] = ()
+    total_weight: int = 0
+    timeout: float = 0.0  # 0 = no timeout
+    retry_policy: RetryPolicy | None = None
+    prefix_rewrite: str | None = None
+    regex_rewrite: tuple[Any, str] | None = None  # (compiled pattern, substitution)
+    regex_rewrite_source: str = ""
+    host_rewrite: str | None = None
+    mirror_policies: tuple[MirrorPolicy, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectAction:
+    scheme: str | None = None
+    host: str | None = None
+    port: int | None = None
+    derive_port: str | None = None
+    path: str | None = None
+    prefix_rewrite: str | None = None
+    response_code: int = 301
+
+
+@dataclass(frozen=True, slots=True)
+class DirectResponseAction:
+    status: int
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    delay: float | None = None
+    delay_numerator: int = 0  # out of 1_000_000
+    abort_status: int | None = None
+    abort_grpc_status: int | None = None
+    abort_numerator: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One Envoy route (Istio emits one per match block)."""
+
+    name: str  # Istio route name (http.name + "." + match.name), may be ""
+    match: RouteMatch
+    action: RouteAction | RedirectAction | DirectResponseAction
+    request_headers: HeaderMutations = NO_MUTATIONS
+    response_headers: HeaderMutations = NO_MUTATIONS
+    fault: FaultConfig | None = None
+    # Where it came from, for explain/coverage: "VirtualService default/httpbin", path, file, line
+    origin: str = ""
+    origin_path: str = ""
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualHost:
+    name: str
+    domains: tuple[str, ...]
+    routes: tuple[Route, ...]
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfiguration:
+    """All virtual hosts for one port, with Envoy's domain lookup precomputed."""
+
+    port: int
+    virtual_hosts: tuple[VirtualHost, ...]
+    exact: dict[str, VirtualHost] = field(default_factory=dict, compare=False)
+    suffixes: tuple[tuple[str, VirtualHost], ...] = ()  # longest first, "*.x.com" -> ".x.com"
+    star: VirtualHost | None = None
+
+    @staticmethod
+    def build(port: int, vhosts: tuple[VirtualHost, ...]) -> RouteConfiguration:
+        exact: dict[str, VirtualHost] = {}
+        suffixes: list[tuple[str, VirtualHost]] = []
+        star = None
+        for vh in vhosts:
+            for d in vh.domains:
+                d = d.lower()
+                if d == "*":
+                    star = star or vh
+                elif d.startswith("*"):
+                    suffixes.append((d[1:], vh))
+                else:
+                    exact.setdefault(d, vh)
+        suffixes.sort(key=lambda s: -len(s[0]))
+        return RouteConfiguration(port, vhosts, exact, tuple(suffixes), star)
+
+    def find_virtual_host(self, host: str) -> VirtualHost | None:
+        vh = self.exact.get(host)
+        if vh is not None:
+            return vh
+        for suffix, vh in self.suffixes:
+            if host.endswith(suffix) and len(host) > len(suffix):
+                return vh
+        return self.star
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+@dataclass(slots=True)
+class Forward:
+    """Send the request to ``cluster`` (and copies to ``mirrors``)."""
+
+    route: Route
+    virtual_host: VirtualHost
+    cluster: str
+    path: str  # upstream :path after rewrites, with the query
+    authority: str  # upstream Host after rewrites
+    original_path: str | None  # set when the path was rewritten (x-envoy-original-path)
+    request_headers: HeaderMutations
+    response_headers: HeaderMutations
+    timeout: float
+    retry_policy: RetryPolicy | None
+    mirrors: tuple[MirrorPolicy, ...]
+    fault: FaultConfig | None = None
+
+    def shadow_authority(self, policy: MirrorPolicy) -> str:
+        if policy.disable_shadow_host_suffix_append:
+            return self.authority
+        return shadow_host(self.authority)
+
+
+@dataclass(slots=True)
+class LocalReply:
+    """Answer without going upstream (Envoy local reply / direct response / redirect)."""
+
+    status: int
+    body: bytes = b""
+    flags: str = "-"
+    headers: tuple[tuple[str, str], ...] = ()
+    details: str = ""
+    route: Route | None = None
+    virtual_host: VirtualHost | None = None
+    content_type: str = "text/plain"
+
+
+Decision = Forward | LocalReply
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAttempt:
+    """For explain: one route that was tried and why it did not match."""
+
+    route: Route
+    failure: str | None
+
+
+# --------------------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    route_configs: dict[int, RouteConfiguration]
+    clusters: dict[str, Cluster]
+    shadow_suffix: bool = True
+
+    def route_config_for(self, port: int) -> RouteConfiguration | None:
+        return self.route_configs.get(port)
+
+    def select_virtual_host(
+        self, authority: str, scheme: str = "http"
+    ) -> tuple[int, VirtualHost | None]:
+        host, port = split_host_port(authority)
+        if port is None:
+            port = 443 if scheme == "https" else 80
+        rc = self.route_configs.get(port)
+        if rc is None:
+            return port, None
+        return port, rc.find_virtual_host(host.lower())
+
+    def route(
+        self,
+        method: str,
+        authority: str,
+        path: str,
+        headers: dict[str, str],
+        random_value: int,
+        scheme: str = "http",
+        trace: list[RouteAttempt] | None = None,
+    ) -> Decision:
+        """Route one request.  ``headers`` maps lower-case names to values (several
+        values of one header joined with ``,``); the pseudo-headers ``:authority``,
+        ``:method``, ``:scheme`` and ``:path`` are added here."""
+        _, vh = self.select_virtual_host(authority, scheme)
+        if vh is None:
+            return LocalReply(502, b"", "-", details="no virtual host (REGISTRY_ONLY block_all)")
+        qpos = path.find("?")
+        if qpos == -1:
+            path_only, query = path, ""
+        else:
+            path_only, query = path[:qpos], path[qpos + 1 :]
+        hdrs = headers
+        needs_pseudo = False
+        for r in vh.routes:
+            if r.match.headers:
+                needs_pseudo = True
+                break
+        if needs_pseudo:
+            hdrs = dict(headers)
+            hdrs[":authority"] = authority
+            hdrs[":method"] = method
+            hdrs[":scheme"] = scheme
+            hdrs[":path"] = path
+        for r in vh.routes:
+            failure = r.match.first_failure(path_only, hdrs, query)
+            if trace is not None:
+                trace.append(RouteAttempt(r, failure))
+            if failure is None:
+                return self._apply(r, vh, method, authority, path, path_only, query, random_value)
+        return LocalReply(404, b"", "NR", details="route_not_found", virtual_host=vh)
+
+    def _apply(
+        self,
+        r: Route,
+        vh: VirtualHost,
+        method: str,
+        authority: str,
+        path: str,
+        path_only: str,
+        query: str,
+        random_value: int,
+    ) -> Decision:
+        a = r.action
+        if isinstance(a, DirectResponseAction):
+            return LocalReply(a.status, a.body, "-", details="direct_response", route=r,
+                              virtual_host=vh)
+        if isinstance(a, RedirectAction):
+            return _redirect(a, r, vh, authority, path, path_only, query)
+        request_headers = r.request_headers
+        response_headers = r.response_headers
+        host_rewrite = a.host_rewrite
+        if a.weighted_clusters:
+            selected = random_value % a.total_weight
+            end = 0
+            wc = a.weighted_clusters[-1]
+            for c in a.weighted_clusters:
+                end += c.weight
+                if selected < end:
+                    wc = c
+                    break
+            cluster = wc.name
+            if wc.request_headers:
+                request_headers = wc.request_headers.then(request_headers)
+            if wc.response_headers:
+                response_headers = wc.response_headers.then(response_headers)
+            if wc.host_rewrite is not None:
+                host_rewrite = wc.host_rewrite
+        else:
+            cluster = a.cluster
+        new_path = path
+        original_path = None
+        if a.prefix_rewrite is not None or a.regex_rewrite is not None:
+            new_only = _rewrite_path(r.match.path, a, path_only)
+            if new_only != path_only:
+                new_path = new_only + ("?" + query if query or path.endswith("?") else "")
+                original_path = path
+            elif a.prefix_rewrite is not None:
+                original_path = path
+        mirrors: tuple[MirrorPolicy, ...] = ()
+        if a.mirror_policies and method != "CONNECT":
+            mirrors = tuple(m for m in a.mirror_policies if m.samples(random_value))
+        return Forward(
+            route=r,
+            virtual_host=vh,
+            cluster=cluster,
+            path=new_path,
+            authority=host_rewrite if host_rewrite is not None else authority,
+            original_path=original_path,
+            request_headers=request_headers,
+            response_headers=response_headers,
+            timeout=a.timeout,
+            retry_policy=a.retry_policy,
+            mirrors=mirrors,
+            fault=r.fault,
+        )
+
+
+def _rewrite_path(pm: PathMatcher, a: RouteAction, path_only: str) -> str:
+    if a.regex_rewrite is not None:
+        pattern, sub = a.regex_rewrite
+        return str(pattern.sub(sub, path_only))
+    assert a.prefix_rewrite is not None
+    if pm.kind == "prefix":
+        return a.prefix_rewrite + path_only[len(pm.value) :]
+    # exact and regex path matches: the whole path is replaced
+    return a.prefix_rewrite
+
+
+def _redirect(
+    a: RedirectAction,
+    r: Route,
+    vh: VirtualHost,
+    authority: str,
+    path: str,
+    path_only: str,
+    query: str,
+) -> LocalReply:
+    scheme = a.scheme or "http"
+    host, port = split_host_port(authority)
+    if a.host is not None:
+        host, hport = split_host_port(a.host)
+        if hport is not None:
+            port = hport
+    if a.port is not None:
+        port = a.port
+    elif a.derive_port == "FROM_PROTOCOL_DEFAULT" or (a.scheme is not None and a.derive_port is None):
+        port = None
+    if port is not None and ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        port = None
+    if a.path is not None:
+        new_path = a.path
+    elif a.prefix_rewrite is not None and r.match.path.kind == "prefix":
+        new_path = a.prefix_rewrite + path_only[len(r.match.path.value):]
+        if query:
+            new_path += "?" + query
+    else:
+        new_path = path
+    location = f"{scheme}://{host}{'' if port is None else ':' + str(port)}{new_path}"
+    return LocalReply(a.response_code, b"", "-", headers=(("location", location),),
+                      details="redirect", route=r, virtual_host=vh)

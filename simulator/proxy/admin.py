@@ -1,0 +1,102 @@
+"""The admin surface (aiohttp), like Envoy's admin port: /stats, /ready, /clusters,
+/config_dump, /server_info."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+
+from simulator.core.table import RedirectAction, RouteAction
+from simulator.proxy.server import Proxy
+
+PROXY_KEY = web.AppKey("proxy", Proxy)
+
+
+def _proxy(request: web.Request) -> Proxy:
+    return request.app[PROXY_KEY]
+
+
+async def stats(request: web.Request) -> web.Response:
+    proxy = _proxy(request)
+    snap = proxy.stats.snapshot()
+    if proxy.shadows is not None:
+        snap["mirrorsim.shadow_inflight"] = proxy.shadows.inflight
+        snap["mirrorsim.shadow_inflight_bytes"] = proxy.shadows.inflight_bytes
+        snap.setdefault("mirrorsim.shadow_dropped", 0)
+        snap = dict(sorted(snap.items()))
+    flt = request.query.get("filter")
+    if flt:
+        snap = {k: v for k, v in snap.items() if flt in k}
+    if request.query.get("format") == "json":
+        return web.json_response({"stats": [{"name": k, "value": v} for k, v in snap.items()]})
+    return web.Response(text="".join(f"{k}: {v}\n" for k, v in snap.items()))
+
+
+async def ready(request: web.Request) -> web.Response:
+    return web.Response(text="LIVE\n")
+
+
+async def clusters(request: web.Request) -> web.Response:
+    proxy = _proxy(request)
+    lines = []
+    for name, c in sorted(proxy.table.clusters.items()):
+        cb = c.circuit_breakers
+        lines.append(f"{name}::default_priority::max_connections::{cb.max_connections}")
+        lines.append(f"{name}::default_priority::max_pending_requests::{cb.max_pending_requests}")
+        lines.append(f"{name}::default_priority::max_requests::{cb.max_requests}")
+        lines.append(f"{name}::default_priority::max_retries::{cb.max_retries}")
+        for ep in c.endpoints:
+            active = proxy.pools[name].endpoint_active.get(ep, 0) if name in proxy.pools else 0
+            lines.append(f"{name}::{ep.host_port}::rq_active::{active}")
+            lines.append(f"{name}::{ep.host_port}::health_flags::healthy")
+    return web.Response(text="\n".join(lines) + "\n")
+
+
+async def config_dump(request: web.Request) -> web.Response:
+    proxy = _proxy(request)
+    routes = []
+    for port, rc in sorted(proxy.table.route_configs.items()):
+        vhosts = []
+        for vh in rc.virtual_hosts:
+            rs = []
+            for r in vh.routes:
+                a = r.action
+                entry: dict[str, object] = {"name": r.name, "origin": r.origin,
+                                            "source": f"{r.file}:{r.line}" if r.file else "",
+                                            "match": r.match.path.describe()}
+                if isinstance(a, RouteAction):
+                    entry["cluster"] = a.cluster or [
+                        {"name": w.name, "weight": w.weight} for w in a.weighted_clusters]
+                    entry["mirrors"] = [{"cluster": m.cluster, "percent": m.percent}
+                                        for m in a.mirror_policies]
+                    entry["timeout"] = a.timeout
+                elif isinstance(a, RedirectAction):
+                    entry["redirect"] = a.response_code
+                else:
+                    entry["direct_response"] = a.status
+                rs.append(entry)
+            vhosts.append({"name": vh.name, "domains": list(vh.domains), "routes": rs})
+        routes.append({"name": str(port), "virtual_hosts": vhosts})
+    cl = [{"name": c.name, "endpoints": [e.host_port for e in c.endpoints], "lb_policy": c.lb_policy}
+          for c in proxy.table.clusters.values()]
+    return web.json_response({"route_configs": routes, "clusters": cl},
+                             dumps=lambda o: json.dumps(o, indent=2))
+
+
+def build_admin_app(proxy: Proxy, started: float | None = None) -> web.Application:
+    app = web.Application()
+    app[PROXY_KEY] = proxy
+    t0 = started or time.time()
+
+    async def server_info(request: web.Request) -> web.Response:
+        return web.json_response({"state": "LIVE", "uptime_seconds": int(time.time() - t0),
+                                  "envoy_semantics": "1.40"})
+
+    app.router.add_get("/stats", stats)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/clusters", clusters)
+    app.router.add_get("/config_dump", config_dump)
+    app.router.add_get("/server_info", server_info)
+    return app

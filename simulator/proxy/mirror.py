@@ -1,0 +1,217 @@
+"""Fire-and-forget shadow copies (Envoy request_mirror_policies).
+
+Theory of operation
+-------------------
+``ShadowDispatcher.submit`` is called synchronously by the primary's stream for
+each mirror policy that sampled in, before the primary is sent.  It builds the
+copy exactly as Envoy 1.40's async client does (see docs/mirroring.md):
+
+* the primary's headers *after* route processing (rewrites, header operations,
+  ``x-envoy-original-path``), the same ``x-request-id``;
+* Host with ``-shadow`` inserted before the port (unless the suffix is off);
+* ``x-envoy-expected-rq-timeout-ms`` = the route's *global* timeout;
+* ``x-envoy-internal: true`` appended, then the proxy's own address appended to
+  ``x-forwarded-for`` (in place when the header exists);
+* the whole body; no retries; the route timeout counted from dispatch.
+
+It never blocks and never delays the primary: the copy goes through the mirror
+cluster's own pool (its circuit breakers apply), its response is read and
+discarded, and its outcome only shows in the mirror cluster's ``internal.``
+stats and the access log.  In-flight copies are capped by count and by body
+bytes; a copy over the cap is dropped and counted in
+``mirrorsim.shadow_dropped``, so a slow or dead mirror cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from simulator.core.hosts import shadow_host
+from simulator.core.table import Forward, MirrorPolicy
+from simulator.proxy.headers import BODILESS_METHODS
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from simulator.proxy.server import Proxy, Stream
+    from simulator.proxy.upstream import ClusterPool, UpstreamConnection
+
+DEFAULT_MAX_INFLIGHT = 1024
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+class ShadowDispatcher:
+    def __init__(self, proxy: Proxy, *, max_inflight: int = DEFAULT_MAX_INFLIGHT,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.proxy = proxy
+        self.max_inflight = max_inflight
+        self.max_bytes = max_bytes
+        self.inflight = 0
+        self.inflight_bytes = 0
+        self.local_xff = proxy.options.local_address.encode()
+        self._idle_waiters: list[asyncio.Future[None]] = []
+
+    def submit(self, stream: Stream, d: Forward, policy: MirrorPolicy,
+               head_lines: list[bytes], extra: bytes) -> None:
+        proxy = self.proxy
+        stats = proxy.stats
+        pool = proxy.pool(policy.cluster)
+        if pool is None:
+            # Envoy: "shadow cluster 'X' does not exist", debug log only, no stat
+            stats.inc("mirrorsim.shadow_unknown_cluster")
+            return
+        body = stream.req.body
+        if self.inflight >= self.max_inflight or self.inflight_bytes + len(body) > self.max_bytes:
+            stats.inc("mirrorsim.shadow_dropped")
+            return
+        authority = d.authority if policy.disable_shadow_host_suffix_append else shadow_host(
+            d.authority)
+        req = stream.req
+        lines = list(head_lines)
+        lines[0] = b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
+            req.method.encode(), d.path.encode("latin-1"), authority.encode("latin-1"))
+        xff_done = False
+        for i in range(1, len(lines)):
+            if lines[i].startswith(b"x-forwarded-for:"):
+                lines[i] = lines[i][:-2] + b"," + self.local_xff + b"\r\n"
+                xff_done = True
+                break
+        if d.timeout > 0:
+            lines.append(b"x-envoy-expected-rq-timeout-ms: %d\r\n" % int(d.timeout * 1000))
+        lines.append(extra)
+        lines.append(b"x-envoy-internal: true\r\n")
+        if not xff_done:
+            lines.append(b"x-forwarded-for: " + self.local_xff + b"\r\n")
+        if body or req.method not in BODILESS_METHODS:
+            if req.chunked and body:
+                lines.append(b"transfer-encoding: chunked\r\n\r\n")
+                payload: tuple[bytes, ...] = (b"".join(lines), b"%x\r\n" % len(body), body,
+                                              b"\r\n0\r\n\r\n")
+            else:
+                lines.append(b"content-length: %d\r\n\r\n" % len(body))
+                payload = (b"".join(lines), body) if body else (b"".join(lines),)
+        else:
+            lines.append(b"\r\n")
+            payload = (b"".join(lines),)
+        self.inflight += 1
+        self.inflight_bytes += len(body)
+        stats.inc("http.async-client.rq_total")
+        ShadowExchange(self, pool, stream, d, authority, payload, len(body)).start()
+
+    def done(self, nbytes: int) -> None:
+        self.inflight -= 1
+        self.inflight_bytes -= nbytes
+        if self.inflight == 0 and self._idle_waiters:
+            for f in self._idle_waiters:
+                if not f.done():
+                    f.set_result(None)
+            self._idle_waiters.clear()
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until no shadow copy is in flight (for shutdown and tests)."""
+        import asyncio
+
+        if self.inflight == 0:
+            return
+        fut: asyncio.Future[None] = self.proxy.loop.create_future()
+        self._idle_waiters.append(fut)
+        await asyncio.wait_for(fut, timeout)
+
+
+class ShadowExchange:
+    """One shadow copy in flight; implements the upstream Exchange protocol."""
+
+    __slots__ = ("dispatcher", "pool", "method", "internal", "upstream_conn", "payload",
+                 "nbytes", "timer", "status", "finished", "start_time", "authority", "path",
+                 "request_id", "xff", "user_agent", "timeout", "upstream_host", "bytes_in",
+                 "upstream_time", "version")
+
+    def __init__(self, dispatcher: ShadowDispatcher, pool: ClusterPool, stream: Stream,
+                 d: Forward, authority: str, payload: tuple[bytes, ...], nbytes: int) -> None:
+        self.dispatcher = dispatcher
+        self.pool = pool
+        self.method = stream.req.method
+        self.internal = True
+        self.upstream_conn: UpstreamConnection | None = None
+        self.payload = payload
+        self.nbytes = nbytes
+        self.timer: asyncio.TimerHandle | None = None
+        self.status = 0
+        self.finished = False
+        self.start_time = time.time()
+        self.authority = authority
+        self.path = d.original_path or d.path
+        self.request_id = stream.request_id
+        xff = stream.xff
+        local = dispatcher.proxy.options.local_address
+        self.xff = f"{xff},{local}" if xff else local
+        self.user_agent = stream.user_agent
+        self.timeout = d.timeout
+        self.upstream_host = ""
+        self.bytes_in = 0
+        self.upstream_time = "-"
+        self.version = stream.req.version
+
+    def start(self) -> None:
+        pool = self.pool
+        endpoint = pool.pick()
+        if endpoint is None:
+            pool.stats.upstream_rq_total += 1
+            self._end(503, "UH")
+            return
+        self.upstream_host = endpoint.host_port
+        if self.timeout > 0:
+            self.timer = self.dispatcher.proxy.loop.call_later(self.timeout, self.on_timeout)
+        if not pool.submit(endpoint, self, self.payload):
+            self._end(503, "UO")
+
+    # Exchange protocol
+    def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None:
+        self.status = status
+        self.upstream_time = str(int((time.time() - self.start_time) * 1000))
+
+    def on_body(self, data: bytes) -> None:
+        self.bytes_in += len(data)  # read and discarded
+
+    def on_complete(self) -> None:
+        self._end(self.status, "-")
+
+    def on_reset(self, reason: str, flag: str) -> None:
+        if self.status and flag != "UF":
+            self._end(self.status, flag)
+        else:
+            self._end(503, flag)
+
+    def on_pause_reading(self) -> None:
+        pass
+
+    def on_timeout(self) -> None:
+        self.timer = None
+        if self.finished:
+            return
+        self.pool.stats.upstream_rq_timeout += 1
+        conn = self.upstream_conn
+        if conn is not None and conn.exchange is self:
+            conn.abort()
+        else:
+            self.pool.cancel(self)
+        self._end(504, "UT")
+
+    def _end(self, status: int, flags: str) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.pool.stats.response(status, True)
+        self.dispatcher.done(self.nbytes)
+        proxy = self.dispatcher.proxy
+        al = proxy.access_log
+        if al.stream is not None:
+            now = time.time()
+            al.log(self.start_time, self.method, self.path, "HTTP/" + self.version, status, flags,
+                   self.nbytes, self.bytes_in, int((now - self.start_time) * 1000),
+                   self.upstream_time, self.xff, self.user_agent, self.request_id,
+                   self.authority, self.upstream_host)

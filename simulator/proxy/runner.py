@@ -1,0 +1,113 @@
+"""Start and stop the data plane and its admin surface (the shell around the core)."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import socket
+import struct
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from simulator.core.table import RouteTable
+from simulator.proxy.accesslog import AccessLog
+from simulator.proxy.admin import build_admin_app
+from simulator.proxy.mirror import DEFAULT_MAX_BYTES, DEFAULT_MAX_INFLIGHT, ShadowDispatcher
+from simulator.proxy.server import Proxy, ProxyOptions
+from simulator.proxy.stats import Stats
+
+
+def envoy_local_address() -> str:
+    """The first non-loopback IPv4 address of this machine, as Envoy's local_info
+    address (appended to x-forwarded-for on shadow copies); 127.0.0.1 if none."""
+    try:
+        names = [n for _, n in socket.if_nameindex()]
+    except OSError:
+        return "127.0.0.1"
+    for name in names:
+        if name == "lo":
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            res = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+            addr = socket.inet_ntoa(res[20:24])
+            if not addr.startswith("127."):
+                return addr
+        except OSError:
+            continue
+        finally:
+            s.close()
+    return "127.0.0.1"
+
+
+@dataclass(slots=True)
+class RunOptions:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 15001
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = 15000  # None = no admin listener
+    seed: int | None = None
+    access_log: AccessLog | None = None
+    local_address: str | None = None
+    max_shadow_inflight: int = DEFAULT_MAX_INFLIGHT
+    max_shadow_bytes: int = DEFAULT_MAX_BYTES
+    max_request_bytes: int = 64 * 1024 * 1024
+    reuse_port: bool = False
+
+
+class RunningProxy:
+    """A started proxy: ``port`` and ``admin_port`` are the bound ports."""
+
+    def __init__(self, proxy: Proxy, server: asyncio.AbstractServer,
+                 admin: web.AppRunner | None, port: int, admin_port: int | None) -> None:
+        self.proxy = proxy
+        self.server = server
+        self.admin = admin
+        self.port = port
+        self.admin_port = admin_port
+
+    @property
+    def stats(self) -> Stats:
+        return self.proxy.stats
+
+    async def drain_shadows(self, timeout: float = 5.0) -> None:
+        if self.proxy.shadows is not None:
+            await self.proxy.shadows.drain(timeout)
+
+    async def close(self) -> None:
+        self.server.close()
+        self.proxy.close()
+        await self.server.wait_closed()
+        if self.admin is not None:
+            await self.admin.cleanup()
+        self.proxy.access_log.flush()
+
+
+async def start_proxy(table: RouteTable, opts: RunOptions | None = None) -> RunningProxy:
+    opts = opts or RunOptions()
+    loop = asyncio.get_running_loop()
+    popts = ProxyOptions(
+        local_address=opts.local_address or envoy_local_address(),
+        seed=opts.seed,
+        max_request_bytes=opts.max_request_bytes,
+    )
+    proxy = Proxy(table, access_log=opts.access_log or AccessLog(None, loop), options=popts,
+                  loop=loop)
+    proxy.shadows = ShadowDispatcher(proxy, max_inflight=opts.max_shadow_inflight,
+                                     max_bytes=opts.max_shadow_bytes)
+    server = await loop.create_server(
+        proxy.protocol_factory, opts.listen_host, opts.listen_port,
+        reuse_port=opts.reuse_port or None, backlog=1024,
+    )
+    port = server.sockets[0].getsockname()[1]
+    admin = None
+    admin_port = None
+    if opts.admin_port is not None:
+        admin = web.AppRunner(build_admin_app(proxy, time.time()), access_log=None)
+        await admin.setup()
+        site = web.TCPSite(admin, opts.admin_host, opts.admin_port)
+        await site.start()
+        admin_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return RunningProxy(proxy, server, admin, port, admin_port)

@@ -1,0 +1,714 @@
+"""The data plane: an HTTP/1.1 proxy that executes the core's routing decisions.
+
+Theory of operation
+-------------------
+* ``DownstreamConnection`` parses client requests with llhttp (httptools).
+  Requests are handled one at a time per connection, in order (pipelined
+  requests wait in a short queue; reading pauses when it is full).
+* The whole request body is buffered before routing (see docs/deviations.md:
+  Envoy 1.40 streams it).  Bodies above ``max_request_bytes`` get 413.
+* ``Stream`` runs one request: ``RouteTable.route()`` decides; a local reply is
+  written at once; a forward sends the primary to an endpoint of its cluster
+  through that cluster's ``ClusterPool`` and, before that, hands each sampled
+  mirror to the ``ShadowDispatcher``, which never blocks and never delays the
+  primary.  The primary's response streams back to the client as it arrives,
+  with back-pressure both ways (a slow client pauses the upstream read).
+* Rule: nothing on the request path awaits.  Callbacks drive everything; only
+  opening a new upstream connection runs as a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httptools
+
+from simulator.core.table import Forward, LocalReply, RouteTable
+from simulator.proxy.accesslog import AccessLog
+from simulator.proxy.headers import (
+    BODILESS_METHODS,
+    ENVOY_CONTROL,
+    HOP_BY_HOP,
+    RESPONSE_HOP_BY_HOP,
+    DateCache,
+    connection_tokens,
+    status_line,
+)
+from simulator.proxy.stats import Stats
+from simulator.proxy.upstream import ClusterPool, UpstreamConnection
+
+if TYPE_CHECKING:
+    from simulator.proxy.mirror import ShadowDispatcher
+
+UPSTREAM_RESET_PREFIX = "upstream connect error or disconnect/reset before headers. reset reason: "
+MAX_PIPELINE = 16
+
+
+@dataclass(slots=True)
+class ProxyOptions:
+    server_name: bytes = b"envoy"
+    max_request_bytes: int = 64 * 1024 * 1024
+    local_address: str = "127.0.0.1"  # appended to x-forwarded-for of shadow copies
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    target: bytes
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    keep_alive: bool
+    chunked: bool
+    start: float
+    received: int
+    too_big: bool = False
+
+
+class Proxy:
+    """Shared state of the data plane: the route table, pools, stats, logs."""
+
+    def __init__(
+        self,
+        table: RouteTable,
+        *,
+        stats: Stats | None = None,
+        access_log: AccessLog | None = None,
+        options: ProxyOptions | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.table = table
+        self.stats = stats or Stats()
+        self.options = options or ProxyOptions()
+        self.loop = loop or asyncio.get_event_loop()
+        self.access_log = access_log or AccessLog(None, self.loop)
+        self.rng = random.Random(self.options.seed)
+        self.pools: dict[str, ClusterPool] = {}
+        self.dates = DateCache()
+        self.shadows: ShadowDispatcher | None = None
+        self.connections: set[DownstreamConnection] = set()
+
+    def pool(self, cluster_name: str) -> ClusterPool | None:
+        pool = self.pools.get(cluster_name)
+        if pool is None:
+            cluster = self.table.clusters.get(cluster_name)
+            if cluster is None:
+                return None
+            pool = self.pools[cluster_name] = ClusterPool(
+                cluster, self.stats.cluster(cluster_name), self.rng, self.loop)
+        return pool
+
+    def protocol_factory(self) -> DownstreamConnection:
+        return DownstreamConnection(self)
+
+    def close(self) -> None:
+        for conn in list(self.connections):
+            conn.close()
+        for pool in self.pools.values():
+            pool.close()
+
+
+class DownstreamConnection(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: collections.deque[Request] = collections.deque()
+        self.active: Stream | None = None
+        self.closed = False
+        self.write_paused = False
+        self.read_paused = False
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._size = 0
+        self._chunked = False
+        self._too_big = False
+        self._start = 0.0
+        self._received = 0
+        self.peer = ""
+
+    # -- asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.proxy.connections.add(self)
+        self.proxy.stats.inc("downstream_cx_total")
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else ""
+
+    def data_received(self, data: bytes) -> None:
+        self._received += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._error_reply(400, b"upgrade not supported")
+        except httptools.HttpParserError as exc:
+            if not self.closed:
+                self.proxy.stats.inc("downstream_rq_rx_reset")
+                self._error_reply(400, b"Bad Request" if not str(exc) else b"Bad Request")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.proxy.connections.discard(self)
+        if self.active is not None:
+            self.active.downstream_lost()
+        self.queue.clear()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.active is not None:
+            self.active.pause_upstream()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.active is not None:
+            self.active.resume_upstream()
+
+    # -- httptools callbacks
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._body = []
+        self._size = 0
+        self._chunked = False
+        self._too_big = False
+        self._start = time.time()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        if name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
+            self._chunked = True
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > self.proxy.options.max_request_bytes:
+            self._too_big = True
+            self._body = []
+            return
+        if not self._too_big:
+            self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        p = self.parser
+        body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
+        req = Request(
+            method=p.get_method().decode("ascii", "replace"),
+            target=self._url,
+            version=p.get_http_version(),
+            headers=self._headers,
+            body=body,
+            keep_alive=p.should_keep_alive(),
+            chunked=self._chunked,
+            start=self._start,
+            received=self._received,
+        )
+        self._received = 0
+        if self._too_big:
+            req.body = b""
+            req.keep_alive = False
+            req.too_big = True
+        self.queue.append(req)
+        self._enqueue_or_run()
+
+    def _enqueue_or_run(self) -> None:
+        if self.active is None:
+            self._next()
+        elif len(self.queue) >= MAX_PIPELINE and not self.read_paused and self.transport:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _next(self) -> None:
+        while self.queue and self.active is None and not self.closed:
+            req = self.queue.popleft()
+            if self.read_paused and self.transport is not None:
+                self.read_paused = False
+                self.transport.resume_reading()
+            stream = Stream(self, req)
+            self.active = stream
+            stream.run()
+
+    def stream_done(self, stream: Stream, keep_alive: bool) -> None:
+        if self.active is stream:
+            self.active = None
+        if not keep_alive:
+            self.close()
+            return
+        self._next()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
+
+    def _error_reply(self, code: int, body: bytes) -> None:
+        if self.active is None and self.transport is not None and not self.closed:
+            self.write(_local_reply_bytes(self.proxy, code, body, close=True))
+            self.proxy.stats.downstream_response(code, "DPE")
+        self.close()
+
+
+def _local_reply_bytes(
+    proxy: Proxy, code: int, body: bytes, *, close: bool, head: bool = False,
+    extra: tuple[tuple[str, str], ...] = (), content_type: str = "text/plain",
+) -> bytes:
+    parts = [status_line(code)]
+    for n, v in extra:
+        parts.append(b"%s: %s\r\n" % (n.encode(), v.encode()))
+    if body or code not in (204, 304):
+        parts.append(b"content-length: %d\r\n" % len(body))
+    if body:
+        parts.append(b"content-type: %s\r\n" % content_type.encode())
+    parts.append(b"date: " + proxy.dates.get() + b"\r\nserver: " + proxy.options.server_name + b"\r\n")
+    if close:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    if body and not head:
+        parts.append(body)
+    return b"".join(parts)
+
+
+class Stream:
+    """One downstream request: route it, send the primary, stream the response back."""
+
+    __slots__ = (
+        "conn", "proxy", "req", "method", "internal", "path", "authority", "decision",
+        "headers_sent", "response_code", "bytes_sent", "flags", "upstream_host", "upstream_start",
+        "upstream_time", "timer", "upstream_conn", "pool", "attempt", "done", "chunked_out",
+        "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
+        "log_path", "upstream_conn",
+    )
+
+    def __init__(self, conn: DownstreamConnection, req: Request) -> None:
+        self.conn = conn
+        self.proxy = conn.proxy
+        self.req = req
+        self.method = req.method
+        self.internal = False
+        self.path = ""
+        self.authority = ""
+        self.decision: Forward | LocalReply | None = None
+        self.headers_sent = False
+        self.response_code = 0
+        self.bytes_sent = 0
+        self.flags = "-"
+        self.upstream_host = ""
+        self.upstream_start = 0.0
+        self.upstream_time = "-"
+        self.timer: asyncio.TimerHandle | None = None
+        self.upstream_conn: UpstreamConnection | None = None
+        self.pool: ClusterPool | None = None
+        self.attempt = 0
+        self.done = False
+        self.chunked_out = False
+        self.request_id: str | None = None
+        self.xff: str | None = None
+        self.user_agent: str | None = None
+        self.payload: tuple[bytes, ...] = ()
+        self.endpoint = None
+        self.keep_alive = req.keep_alive
+        self.head = req.method == "HEAD"
+        self.log_path = ""
+        self.upstream_conn: UpstreamConnection | None = None
+
+    # ------------------------------------------------------------------ routing
+    def run(self) -> None:
+        req = self.req
+        proxy = self.proxy
+        proxy.stats.inc("downstream_rq_total")
+        if req.version == "1.0":
+            # Envoy rejects HTTP/1.0 unless accept_http_10 is set (Istio does not set it)
+            self.keep_alive = False
+            self.local_reply(426, b"Upgrade Required", "-")
+            return
+        target = req.target.decode("latin-1")
+        authority = ""
+        scheme = "http"
+        if target.startswith(("http://", "https://")):
+            # absolute-form (mirrorsim used as an HTTP proxy): the URI's authority wins
+            scheme, _, rest = target.partition("://")
+            slash = rest.find("/")
+            authority, target = (rest, "/") if slash == -1 else (rest[:slash], rest[slash:])
+        elif req.method == "CONNECT":
+            authority = target
+        hdrs: dict[str, str] = {}
+        for n, v in req.headers:
+            name = n.decode("latin-1").lower()
+            val = v.decode("latin-1")
+            prev = hdrs.get(name)
+            hdrs[name] = val if prev is None else prev + "," + val
+        if not authority:
+            authority = hdrs.get("host", "")
+        if not authority:
+            self.keep_alive = False
+            self.local_reply(400, b"missing host header", "DPE")
+            return
+        self.path = target
+        self.log_path = target
+        self.authority = authority
+        self.request_id = hdrs.get("x-request-id") or str(uuid.uuid4())
+        self.xff = hdrs.get("x-forwarded-for")
+        self.user_agent = hdrs.get("user-agent")
+        if req.too_big:
+            self.local_reply(413, b"Payload Too Large", "-")
+            return
+        rv = proxy.rng.getrandbits(64)
+        decision = proxy.table.route(req.method, authority, target, hdrs, rv, scheme)
+        self.decision = decision
+        if isinstance(decision, LocalReply):
+            extra = decision.headers
+            if decision.route is not None and decision.route.response_headers:
+                extra = _apply_response_mutations_str(extra, decision.route.response_headers)
+            self.local_reply(decision.status, decision.body, decision.flags, extra,
+                             decision.content_type)
+            return
+        self.forward(decision, hdrs)
+
+    def forward(self, d: Forward, hdrs: dict[str, str]) -> None:
+        proxy = self.proxy
+        pool = proxy.pool(d.cluster)
+        head_lines, extra = self._build_headers(d, hdrs)
+        body = self.req.body
+        timeout_line = b""
+        if d.timeout > 0:
+            ms = int(d.timeout * 1000)
+            rp = d.retry_policy
+            if rp is not None and rp.per_try_timeout and rp.per_try_timeout < d.timeout:
+                ms = int(rp.per_try_timeout * 1000)
+            timeout_line = b"x-envoy-expected-rq-timeout-ms: %d\r\n" % ms
+        # shadows first: Envoy dispatches them in decodeHeaders, before any upstream reply
+        if d.mirrors and proxy.shadows is not None:
+            for policy in d.mirrors:
+                proxy.shadows.submit(self, d, policy, head_lines, extra)
+        if pool is None:
+            self.local_reply(503, b"", "NC")
+            return
+        self.pool = pool
+        tail = []
+        if body or self.method not in BODILESS_METHODS:
+            if self.req.chunked and body:
+                tail.append(b"transfer-encoding: chunked\r\n\r\n")
+                payload: tuple[bytes, ...] = (
+                    b"%x\r\n" % len(body), body, b"\r\n0\r\n\r\n")
+            else:
+                tail.append(b"content-length: %d\r\n\r\n" % len(body))
+                payload = (body,) if body else ()
+        else:
+            tail.append(b"\r\n")
+            payload = ()
+        head = b"".join((*head_lines, timeout_line, extra, *tail))
+        self.payload = (head, *payload) if payload else (head,)
+        if d.timeout > 0:
+            self.timer = proxy.loop.call_later(d.timeout, self.on_timeout)
+        self.send_attempt()
+
+    def _build_headers(self, d: Forward, hdrs: dict[str, str]) -> tuple[list[bytes], bytes]:
+        """The request line with host, the forwarded headers, and (apart) the
+        route's header additions; the timeout and framing headers, which differ
+        between the primary and shadow copies, are the caller's."""
+        req = self.req
+        drop = connection_tokens(req.headers) if "connection" in hdrs else frozenset()
+        removes = set(d.request_headers.remove)
+        overwrite = {a.name for a in d.request_headers.add if not a.append}
+        lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
+            req.method.encode(), d.path.encode("latin-1"), d.authority.encode("latin-1"))]
+        for n, v in req.headers:
+            ln = n.lower()
+            if ln in HOP_BY_HOP or ln in ENVOY_CONTROL or ln in drop:
+                continue
+            if ln == b"te" and v.strip().lower() != b"trailers":
+                continue
+            if removes or overwrite:
+                s = ln.decode("latin-1")
+                if s in removes or s in overwrite:
+                    continue
+            lines.append(b"%s: %s\r\n" % (ln, v))
+        if "x-forwarded-proto" not in hdrs:
+            lines.append(b"x-forwarded-proto: http\r\n")
+        if "x-request-id" not in hdrs:
+            lines.append(b"x-request-id: %s\r\n" % self.request_id.encode())  # type: ignore[union-attr]
+        extra = []
+        for a in d.request_headers.add:
+            extra.append(b"%s: %s\r\n" % (a.name.encode(), a.value.encode("latin-1")))
+        if d.authority != self.authority:
+            extra.append(b"x-envoy-original-host: %s\r\n" % self.authority.encode("latin-1"))
+        if d.original_path is not None:
+            extra.append(b"x-envoy-original-path: %s\r\n" % d.original_path.encode("latin-1"))
+        # route-level mutations come after the timeout header (Envoy's order)
+        return lines, b"".join(extra)
+
+    # ------------------------------------------------------------------ upstream
+    def send_attempt(self) -> None:
+        pool = self.pool
+        assert pool is not None
+        endpoint = pool.pick()
+        if endpoint is None:
+            self.local_reply(503, b"no healthy upstream", "UH")
+            return
+        self.endpoint = endpoint
+        self.upstream_host = endpoint.host_port
+        self.upstream_start = time.time()
+        self.attempt += 1
+        if not pool.submit(endpoint, self, self.payload):
+            self.cancel_timer()
+            self.local_reply(503, (UPSTREAM_RESET_PREFIX + "overflow").encode(), "UO",
+                             (("x-envoy-overloaded", "true"),))
+
+    # Exchange protocol (called by UpstreamConnection)
+    def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None:
+        if self.done:
+            return
+        proxy = self.proxy
+        d = self.decision
+        assert isinstance(d, Forward)
+        rp = d.retry_policy
+        if rp is not None and self.attempt <= rp.num_retries and _retriable_status(rp, status):
+            # Envoy resets the upstream stream and tries again after a backoff
+            conn = self.current_conn()
+            if conn is not None:
+                conn.abort()
+            self.pool.stats.upstream_rq_retry += 1  # type: ignore[union-attr]
+            self.pool.stats.response(status, self.internal)  # type: ignore[union-attr]
+            self._retry_later(rp.base_interval)
+            return
+        self.response_code = status
+        ms = int((time.time() - self.upstream_start) * 1000)
+        self.upstream_time = str(ms)
+        parts = [status_line(status)]
+        mut = d.response_headers
+        removes = set(mut.remove) if mut else ()
+        overwrite = {a.name for a in mut.add if not a.append} if mut else ()
+        for n, v in headers:
+            ln = n.lower()
+            if ln in RESPONSE_HOP_BY_HOP:
+                continue
+            if mut:
+                s = ln.decode("latin-1")
+                if s in removes or s in overwrite:
+                    continue
+            parts.append(b"%s: %s\r\n" % (ln, v))
+        if mut:
+            for a in mut.add:
+                parts.append(b"%s: %s\r\n" % (a.name.encode(), a.value.encode("latin-1")))
+        parts.append(b"x-envoy-upstream-service-time: %d\r\ndate: %s\r\nserver: %s\r\n" % (
+            ms, proxy.dates.get(), proxy.options.server_name))
+        if framing == "chunked" or (framing == "close" and not self.head):
+            parts.append(b"transfer-encoding: chunked\r\n")
+            self.chunked_out = True
+        if not self.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts.append(b"\r\n")
+        self.headers_sent = True
+        data = b"".join(parts)
+        self.bytes_sent = 0
+        self.conn.write(data)
+        if self.conn.write_paused:
+            self.pause_upstream()
+
+    def on_body(self, data: bytes) -> None:
+        if self.done or not self.headers_sent:
+            return
+        self.bytes_sent += len(data)
+        if self.chunked_out:
+            self.conn.write(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            self.conn.write(data)
+
+    def on_complete(self) -> None:
+        if self.done or not self.headers_sent:
+            if not self.done and not self.headers_sent:
+                return  # a retried attempt finished after we gave up on it
+            return
+        if self.chunked_out:
+            self.conn.write(b"0\r\n\r\n")
+        pool = self.pool
+        assert pool is not None
+        pool.stats.response(self.response_code, self.internal)
+        self.finish(self.keep_alive)
+
+    def on_reset(self, reason: str, flag: str) -> None:
+        if self.done:
+            return
+        if self.headers_sent:
+            # reset after the response started: Envoy resets the downstream stream
+            self.flags = flag
+            self.finish(False, abort=True)
+            return
+        d = self.decision
+        assert isinstance(d, Forward)
+        rp = d.retry_policy
+        connect_failure = reason == "connection failure"
+        if rp is not None and self.attempt <= rp.num_retries and (
+            (connect_failure and "connect-failure" in rp.retry_on)
+            or (not connect_failure and ("reset" in rp.retry_on or "5xx" in rp.retry_on
+                                         or "gateway-error" in rp.retry_on))
+        ):
+            self.pool.stats.upstream_rq_retry += 1  # type: ignore[union-attr]
+            self._retry_later(rp.base_interval)
+            return
+        self.cancel_timer()
+        flags = "UF" if connect_failure else "UC"
+        if self.attempt > 1:
+            flags += ",URX"
+        if connect_failure:
+            reason = "remote connection failure"
+        self.pool.stats.response(503, self.internal)  # type: ignore[union-attr]
+        self.local_reply(503, (UPSTREAM_RESET_PREFIX + reason).encode(), flags)
+
+    def _retry_later(self, base: float) -> None:
+        # Envoy: fully jittered exponential backoff, base 25 ms, max 10x base
+        k = min(self.attempt, 10)
+        limit = min(base * (2**k - 1), base * 10)
+        delay = self.proxy.rng.uniform(0, limit)
+        self.proxy.loop.call_later(delay, self._retry_now)
+
+    def _retry_now(self) -> None:
+        if not self.done:
+            self.send_attempt()
+
+    def on_pause_reading(self) -> None:
+        pass
+
+    def current_conn(self) -> UpstreamConnection | None:
+        c = self.upstream_conn
+        return c if c is not None and c.exchange is self else None
+
+    def pause_upstream(self) -> None:
+        c = self.current_conn()
+        if c is not None:
+            c.pause_reading()
+
+    def resume_upstream(self) -> None:
+        c = self.current_conn()
+        if c is not None:
+            c.resume_reading()
+
+    def on_timeout(self) -> None:
+        self.timer = None
+        if self.done:
+            return
+        pool = self.pool
+        if pool is not None:
+            pool.stats.upstream_rq_timeout += 1
+            conn = self.current_conn()
+            if conn is not None:
+                conn.abort()
+            else:
+                pool.cancel(self)
+        if self.headers_sent:
+            self.flags = "UT"
+            self.finish(False, abort=True)
+            return
+        if pool is not None:
+            pool.stats.response(504, self.internal)
+        self.local_reply(504, b"upstream request timeout", "UT")
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def downstream_lost(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.cancel_timer()
+        conn = self.current_conn()
+        if conn is not None:
+            conn.abort()
+        elif self.pool is not None:
+            self.pool.cancel(self)
+        self.flags = "DC"
+        self.response_code = self.response_code or 0
+        self._log()
+
+    # ------------------------------------------------------------------ replies
+    def local_reply(
+        self, code: int, body: bytes, flags: str,
+        extra: tuple[tuple[str, str], ...] = (), content_type: str = "text/plain",
+    ) -> None:
+        self.response_code = code
+        self.flags = flags
+        self.bytes_sent = 0 if self.head else len(body)
+        self.conn.write(_local_reply_bytes(self.proxy, code, body, close=not self.keep_alive,
+                                           head=self.head, extra=extra,
+                                           content_type=content_type))
+        self.headers_sent = True
+        self.finish(self.keep_alive)
+
+    def finish(self, keep_alive: bool, abort: bool = False) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.cancel_timer()
+        self._log()
+        if abort:
+            self.conn.abort()
+            self.conn.stream_done(self, False)
+            return
+        self.conn.stream_done(self, keep_alive)
+
+    def _log(self) -> None:
+        proxy = self.proxy
+        proxy.stats.downstream_response(self.response_code, self.flags)
+        al = proxy.access_log
+        if al.stream is None:
+            return
+        req = self.req
+        d = self.decision
+        path = self.log_path
+        if isinstance(d, Forward) and d.original_path is not None:
+            path = d.original_path
+        now = time.time()
+        al.log(req.start, req.method, path, "HTTP/" + req.version, self.response_code,
+               self.flags, len(req.body), self.bytes_sent, int((now - req.start) * 1000),
+               self.upstream_time, self.xff, self.user_agent, self.request_id, self.authority,
+               self.upstream_host)
+
+
+def _retriable_status(rp: object, status: int) -> bool:
+    from simulator.core.table import RetryPolicy
+
+    assert isinstance(rp, RetryPolicy)
+    on = rp.retry_on
+    if status >= 500 and "5xx" in on:
+        return True
+    if status in (502, 503, 504) and "gateway-error" in on:
+        return True
+    if status == 409 and "retriable-4xx" in on:
+        return True
+    return "retriable-status-codes" in on and status in rp.retriable_status_codes
+
+
+def _apply_response_mutations_str(
+    extra: tuple[tuple[str, str], ...], mut: object
+) -> tuple[tuple[str, str], ...]:
+    from simulator.core.table import HeaderMutations
+
+    assert isinstance(mut, HeaderMutations)
+    out = [(n, v) for n, v in extra if n not in mut.remove]
+    for a in mut.add:
+        if not a.append:
+            out = [(n, v) for n, v in out if n != a.name]
+        out.append((a.name, a.value))
+    return tuple(out)

@@ -1,0 +1,111 @@
+"""Counters with Envoy's names, cheap to bump on the hot path.
+
+Each cluster has a ``ClusterStats`` with plain int attributes and a per-code
+dict; ``render()`` turns everything into Envoy's ``/stats`` names:
+``cluster.<name>.upstream_rq_total``, ``cluster.<name>.upstream_rq_200``,
+``cluster.<name>.internal.upstream_rq_2xx`` (shadow copies carry
+``x-envoy-internal: true`` and so count as *internal*), ``http.async-client.rq_total``
+(every dispatched shadow), ``http.<prefix>.downstream_rq_2xx`` ...
+mirrorsim's own counters live under ``mirrorsim.``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+
+class ClusterStats:
+    __slots__ = (
+        "name", "upstream_rq_total", "upstream_rq_completed", "upstream_rq_timeout",
+        "upstream_rq_retry", "upstream_rq_retry_overflow", "upstream_rq_pending_total",
+        "upstream_rq_pending_overflow", "upstream_rq_pending_active", "upstream_rq_active",
+        "upstream_rq_pending_failure_eject", "upstream_cx_total", "upstream_cx_active",
+        "upstream_cx_connect_fail", "upstream_cx_connect_timeout", "upstream_cx_overflow",
+        "upstream_cx_destroy", "upstream_cx_destroy_local", "upstream_cx_destroy_remote",
+        "upstream_cx_destroy_with_active_rq", "upstream_rq_tx_reset", "upstream_rq_rx_reset",
+        "outlier_detection_ejections_active", "outlier_detection_ejections_enforced_total",
+        "codes", "external_codes", "internal_codes",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        for s in self.__slots__[1:-3]:
+            setattr(self, s, 0)
+        self.codes: dict[int, int] = defaultdict(int)
+        self.external_codes: dict[int, int] = defaultdict(int)
+        self.internal_codes: dict[int, int] = defaultdict(int)
+
+    def response(self, code: int, internal: bool) -> None:
+        """Count one completed upstream request with its status code."""
+        self.upstream_rq_completed += 1
+        self.codes[code] += 1
+        if internal:
+            self.internal_codes[code] += 1
+        else:
+            self.external_codes[code] += 1
+
+    def render(self, out: dict[str, int]) -> None:
+        p = f"cluster.{self.name}."
+        for s in self.__slots__[1:-3]:
+            v = getattr(self, s)
+            if v or s in ("upstream_rq_total", "upstream_cx_total"):
+                out[p + s] = v
+        for prefix, codes in (("", self.codes), ("external.", self.external_codes),
+                              ("internal.", self.internal_codes)):
+            if not codes:
+                continue
+            classes: dict[int, int] = defaultdict(int)
+            total = 0
+            for code, n in codes.items():
+                out[f"{p}{prefix}upstream_rq_{code}"] = n
+                classes[code // 100] += n
+                total += n
+            for c, n in classes.items():
+                out[f"{p}{prefix}upstream_rq_{c}xx"] = n
+            if prefix:
+                out[f"{p}{prefix}upstream_rq_completed"] = total
+
+
+class Stats:
+    """All counters of one proxy process."""
+
+    def __init__(self, http_prefix: str = "outbound_0.0.0.0_15001") -> None:
+        self.http_prefix = http_prefix
+        self.clusters: dict[str, ClusterStats] = {}
+        self.counters: dict[str, int] = defaultdict(int)
+        self.downstream_codes: dict[int, int] = defaultdict(int)
+        self.flags: dict[str, int] = defaultdict(int)
+
+    def cluster(self, name: str) -> ClusterStats:
+        cs = self.clusters.get(name)
+        if cs is None:
+            cs = self.clusters[name] = ClusterStats(name)
+        return cs
+
+    def inc(self, key: str, n: int = 1) -> None:
+        self.counters[key] += n
+
+    def downstream_response(self, code: int, flags: str) -> None:
+        self.downstream_codes[code] += 1
+        if flags != "-":
+            for f in flags.split(","):
+                self.flags[f] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for cs in self.clusters.values():
+            cs.render(out)
+        p = f"http.{self.http_prefix}."
+        classes: dict[int, int] = defaultdict(int)
+        for code, n in self.downstream_codes.items():
+            classes[code // 100] += n
+        for c, n in classes.items():
+            out[f"{p}downstream_rq_{c}xx"] = n
+        for f, n in self.flags.items():
+            out[f"{p}mirrorsim_response_flag_{f}"] = n
+        for k, v in self.counters.items():
+            out[k if k.startswith(("http.", "mirrorsim.", "cluster.")) else p + k] = v
+        return dict(sorted(out.items()))
+
+    def render_text(self) -> str:
+        return "".join(f"{k}: {v}\n" for k, v in self.snapshot().items())

@@ -1,0 +1,383 @@
+"""Upstream HTTP/1.1 connections and per-cluster connection pools.
+
+Theory of operation
+-------------------
+* ``UpstreamConnection`` is an ``asyncio.Protocol`` with an llhttp response
+  parser (httptools).  It carries one exchange at a time (no upstream
+  pipelining, as Envoy's HTTP/1 pool) and reports to the exchange through
+  callbacks: ``on_headers``, ``on_body``, ``on_complete``, ``on_reset``.
+* ``ClusterPool`` owns the connections of one Envoy cluster and its circuit
+  breakers: ``max_connections``, ``max_pending_requests``, ``max_requests``.
+  A request that finds no idle connection waits in the pending queue (counted
+  in ``upstream_rq_pending_total``); one beyond ``max_pending_requests`` or
+  ``max_requests`` overflows (``upstream_rq_pending_overflow``, 503 UO).
+* Keep-alive: a connection goes back to the idle list after a complete
+  response unless either side said ``Connection: close`` or
+  ``max_requests_per_connection`` is reached.
+* A pooled connection that the server closed while idle may fail on reuse
+  before any response byte: such a request is re-sent once on a new connection
+  when its method is idempotent (RFC 9110 9.2.2), otherwise it fails (503 UF,
+  reset reason "remote reset"), as a non-idempotent request may have been processed.
+Nothing here awaits on the hot path: an idle connection is used synchronously;
+only establishing a new connection runs as a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+from typing import Protocol
+
+import httptools
+
+from simulator.core.table import Cluster, Endpoint
+from simulator.proxy.stats import ClusterStats
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+
+class Exchange(Protocol):
+    """The receiving side of one upstream request."""
+
+    method: str
+    internal: bool
+    upstream_conn: UpstreamConnection | None
+
+    def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None: ...
+    def on_body(self, data: bytes) -> None: ...
+    def on_complete(self) -> None: ...
+    def on_reset(self, reason: str, flag: str) -> None: ...
+    def on_pause_reading(self) -> None: ...
+
+
+class _HeadResponseDone(Exception):
+    """Raised from the parser callback to end a bodiless (HEAD) response early."""
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "pool", "endpoint", "transport", "parser", "exchange", "served", "_headers",
+        "_got_bytes", "_framing", "_status", "_head", "closed", "_payload", "paused",
+    )
+
+    def __init__(self, pool: ClusterPool, endpoint: Endpoint) -> None:
+        self.pool = pool
+        self.endpoint = endpoint
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.exchange: Exchange | None = None
+        self.served = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._got_bytes = False
+        self._framing = "close"
+        self._status = 0
+        self._head = False
+        self.closed = False
+        self._payload: tuple[bytes, ...] = ()
+        self.paused = False
+
+    # -- asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except _HeadResponseDone:
+            self._finish(self.parser.should_keep_alive())
+            self.parser = httptools.HttpResponseParser(self)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadResponseDone):
+                self._finish(True)
+                self.parser = httptools.HttpResponseParser(self)
+            else:
+                self._fail("protocol error", "UPE")
+        except httptools.HttpParserError:
+            self._fail("protocol error", "UPE")
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        ex = self.exchange
+        self.pool.connection_closed(self)
+        if ex is None:
+            return
+        if self._status and self._framing == "close":
+            self.exchange = None
+            ex.on_complete()  # read-until-close response ends with the connection
+            return
+        self.exchange = None
+        if not self._got_bytes and self.served > 0 and ex.method in IDEMPOTENT:
+            self.pool.resend_stale(ex, self.endpoint, self._payload)
+            return
+        ex.on_reset("remote reset" if self._status == 0 else "remote reset after headers", "UC")
+
+    def pause_writing(self) -> None:  # upstream is slow to read our request body: nothing to do
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # -- httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._headers = []
+            return
+        self._status = status
+        framing = "close"
+        for n, v in self._headers:
+            ln = n.lower()
+            if ln == b"content-length":
+                framing = "length"
+            elif ln == b"transfer-encoding" and b"chunked" in v.lower():
+                framing = "chunked"
+        if self._head or status in (204, 304):
+            framing = "none"
+        self._framing = framing
+        ex = self.exchange
+        if ex is not None:
+            ex.on_headers(status, self._headers, framing)
+        if self._head:
+            raise _HeadResponseDone
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._status == 0:  # end of a 1xx interim response
+            return
+        self._finish(self.parser.should_keep_alive())
+
+    # -- driving
+    def send(self, exchange: Exchange, payload: tuple[bytes, ...]) -> None:
+        self.exchange = exchange
+        exchange.upstream_conn = self
+        self._headers = []
+        self._got_bytes = False
+        self._status = 0
+        self._framing = "close"
+        self._head = exchange.method == "HEAD"
+        self._payload = payload
+        assert self.transport is not None
+        if len(payload) == 1:
+            self.transport.write(payload[0])
+        else:
+            self.transport.writelines(payload)
+
+    def _finish(self, keep_alive: bool) -> None:
+        ex = self.exchange
+        self.exchange = None
+        self._payload = ()
+        self.served += 1
+        self.pool.release(self, keep_alive)
+        if ex is not None:
+            ex.on_complete()
+
+    def _fail(self, reason: str, flag: str) -> None:
+        ex = self.exchange
+        self.abort()
+        if ex is not None:
+            ex.on_reset(reason, flag)
+
+    def abort(self) -> None:
+        """Reset the connection (timeout, downstream gone, protocol error)."""
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.abort()
+            self.pool.connection_closed(self, local=True)
+        self.exchange = None
+
+    def pause_reading(self) -> None:
+        if not self.paused and self.transport is not None and not self.closed:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.paused and self.transport is not None and not self.closed:
+            self.paused = False
+            self.transport.resume_reading()
+
+
+class ClusterPool:
+    """Connections, circuit breakers and load balancing for one cluster."""
+
+    def __init__(self, cluster: Cluster, stats: ClusterStats, rng: random.Random,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.cluster = cluster
+        self.stats = stats
+        self.rng = rng
+        self.loop = loop
+        self.idle: dict[Endpoint, list[UpstreamConnection]] = {}
+        self.connections: set[UpstreamConnection] = set()
+        self.connecting = 0
+        self.active_rq = 0
+        self.pending: collections.deque[tuple[Endpoint, Exchange, tuple[bytes, ...]]] = (
+            collections.deque())
+        self._rr = 0
+        self.endpoint_active: dict[Endpoint, int] = {}
+        cb = cluster.circuit_breakers
+        self.max_connections = cb.max_connections
+        self.max_pending = cb.max_pending_requests
+        self.max_requests = cb.max_requests
+
+    # -- load balancing
+    def pick(self, exclude: Endpoint | None = None) -> Endpoint | None:
+        eps = self.cluster.endpoints
+        n = len(eps)
+        if n == 0:
+            return None
+        if n == 1:
+            return eps[0]
+        candidates = [e for e in eps if e != exclude] or list(eps)
+        policy = self.cluster.lb_policy
+        if policy == "RANDOM":
+            return self.rng.choice(candidates)
+        if policy == "LEAST_REQUEST":
+            # Envoy's default: power of two random choices, fewer active requests wins
+            a, b = self.rng.choice(candidates), self.rng.choice(candidates)
+            return a if self.endpoint_active.get(a, 0) <= self.endpoint_active.get(b, 0) else b
+        self._rr = (self._rr + 1) % len(candidates)
+        return candidates[self._rr]
+
+    # -- requests
+    def submit(self, endpoint: Endpoint, exchange: Exchange, payload: tuple[bytes, ...]) -> bool:
+        """Start a request.  Returns False on circuit-breaker overflow (nothing sent)."""
+        st = self.stats
+        if self.active_rq + len(self.pending) >= self.max_requests:
+            st.upstream_rq_pending_overflow += 1
+            return False
+        idle = self.idle.get(endpoint)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                self._start(conn, exchange, payload)
+                return True
+        if len(self.pending) >= self.max_pending:
+            st.upstream_rq_pending_overflow += 1
+            return False
+        st.upstream_rq_pending_total += 1
+        self.pending.append((endpoint, exchange, payload))
+        if len(self.connections) + self.connecting < self.max_connections:
+            self._connect(endpoint)
+        else:
+            st.upstream_cx_overflow += 1
+        return True
+
+    def cancel(self, exchange: Exchange) -> None:
+        """Drop a request still waiting in the pending queue."""
+        for item in self.pending:
+            if item[1] is exchange:
+                self.pending.remove(item)
+                return
+
+    def _start(self, conn: UpstreamConnection, exchange: Exchange,
+               payload: tuple[bytes, ...]) -> None:
+        self.active_rq += 1
+        self.stats.upstream_rq_total += 1
+        self.endpoint_active[conn.endpoint] = self.endpoint_active.get(conn.endpoint, 0) + 1
+        conn.send(exchange, payload)
+
+    def _connect(self, endpoint: Endpoint) -> None:
+        self.connecting += 1
+        self.loop.create_task(self._open(endpoint))
+
+    async def _open(self, endpoint: Endpoint) -> None:
+        st = self.stats
+        try:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(lambda: UpstreamConnection(self, endpoint),
+                                            endpoint.address, endpoint.port),
+                self.cluster.connect_timeout,
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            self.connecting -= 1
+            st.upstream_cx_connect_fail += 1
+            if isinstance(exc, asyncio.TimeoutError):
+                st.upstream_cx_connect_timeout += 1
+            self._fail_pending(endpoint)
+            return
+        self.connecting -= 1
+        st.upstream_cx_total += 1
+        st.upstream_cx_active += 1
+        self.connections.add(conn)
+        self._dispatch(conn)
+
+    def _fail_pending(self, endpoint: Endpoint) -> None:
+        # Envoy fails the requests that were waiting for this connection attempt
+        for item in list(self.pending):
+            if item[0] == endpoint:
+                self.pending.remove(item)
+                self.stats.upstream_rq_pending_failure_eject += 1
+                item[1].on_reset("connection failure", "UF")
+                break
+
+    def _dispatch(self, conn: UpstreamConnection) -> None:
+        """Give an available connection to the first pending request for its endpoint."""
+        for item in self.pending:
+            if item[0] == conn.endpoint:
+                self.pending.remove(item)
+                self._start(conn, item[1], item[2])
+                return
+        if self.pending and len(self.connections) + self.connecting <= self.max_connections:
+            # waiting requests are for another endpoint: trade this connection for one there
+            conn.abort()  # connection_closed() opens one for the first pending request
+            return
+        self.idle.setdefault(conn.endpoint, []).append(conn)
+
+    def release(self, conn: UpstreamConnection, keep_alive: bool) -> None:
+        self._request_done(conn.endpoint)
+        limit = self.cluster.max_requests_per_connection
+        if not keep_alive or conn.closed or (limit and conn.served >= limit):
+            conn.abort()
+            return
+        self._dispatch(conn)
+
+    def _request_done(self, endpoint: Endpoint) -> None:
+        self.active_rq -= 1
+        self.endpoint_active[endpoint] = self.endpoint_active.get(endpoint, 1) - 1
+
+    def connection_closed(self, conn: UpstreamConnection, local: bool = False) -> None:
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        st = self.stats
+        st.upstream_cx_active -= 1
+        st.upstream_cx_destroy += 1
+        if local:
+            st.upstream_cx_destroy_local += 1
+        else:
+            st.upstream_cx_destroy_remote += 1
+        if conn.exchange is not None:
+            st.upstream_cx_destroy_with_active_rq += 1
+            self._request_done(conn.endpoint)
+        idle = self.idle.get(conn.endpoint)
+        if idle and conn in idle:
+            idle.remove(conn)
+        if self.pending and len(self.connections) + self.connecting < self.max_connections:
+            self._connect(self.pending[0][0])
+
+    def request_aborted(self, conn: UpstreamConnection) -> None:
+        """The exchange on ``conn`` was given up (timeout or downstream gone)."""
+        conn.abort()
+
+    def resend_stale(self, exchange: Exchange, endpoint: Endpoint, payload: tuple[bytes, ...]) -> None:
+        # the request never reached a live server: re-send it on a fresh connection
+        self.pending.appendleft((endpoint, exchange, payload))
+        self.stats.upstream_rq_pending_total += 1
+        if len(self.connections) + self.connecting < self.max_connections:
+            self._connect(endpoint)
+
+    def close(self) -> None:
+        for conn in list(self.connections):
+            conn.abort()
+        self.idle.clear()

@@ -1,0 +1,1 @@
+"""Test helpers: a raw recording upstream (recorder.Recorder)."""
