@@ -35,8 +35,7 @@ async def _read_until(stream: asyncio.StreamReader, pattern: str, timeout: float
         while True:
             line = (await stream.readline()).decode()
             if not line:
-                raise AssertionError("process ended before %r; output:\n%s" % (pattern,
-                                                                               "".join(seen)))
+                raise AssertionError(f"process ended before {pattern!r}; output:\n" + "".join(seen))
             seen.append(line)
             if re.search(pattern, line):
                 return line

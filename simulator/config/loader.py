@@ -48,9 +48,7 @@ class LoadResult:
         return not self.diagnostics.has_errors()
 
 
-def load(
-    paths: Iterable[str | os.PathLike[str]] | str, default_namespace: str = "default"
-) -> LoadResult:
+def load(paths: Iterable[str | os.PathLike[str]] | str, default_namespace: str = "default") -> LoadResult:
     """Load files and directories (``kubectl apply -f`` style)."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
@@ -60,16 +58,14 @@ def load(
     return loader.finish()
 
 
-def load_text(
-    text: str, filename: str = "<inline>", default_namespace: str = "default"
-) -> LoadResult:
+def load_text(text: str, filename: str = "<inline>", default_namespace: str = "default") -> LoadResult:
     """Load YAML given as a string (``filename`` names it in diagnostics)."""
     loader = _Loader(default_namespace)
     loader.add_text(text, filename)
     return loader.finish()
 
 
-# -------------------- YAML nodes -> values
+# ------------------------------------------------------------------ YAML nodes -> values
 
 
 _CONSTRUCTOR = SafeConstructor()
@@ -96,9 +92,7 @@ def _to_document(node: Node) -> _Document:
 
 def _convert(node: Node, path: str, doc: _Document, depth: int) -> Any:
     if depth > 100:
-        doc.problems.append(
-            (path, node.start_mark.line + 1, "YAML nesting is too deep (recursive alias?)")
-        )
+        doc.problems.append((path, node.start_mark.line + 1, "YAML nesting is too deep (recursive alias?)"))
         return None
     if isinstance(node, MappingNode):
         return _convert_mapping(node, path, doc, depth)
@@ -120,9 +114,7 @@ def _convert_mapping(node: MappingNode, path: str, doc: _Document, depth: int) -
             line = key_node.start_mark.line + 1
             if key in first_line:
                 p = f"{path}.{key}" if path else key
-                doc.problems.append(
-                    (p, line, f'duplicate key "{key}" (first defined at line {first_line[key]})')
-                )
+                doc.problems.append((p, line, f'duplicate key "{key}" (first defined at line {first_line[key]})'))
             else:
                 first_line[key] = line
     try:
@@ -163,7 +155,7 @@ def _scalar(node: Node, path: str, doc: _Document) -> Any:
         return str(node.value)
 
 
-# -------------------- the loader
+# ------------------------------------------------------------------ the loader
 
 _METADATA = Obj(
     "ObjectMeta",
@@ -190,18 +182,14 @@ class _Loader:
         self.default_namespace = default_namespace
         self.diagnostics: list[Diagnostic] = []
         self.file_order: dict[str, int] = {}
-        self.resources: dict[
-            tuple[str, str, str], Any
-        ] = {}  # (kind, ns, name) -> model, load order
+        self.resources: dict[tuple[str, str, str], Any] = {}  # (kind, ns, name) -> model, load order
         self.order = 0
 
     # ----------------------------------------------------------------- inputs
 
     def add_path(self, path: Path) -> None:
         if path.is_dir():
-            files = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in YAML_SUFFIXES
-            )
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in YAML_SUFFIXES)
             if not files:
                 self._file_error(
                     str(path),
@@ -234,9 +222,7 @@ class _Loader:
     def _compose(self, text: str, filename: str) -> Iterator[Node]:
         try:
             for node in yaml.compose_all(text, Loader=_LOADER):
-                if node is None or (
-                    isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
-                ):
+                if node is None or (isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"):
                     continue  # empty document
                 yield node
         except yaml.YAMLError as exc:
@@ -246,9 +232,7 @@ class _Loader:
             context = getattr(exc, "context", None)
             where = f" ({context})" if context else ""
             col = f", column {mark.column + 1}" if mark is not None else ""
-            self._file_error(
-                filename, line, f"YAML syntax error: {problem}{where} at line {line}{col}"
-            )
+            self._file_error(filename, line, f"YAML syntax error: {problem}{where} at line {line}{col}")
 
     # ----------------------------------------------------------------- documents
 
@@ -276,26 +260,15 @@ class _Loader:
         with its own path map (``items[3].spec.x`` -> ``spec.x``)."""
         for i, item in enumerate(doc.value["items"]):
             prefix = f"items[{i}]"
-            lines = {
-                k[len(prefix) + 1 :]: v for k, v in doc.lines.items() if k.startswith(prefix + ".")
-            }
+            lines = {k[len(prefix) + 1 :]: v for k, v in doc.lines.items() if k.startswith(prefix + ".")}
             first = min(lines.values(), default=doc.lines.get(prefix, doc.line))
             item_doc = _Document(value=item, line=first, lines=lines)
             self._add_document(item_doc, filename)
 
     def _add_object(self, value: Mapping[str, Any], ctx: Ctx) -> None:
         api_version, kind = value.get("apiVersion"), value.get("kind")
-        if (
-            not isinstance(api_version, str)
-            or not isinstance(kind, str)
-            or not api_version
-            or not kind
-        ):
-            missing = [
-                k
-                for k, v in (("apiVersion", api_version), ("kind", kind))
-                if not isinstance(v, str) or not v
-            ]
+        if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
+            missing = [k for k, v in (("apiVersion", api_version), ("kind", kind)) if not isinstance(v, str) or not v]
             ctx.error(
                 missing[0],
                 f"{' and '.join(missing)} must be set to a string (e.g. apiVersion: "
@@ -368,9 +341,7 @@ class _Loader:
                 "metadata.namespace",
                 f'metadata.namespace: "{namespace}" is not a valid namespace name',
             )
-        meta = m.Meta(
-            name=name, namespace=namespace, labels=values.get("labels", {}), order=self.order
-        )
+        meta = m.Meta(name=name, namespace=namespace, labels=values.get("labels", {}), order=self.order)
         self.order += 1
         return meta
 

@@ -39,7 +39,7 @@ from simulator.config.syntax import RE2_NOTE, check_header_name, check_re2
 
 DUR = duration()  # >= 1ms, whole milliseconds (Istio's ValidateDuration)
 
-# -------------------- StringMatch
+# ------------------------------------------------------------------ StringMatch
 
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 _STRING_MATCH = Obj("StringMatch", [F(k, string) for k in _STRING_MATCH_KINDS])
@@ -72,8 +72,7 @@ def string_match(where: str) -> Any:
             # _STRING_MATCH has no oneof, so that the error is reported here once
             ctx.error(
                 f"{path}.{list(fields)[1]}",
-                f"{path}: StringMatch may set only one of exact, prefix, regex "
-                f"(found {' and '.join(fields)})",
+                f"{path}: StringMatch may set only one of exact, prefix, regex (found {' and '.join(fields)})",
             )
             return INVALID
         if not fields:
@@ -142,7 +141,7 @@ def header_matches(where: str) -> Any:
     return conv
 
 
-# -------------------- small messages
+# ------------------------------------------------------------------ small messages
 
 
 def _percent_value(value: float = 0.0) -> float:
@@ -193,7 +192,7 @@ HTTP_MIRROR_POLICY = Obj(
     defaults={"destination": m.Destination(host="")},
 )
 
-# -------------------- HTTPMatchRequest
+# ------------------------------------------------------------------ HTTPMatchRequest
 
 HTTP_MATCH_REQUEST = Obj(
     "HTTPMatchRequest",
@@ -217,7 +216,7 @@ HTTP_MATCH_REQUEST = Obj(
     check=rules.check_match,
 )
 
-# -------------------- HTTPRoute parts
+# ------------------------------------------------------------------ HTTPRoute parts
 
 
 def _body(string: str | None = None, bytes: bytes | None = None) -> bytes | None:  # noqa: A002
@@ -358,7 +357,7 @@ HTTP_ROUTE = Obj(
     check=rules.check_http_route,
 )
 
-# -------------------- TCP / TLS routes (kept raw)
+# ------------------------------------------------------------------ TCP / TLS routes (kept raw)
 
 _PORT_SELECTOR_RAW = Obj("PortSelector", [F("number", uint32)], raw=True)
 _DESTINATION_RAW = Obj(
@@ -380,9 +379,7 @@ _L4_MATCH_FIELDS = [
     F("gateways", string_list),
     F("sourceNamespace", string),
 ]
-L4_MATCH = Obj(
-    "L4MatchAttributes", [*_L4_MATCH_FIELDS, F("sourceSubnet", string, hidden=True)], raw=True
-)
+L4_MATCH = Obj("L4MatchAttributes", [*_L4_MATCH_FIELDS, F("sourceSubnet", string, hidden=True)], raw=True)
 TLS_MATCH = Obj("TLSMatchAttributes", [F("sniHosts", string_list), *_L4_MATCH_FIELDS], raw=True)
 TCP_ROUTE = Obj(
     "TCPRoute",
@@ -408,7 +405,7 @@ VIRTUAL_SERVICE_SPEC = Obj(
     ],
 )
 
-# -------------------- DestinationRule
+# ------------------------------------------------------------------ DestinationRule
 
 CLIENT_TLS = Obj(
     "ClientTLSSettings",
@@ -495,9 +492,7 @@ LOAD_BALANCER = Obj(
     [
         F(
             "simple",
-            enum(
-                "UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST"
-            ),
+            enum("UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST"),
         ),
         F("consistentHash", CONSISTENT_HASH),
         F("localityLbSetting", LOCALITY_LB),
@@ -515,9 +510,7 @@ TCP_SETTINGS = Obj(
         F("connectTimeout", DUR),
         F(
             "tcpKeepalive",
-            Obj(
-                "TcpKeepalive", [F("probes", uint32), F("time", DUR), F("interval", DUR)], raw=True
-            ),
+            Obj("TcpKeepalive", [F("probes", uint32), F("time", DUR), F("interval", DUR)], raw=True),
             attr="",
         ),
         F("maxConnectionDuration", DUR),
@@ -650,7 +643,7 @@ DESTINATION_RULE_SPEC = Obj(
     required=("host",),
 )
 
-# -------------------- ServiceEntry / WorkloadEntry
+# ------------------------------------------------------------------ ServiceEntry / WorkloadEntry
 
 WORKLOAD_ENTRY_SPEC = Obj(
     "WorkloadEntry",
@@ -695,7 +688,7 @@ SERVICE_ENTRY_SPEC = Obj(
     required=("hosts",),
 )
 
-# -------------------- Gateway
+# ------------------------------------------------------------------ Gateway
 
 GATEWAY_PORT = Obj(
     "Port",
@@ -771,7 +764,7 @@ GATEWAY_SPEC = Obj(
     [F("servers", list_of(SERVER)), F("selector", string_map)],
 )
 
-# -------------------- resources
+# ------------------------------------------------------------------ resources
 
 SPECS: dict[str, Obj] = {
     "VirtualService": VIRTUAL_SERVICE_SPEC,

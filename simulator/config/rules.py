@@ -83,7 +83,7 @@ TRANSLATED_REDIRECT_CODES = (0, 301, 302, 303, 307, 308)
 MESH = "mesh"
 KB, MB = 1024, 1024 * 1024
 
-# -------------------- helpers
+# ------------------------------------------------------------------ helpers
 
 
 def as_list(value: object) -> list[Any]:
@@ -109,9 +109,7 @@ def check_percentage(ctx: Ctx, value: float | None, path: str) -> None:
     if value is None:
         return
     if value < 0 or value > 100 or 0 < value < 0.0001:
-        ctx.error(
-            path, f"{path}: percentage {value:g} is neither 0.0, nor in range [0.0001, 100.0]"
-        )
+        ctx.error(path, f"{path}: percentage {value:g} is neither 0.0, nor in range [0.0001, 100.0]")
 
 
 def protocol_of(name: str) -> str:
@@ -121,9 +119,7 @@ def protocol_of(name: str) -> str:
 
 
 def deprecated(ctx: Ctx, path: str, what: str, instead: str) -> None:
-    ctx.warn(
-        path, f'Deprecated: {path}: "{what}" is deprecated, use "{instead}" instead', "IST0002"
-    )
+    ctx.warn(path, f'Deprecated: {path}: "{what}" is deprecated, use "{instead}" instead', "IST0002")
 
 
 def _hosts_overlap(a: str, b: str) -> bool:
@@ -133,7 +129,7 @@ def _hosts_overlap(a: str, b: str) -> bool:
     return wildcard_matches(a, b) or wildcard_matches(b, a)
 
 
-# -------------------- Destination & match
+# ------------------------------------------------------------------ Destination & match
 
 
 def check_destination(ctx: Ctx, d: m.Destination, path: str) -> None:
@@ -150,7 +146,7 @@ def check_destination(ctx: Ctx, d: m.Destination, path: str) -> None:
         ctx.error(
             f"{path}.subset",
             f'{path}.subset: subset name "{d.subset}" is invalid (must be a DNS-1123 label: '
-            "lower-case alphanumerics and '-', at most 63 characters)",
+            "alphanumerics and '-', at most 63 characters)",
         )
     if d.port is not None:
         check_port(ctx, d.port, f"{path}.port.number")
@@ -193,8 +189,7 @@ def check_match(ctx: Ctx, match: m.HTTPMatchRequest, path: str) -> None:
     if match.uri is not None and match.ignore_uri_case and match.uri.kind == "regex":
         ctx.warn(
             f"{path}.ignoreUriCase",
-            f"{path}.ignoreUriCase: has no effect on a regex uri match (Envoy ignores it); use "
-            "(?i) in the regex",
+            f"{path}.ignoreUriCase: has no effect on a regex uri match (Envoy ignores it); use (?i) in the regex",
         )
     for name, _ in match.headers:
         if name in ("uri", "scheme", "method", "authority"):
@@ -205,7 +200,7 @@ def check_match(ctx: Ctx, match: m.HTTPMatchRequest, path: str) -> None:
             )
 
 
-# -------------------- HTTPRoute
+# ------------------------------------------------------------------ HTTPRoute
 
 
 def check_http_route(ctx: Ctx, r: m.HTTPRoute, path: str) -> None:
@@ -294,8 +289,7 @@ def _check_mirrors(ctx: Ctx, r: m.HTTPRoute, path: str) -> None:
         if not 0 <= r.mirror_percentage <= 100:
             ctx.error(
                 p,
-                f"{p}: mirrorPercentage must be in the range [0, 100] (it has "
-                f"{r.mirror_percentage:g})",
+                f"{p}: mirrorPercentage must be in the range [0, 100] (it has {r.mirror_percentage:g})",
             )
     for i, mp in enumerate(r.mirrors):
         p = f"{path}.mirrors[{i}].percentage.value"
@@ -304,16 +298,8 @@ def _check_mirrors(ctx: Ctx, r: m.HTTPRoute, path: str) -> None:
                 p,
                 f"{p}: mirror percentage must be in the range [0, 100] (it has {mp.percentage:g})",
             )
-    if (
-        (r.mirror_percentage is not None or r.mirror_percent is not None)
-        and r.mirror is None
-        and not r.mirrors
-    ):
-        p = (
-            f"{path}.mirrorPercentage"
-            if r.mirror_percentage is not None
-            else f"{path}.mirrorPercent"
-        )
+    if (r.mirror_percentage is not None or r.mirror_percent is not None) and r.mirror is None and not r.mirrors:
+        p = f"{path}.mirrorPercentage" if r.mirror_percentage is not None else f"{path}.mirrorPercent"
         ctx.warn(p, f"{p}: has no effect without mirror")
 
 
@@ -432,9 +418,7 @@ def _check_fault_delay(ctx: Ctx, delay: m.FaultDelay, path: str) -> None:
             "IST0002",
         )
     elif delay.percentage is None:
-        ctx.warn(
-            path, f"{path}: percentage is not set, so no request is delayed (set percentage.value)"
-        )
+        ctx.warn(path, f"{path}: percentage is not set, so no request is delayed (set percentage.value)")
 
 
 def _check_fault_abort(ctx: Ctx, abort: m.FaultAbort, path: str) -> None:
@@ -458,18 +442,12 @@ def _check_fault_abort(ctx: Ctx, abort: m.FaultAbort, path: str) -> None:
                 + ", ".join(GRPC_STATUS_NAMES),
             )
     elif not ctx.has(f"{path}.httpStatus") and not ctx.has(f"{path}.grpcStatus"):
-        ctx.warn(
-            path, f"{path}: abort configured, but error type not set (httpStatus or grpcStatus)"
-        )
+        ctx.warn(path, f"{path}: abort configured, but error type not set (httpStatus or grpcStatus)")
     if abort.percentage is None:
-        ctx.warn(
-            path, f"{path}: percentage is not set, so no request is aborted (set percentage.value)"
-        )
+        ctx.warn(path, f"{path}: percentage is not set, so no request is aborted (set percentage.value)")
 
 
-def _check_redirect(
-    ctx: Ctx, rd: m.HTTPRedirect | None, matches: tuple[m.HTTPMatchRequest, ...], path: str
-) -> None:
+def _check_redirect(ctx: Ctx, rd: m.HTTPRedirect | None, matches: tuple[m.HTTPMatchRequest, ...], path: str) -> None:
     if rd is None:
         return
     if rd.uri and rd.prefix_rewrite:
@@ -481,20 +459,12 @@ def _check_redirect(
         if any(mt.uri is not None and mt.uri.kind != "prefix" for mt in matches):
             ctx.error(
                 f"{path}.prefixRewrite",
-                f"{path}.prefixRewrite: redirect prefix_rewrite requires all URI matches to use "
-                "prefix match type",
+                f"{path}.prefixRewrite: redirect prefix_rewrite requires all URI matches to use prefix match type",
             )
     if not (
-        rd.uri
-        or rd.prefix_rewrite
-        or rd.authority
-        or rd.port is not None
-        or rd.derive_port is not None
-        or rd.scheme
+        rd.uri or rd.prefix_rewrite or rd.authority or rd.port is not None or rd.derive_port is not None or rd.scheme
     ):
-        ctx.error(
-            path, f"{path}: redirect must specify uri, prefixRewrite, authority, scheme, or port"
-        )
+        ctx.error(path, f"{path}: redirect must specify uri, prefixRewrite, authority, scheme, or port")
     code = rd.redirect_code
     if code and not 300 <= code <= 399:
         ctx.error(
@@ -521,9 +491,7 @@ def _check_direct_response(ctx: Ctx, dr: m.HTTPDirectResponse | None, path: str)
     if dr is None:
         return
     if not 200 <= dr.status <= 600:
-        ctx.error(
-            f"{path}.status", f"{path}.status: HTTP status {dr.status} is not in range 200-599"
-        )
+        ctx.error(f"{path}.status", f"{path}.status: HTTP status {dr.status} is not in range 200-599")
     size = len(dr.body or b"")
     if size > MB:
         ctx.error(
@@ -544,9 +512,7 @@ def _check_retries(ctx: Ctx, retries: m.HTTPRetry | None, path: str) -> None:
     if retries.attempts < 0:
         ctx.error(f"{path}.attempts", f"{path}.attempts: attempts cannot be negative")
     if retries.attempts == 0 and (
-        ctx.has(f"{path}.perTryTimeout")
-        or retries.retry_on
-        or retries.retry_remote_localities is not None
+        ctx.has(f"{path}.perTryTimeout") or retries.retry_on or retries.retry_remote_localities is not None
     ):
         ctx.error(
             f"{path}.attempts",
@@ -554,15 +520,9 @@ def _check_retries(ctx: Ctx, retries: m.HTTPRetry | None, path: str) -> None:
         )
     if retries.retry_on:
         for policy in retries.retry_on.split(","):
-            if policy in RETRY_ON_POLICIES or (
-                policy.isdigit() and int(policy) in HTTP_STATUS_CODES
-            ):
+            if policy in RETRY_ON_POLICIES or (policy.isdigit() and int(policy) in HTTP_STATUS_CODES):
                 continue
-            hint = (
-                ' (tokens are not trimmed: remove the spaces around ",")'
-                if policy.strip() != policy
-                else ""
-            )
+            hint = ' (tokens are not trimmed: remove the spaces around ",")' if policy.strip() != policy else ""
             ctx.error(
                 f"{path}.retryOn",
                 f'{path}.retryOn: "{policy}" is not a valid retryOn policy{hint}; valid: an HTTP '
@@ -579,25 +539,19 @@ def _check_rewrite(ctx: Ctx, rw: m.HTTPRewrite | None, path: str) -> None:
             f"{path}: rewrite may only contain one of uri or uriRegexRewrite",
         )
     if not rw.uri and rw.uri_regex_rewrite is None and not rw.authority:
-        ctx.error(
-            path, f"{path}: rewrite must specify at least one of uri, uriRegexRewrite, or authority"
-        )
+        ctx.error(path, f"{path}: rewrite must specify at least one of uri, uriRegexRewrite, or authority")
     rr = rw.uri_regex_rewrite
     if rr is not None:
         p = f"{path}.uriRegexRewrite"
         if not rr.match or not rr.rewrite:
-            ctx.error(
-                p, f"{p}: UriRegexRewrite requires both rewrite and match fields to be specified"
-            )
+            ctx.error(p, f"{p}: UriRegexRewrite requires both rewrite and match fields to be specified")
         if rr.match:
             from simulator.config.parse import check_regex  # local: parse imports this module
 
             check_regex(ctx, rr.match, f"{p}.match")
 
 
-def _check_route_destinations(
-    ctx: Ctx, dests: tuple[m.HTTPRouteDestination, ...], path: str
-) -> None:
+def _check_route_destinations(ctx: Ctx, dests: tuple[m.HTTPRouteDestination, ...], path: str) -> None:
     total = 0
     for i, d in enumerate(dests):
         p = f"{path}[{i}]"
@@ -608,13 +562,11 @@ def _check_route_destinations(
     if len(dests) > 1 and total == 0:
         ctx.error(
             path,
-            f"{path}: total destination weight = 0 (weights are relative; give at least one "
-            "destination "
-            "a weight > 0)",
+            f"{path}: total destination weight = 0 (weights are relative; give at least one destination a weight > 0)",
         )
 
 
-# -------------------- VirtualService
+# ------------------------------------------------------------------ VirtualService
 
 
 def check_virtual_service(ctx: Ctx, vs: m.VirtualService) -> None:
@@ -632,8 +584,7 @@ def check_virtual_service(ctx: Ctx, vs: m.VirtualService) -> None:
                 p = f"spec.http[{i}].delegate"
                 ctx.error(
                     p,
-                    f"{p}: delegate HTTP route cannot contain delegate (only one level of "
-                    "delegation)",
+                    f"{p}: delegate HTTP route cannot contain delegate (only one level of delegation)",
                 )
     applies_to_gateway = bool(vs.gateways) and MESH not in vs.gateways
     check_gateway_names(ctx, (g for g in vs.gateways if g != MESH), "spec.gateways")
@@ -684,9 +635,7 @@ def _check_vs_hosts(ctx: Ctx, vs: m.VirtualService, applies_to_mesh: bool) -> No
     for i, a in enumerate(vs.hosts):
         for b in vs.hosts[i + 1 :]:
             if _hosts_overlap(a, b):
-                ctx.error(
-                    f"spec.hosts[{i}]", f"spec.hosts: duplicate hosts in virtual service: {a} & {b}"
-                )
+                ctx.error(f"spec.hosts[{i}]", f"spec.hosts: duplicate hosts in virtual service: {a} & {b}")
 
 
 def _check_l4_routes(ctx: Ctx, vs: m.VirtualService) -> None:
@@ -707,17 +656,11 @@ def _check_l4_routes(ctx: Ctx, vs: m.VirtualService) -> None:
                 weight = rd.get("weight") if isinstance(rd, dict) else None
                 if isinstance(weight, int) and not isinstance(weight, bool):
                     if weight < 0:
-                        ctx.error(
-                            f"{p}.route[{j}].weight", f"{p}.route[{j}].weight: weight {weight} < 0"
-                        )
+                        ctx.error(f"{p}.route[{j}].weight", f"{p}.route[{j}].weight: weight {weight} < 0")
                     total += weight
                 dest = rd.get("destination") if isinstance(rd, dict) else None
                 if isinstance(dest, dict) and isinstance(dest.get("host"), str):
-                    port = (
-                        dest.get("port", {}).get("number")
-                        if isinstance(dest.get("port"), dict)
-                        else None
-                    )
+                    port = dest.get("port", {}).get("number") if isinstance(dest.get("port"), dict) else None
                     check_destination(
                         ctx,
                         m.Destination(
@@ -731,16 +674,12 @@ def _check_l4_routes(ctx: Ctx, vs: m.VirtualService) -> None:
                 ctx.error(f"{p}.route", f"{p}.route: total destination weight = 0")
 
 
-def _check_l4_match(
-    ctx: Ctx, vs: m.VirtualService, kind: str, match: dict[str, object], path: str
-) -> None:
+def _check_l4_match(ctx: Ctx, vs: m.VirtualService, kind: str, match: dict[str, object], path: str) -> None:
     for i, subnet in enumerate(as_list(match.get("destinationSubnets"))):
         if isinstance(subnet, str):
             reason = check_ip_subnet(subnet)
             if reason:
-                ctx.error(
-                    f"{path}.destinationSubnets[{i}]", f"{path}.destinationSubnets[{i}]: {reason}"
-                )
+                ctx.error(f"{path}.destinationSubnets[{i}]", f"{path}.destinationSubnets[{i}]: {reason}")
     port = match.get("port")
     if isinstance(port, int) and port:
         check_port(ctx, port, f"{path}.port")
@@ -758,8 +697,7 @@ def _check_l4_match(
             if is_ip(sni):
                 ctx.warn(
                     p,
-                    f'{p}: using an IP address ("{sni}") goes against SNI spec and most clients do '
-                    "not support this",
+                    f'{p}: using an IP address ("{sni}") goes against SNI spec and most clients do not support this',
                 )
             else:
                 ctx.error(p, f"{p}: {reason}")
@@ -773,9 +711,7 @@ def _check_l4_match(
             )
 
 
-def check_export_to(
-    ctx: Ctx, export_to: tuple[str, ...], path: str, service_entry: bool = False
-) -> None:
+def check_export_to(ctx: Ctx, export_to: tuple[str, ...], path: str, service_entry: bool = False) -> None:
     seen: set[str] = set()
     for i, entry in enumerate(export_to):
         p = f"{path}[{i}]"
@@ -797,7 +733,7 @@ def check_export_to(
         ctx.error(path, f"{path}: cannot export service entry to no one (~) and someone")
 
 
-# -------------------- IST0130 / IST0131
+# ------------------------------------------------------------------ IST0130 / IST0131
 
 
 def _route_name(r: m.HTTPRoute, i: int | str) -> str:
@@ -890,14 +826,7 @@ def _is_catch_all(mt: m.HTTPMatchRequest) -> bool:
         or (mt.uri.kind == "prefix" and mt.uri.value == "/")
         or (mt.uri.kind == "regex" and mt.uri.value == ".*")
     )
-    header_like = (
-        mt.headers
-        or mt.without_headers
-        or mt.query_params
-        or mt.scheme
-        or mt.method
-        or mt.authority
-    )
+    header_like = mt.headers or mt.without_headers or mt.query_params or mt.scheme or mt.method or mt.authority
     config_time = mt.port or mt.source_labels or mt.gateways or mt.source_namespace
     return uri_all and not header_like and not config_time
 
@@ -966,7 +895,7 @@ def _unreachable(ctx: Ctx, path: str, rule: str, reason: str) -> None:
     ctx.warn(path, f"VirtualService rule {rule} not used ({reason}).", "IST0130")
 
 
-# -------------------- DestinationRule
+# ------------------------------------------------------------------ DestinationRule
 
 
 def check_destination_rule(ctx: Ctx, dr: m.DestinationRule) -> None:
@@ -980,8 +909,7 @@ def check_destination_rule(ctx: Ctx, dr: m.DestinationRule) -> None:
         if subset.name in names:
             ctx.error(
                 f"{p}.name",
-                f'{p}.name: duplicate subset names: "{subset.name}" '
-                f"(also spec.subsets[{names[subset.name]}])",
+                f'{p}.name: duplicate subset names: "{subset.name}" (also spec.subsets[{names[subset.name]}])',
             )
         elif subset.name:
             names[subset.name] = i
@@ -1000,8 +928,7 @@ def check_destination_rule(ctx: Ctx, dr: m.DestinationRule) -> None:
         if dr.export_to and set(dr.export_to) - {".", ctx.namespace}:
             ctx.error(
                 "spec.exportTo",
-                "spec.exportTo: destination rule with workload selector cannot have exportTo "
-                "beyond current namespace",
+                "spec.exportTo: destination rule with workload selector cannot have exportTo beyond current namespace",
             )
 
 
@@ -1027,19 +954,12 @@ def check_traffic_policy(ctx: Ctx, tp: m.TrafficPolicy, path: str) -> None:
             ctx.error(p, f"{p}: portTrafficPolicy must have valid port")
         else:
             check_port(ctx, pl.port, f"{p}.port.number")
-        if (
-            pl.load_balancer is None
-            and pl.connection_pool is None
-            and pl.outlier_detection is None
-            and pl.tls is None
-        ):
+        if pl.load_balancer is None and pl.connection_pool is None and pl.outlier_detection is None and pl.tls is None:
             ctx.error(p, f"{p}: port traffic policy must have at least one field")
         _check_lb(ctx, pl.load_balancer, pl.outlier_detection, f"{p}.loadBalancer")
 
 
-def _check_lb(
-    ctx: Ctx, lb: m.LoadBalancerSettings | None, od: m.OutlierDetection | None, path: str
-) -> None:
+def _check_lb(ctx: Ctx, lb: m.LoadBalancerSettings | None, od: m.OutlierDetection | None, path: str) -> None:
     if lb is None:
         return
     if lb.simple == "LEAST_CONN":
@@ -1053,8 +973,7 @@ def _check_lb(
         if isinstance(pct, int | float) and pct > 100:
             ctx.error(
                 f"{path}.warmup.minimumPercent",
-                f"{path}.warmup.minimumPercent: minimumPercent value should be less than or equal "
-                "to 100",
+                f"{path}.warmup.minimumPercent: minimumPercent value should be less than or equal to 100",
             )
         aggr = warm.get("aggression")
         if isinstance(aggr, int | float) and aggr <= 0:
@@ -1064,9 +983,7 @@ def _check_lb(
             )
 
 
-def _check_locality(
-    ctx: Ctx, loc: dict[str, object], od: m.OutlierDetection | None, path: str
-) -> None:
+def _check_locality(ctx: Ctx, loc: dict[str, object], od: m.OutlierDetection | None, path: str) -> None:
     distribute, failover = loc.get("distribute") or [], loc.get("failover") or []
     if distribute and failover:
         ctx.error(path, f"{path}: can not simultaneously specify 'distribute' and 'failover'")
@@ -1149,9 +1066,7 @@ def check_connection_pool(ctx: Ctx, cp: m.ConnectionPoolSettings, path: str) -> 
         if h.h2_upgrade_policy == "UPGRADE" and h.use_client_protocol:
             ctx.error(
                 f"{path}.http.useClientProtocol",
-                f"{path}.http.useClientProtocol: use client protocol must not be true when "
-                "h2UpgradePolicy "
-                "is UPGRADE",
+                f"{path}.http.useClientProtocol: use client protocol must not be true when h2UpgradePolicy is UPGRADE",
             )
     if cp.tcp is not None and cp.tcp.max_connections is not None and cp.tcp.max_connections < 0:
         ctx.error(
@@ -1169,10 +1084,7 @@ def check_outlier_detection(ctx: Ctx, od: m.OutlierDetection, path: str) -> None
             "use consecutiveGatewayErrors or consecutive5xxErrors instead",
             "IST0002",
         )
-    if (
-        not od.split_external_local_origin_errors
-        and (od.consecutive_local_origin_failures or 0) > 0
-    ):
+    if not od.split_external_local_origin_errors and (od.consecutive_local_origin_failures or 0) > 0:
         ctx.error(
             f"{path}.consecutiveLocalOriginFailures",
             f"{path}.consecutiveLocalOriginFailures: outlier detection consecutive local origin "
@@ -1187,7 +1099,7 @@ def check_outlier_detection(ctx: Ctx, od: m.OutlierDetection, path: str) -> None
             ctx.error(f"{path}.{name}", f"{path}.{name}: percentage {value} is not in range 0..100")
 
 
-# -------------------- ServiceEntry / WorkloadEntry
+# ------------------------------------------------------------------ ServiceEntry / WorkloadEntry
 
 
 def check_service_entry(ctx: Ctx, se: m.ServiceEntry) -> None:
@@ -1241,24 +1153,17 @@ def _check_service_ports(ctx: Ctx, se: m.ServiceEntry) -> set[str]:
     for i, port in enumerate(se.ports):
         p = f"spec.ports[{i}]"
         if port.name in names:
-            ctx.error(
-                f"{p}.name", f'{p}.name: service entry port name "{port.name}" already defined'
-            )
+            ctx.error(f"{p}.name", f'{p}.name: service entry port name "{port.name}" already defined')
         if port.number in numbers:
-            ctx.error(
-                f"{p}.number", f"{p}.number: service entry port {port.number} already defined"
-            )
+            ctx.error(f"{p}.number", f"{p}.number: service entry port {port.number} already defined")
         names.add(port.name)
         numbers.add(port.number)
         if port.name and not is_dns1123_label(port.name):
-            ctx.error(
-                f"{p}.name", f'{p}.name: invalid port name "{port.name}" (must be a DNS-1123 label)'
-            )
+            ctx.error(f"{p}.name", f'{p}.name: invalid port name "{port.name}" (must be a DNS-1123 label)')
         if port.protocol and not protocol_of(port.protocol):
             ctx.error(
                 f"{p}.protocol",
-                f'{p}.protocol: unsupported protocol "{port.protocol}"; valid: '
-                + ", ".join(PROTOCOLS),
+                f'{p}.protocol: unsupported protocol "{port.protocol}"; valid: ' + ", ".join(PROTOCOLS),
             )
         if ctx.has(f"{p}.number"):
             check_port(ctx, port.number, f"{p}.number")
@@ -1283,9 +1188,7 @@ def _check_se_resolution(ctx: Ctx, se: m.ServiceEntry, port_names: set[str]) -> 
             )
     elif res == "STATIC":
         for i, ep in enumerate(se.endpoints):
-            check_workload_entry(
-                ctx, ep, f"spec.endpoints[{i}]", service_ports=port_names, allow_fqdn=False
-            )
+            check_workload_entry(ctx, ep, f"spec.endpoints[{i}]", service_ports=port_names, allow_fqdn=False)
     elif res in ("DNS", "DNS_ROUND_ROBIN"):
         if not se.endpoints:
             for i, host in enumerate(se.hosts):
@@ -1303,9 +1206,7 @@ def _check_se_resolution(ctx: Ctx, se: m.ServiceEntry, port_names: set[str]) -> 
                 f"spec.endpoints: there must only be 0 or 1 endpoint for resolution mode {res}",
             )
         for i, ep in enumerate(se.endpoints):
-            check_workload_entry(
-                ctx, ep, f"spec.endpoints[{i}]", service_ports=port_names, allow_fqdn=True
-            )
+            check_workload_entry(ctx, ep, f"spec.endpoints[{i}]", service_ports=port_names, allow_fqdn=True)
     elif res == "DYNAMIC_DNS":
         for i, host in enumerate(se.hosts):
             if not host.startswith("*"):
@@ -1332,15 +1233,11 @@ def check_workload_entry(
         if not we.network:
             ctx.error(f"{path}.address", f"{path}.address: address is required")
         else:
-            ctx.warn(
-                f"{path}.address", f'{path}.address: address is unset with network "{we.network}"'
-            )
+            ctx.warn(f"{path}.address", f'{path}.address: address is unset with network "{we.network}"')
     elif addr.startswith("unix://"):
         sock = addr.removeprefix("unix://")
         if not sock.startswith(("/", "@")) or sock.endswith("/"):
-            ctx.error(
-                f"{path}.address", f"{path}.address: {sock} is not an absolute path to a file"
-            )
+            ctx.error(f"{path}.address", f"{path}.address: {sock} is not an absolute path to a file")
         if we.ports:
             ctx.error(f"{path}.ports", f"{path}.ports: unix endpoint {addr} must not include ports")
     elif not is_ip(addr):
@@ -1361,8 +1258,7 @@ def check_workload_entry(
             valid = ", ".join(sorted(service_ports)) or "none"
             ctx.error(
                 p,
-                f'{p}: endpoint port name "{name}" is not defined by the service entry ports '
-                f"(defined: {valid})",
+                f'{p}: endpoint port name "{name}" is not defined by the service entry ports (defined: {valid})',
             )
         if not is_dns1123_label(name):
             ctx.error(p, f'{p}: invalid port name "{name}"')
@@ -1370,7 +1266,7 @@ def check_workload_entry(
     check_labels(ctx, we.labels, f"{path}.labels")
 
 
-# -------------------- Gateway
+# ------------------------------------------------------------------ Gateway
 
 
 def check_gateway(ctx: Ctx, gw: m.Gateway) -> None:
@@ -1415,8 +1311,7 @@ def _check_server(ctx: Ctx, server: m.Server, path: str) -> None:
         if port.protocol and not proto:
             ctx.error(
                 f"{pp}.protocol",
-                f'{pp}.protocol: invalid protocol "{port.protocol}", supported protocols are '
-                + ", ".join(PROTOCOLS),
+                f'{pp}.protocol: invalid protocol "{port.protocol}", supported protocols are ' + ", ".join(PROTOCOLS),
             )
         if port.number or not server.bind.startswith("unix://"):
             check_port(ctx, port.number, f"{pp}.number")
@@ -1425,16 +1320,14 @@ def _check_server(ctx: Ctx, server: m.Server, path: str) -> None:
         if proto in TLS_PROTOCOLS and server.tls is None:
             ctx.error(
                 f"{path}",
-                f"{path}: server must have TLS settings for HTTPS/TLS protocols (port protocol "
-                f"{port.protocol})",
+                f"{path}: server must have TLS settings for HTTPS/TLS protocols (port protocol {port.protocol})",
             )
         elif proto and proto not in TLS_PROTOCOLS and server.tls is not None:
             if proto in HTTP_PROTOCOLS:
                 if server.tls.mode not in ("", "PASSTHROUGH") or server.tls.credential_name:
                     ctx.error(
                         f"{path}.tls",
-                        f"{path}.tls: server cannot have TLS settings for plain text HTTP ports "
-                        "(only httpsRedirect)",
+                        f"{path}.tls: server cannot have TLS settings for plain text HTTP ports (only httpsRedirect)",
                     )
             else:
                 ctx.error(

@@ -36,7 +36,7 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 UINT32_MAX = 2**32 - 1
 
 
-# -------------------- context
+# ------------------------------------------------------------------ context
 
 
 @dataclass(slots=True)
@@ -93,7 +93,7 @@ def _type_error(ctx: Ctx, path: str, expected: str, value: Any, hint: str = "") 
     return INVALID
 
 
-# -------------------- scalar converters
+# ------------------------------------------------------------------ scalar converters
 
 
 def string(ctx: Ctx, value: Any, path: str) -> Any:
@@ -146,8 +146,7 @@ def enum(*choices: str) -> Conv:
             return value
         ctx.error(
             path,
-            f"{path}: invalid value {describe(value)}; valid values: {', '.join(choices)}"
-            + suggest(value, choices),
+            f"{path}: invalid value {describe(value)}; valid values: {', '.join(choices)}" + suggest(value, choices),
         )
         return INVALID
 
@@ -207,7 +206,7 @@ def any_value(ctx: Ctx, value: Any, path: str) -> Any:
     return value
 
 
-# -------------------- containers
+# ------------------------------------------------------------------ containers
 
 
 def list_of(item: Conv) -> Conv:
@@ -257,7 +256,7 @@ string_list = list_of(string)
 string_map = map_of(string)
 
 
-# -------------------- objects
+# ------------------------------------------------------------------ objects
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,8 +354,7 @@ class Obj:
             if len(present) > 1:
                 ctx.error(
                     f"{where}{present[1]}",
-                    f"{self.name} may set only one of {', '.join(group)} (found "
-                    f"{' and '.join(present)})",
+                    f"{self.name} may set only one of {', '.join(group)} (found {' and '.join(present)})",
                 )
 
 

@@ -18,9 +18,7 @@ import re2
 _DNS1123_LABEL = re.compile(r"[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?")
 _WILDCARD_LABEL = re.compile(r"(\*|(\*|\*-)?[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?)")
 _QUALIFIED_NAME = r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_DNS_PREFIX = (
-    r"[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?)*/"
-)
+_DNS_PREFIX = r"[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?)*/"
 _LABEL_KEY = re.compile(f"({_DNS_PREFIX})?({_QUALIFIED_NAME})")
 _LABEL_VALUE = re.compile(f"({_QUALIFIED_NAME})?")
 _TCHARS = re.compile(r"[!#$%&'*+\-.^_`|~A-Za-z0-9]+")
@@ -68,9 +66,7 @@ def _check_dns_precondition(name: str) -> str | None:
 def _check_dns1123_labels(domain: str) -> str | None:
     parts = domain.split(".")
     if parts[-1].isdigit():
-        return (
-            f"domain name {domain!r} invalid (top level domain {parts[-1]!r} cannot be all-numeric)"
-        )
+        return f"domain name {domain!r} invalid (top level domain {parts[-1]!r} cannot be all-numeric)"
     for i, label in enumerate(parts):
         if i == len(parts) - 1 and label == "":
             return None
@@ -151,9 +147,7 @@ def check_re2(pattern: str) -> str | None:
     """Compile with Google RE2 (what Envoy and Istio's Go ``regexp`` use).
     Returns RE2's reason when it does not compile, or the length problem."""
     if len(pattern) > MAX_REGEX_LEN:
-        return (
-            f"regex is too large ({len(pattern)} characters), max length allowed is {MAX_REGEX_LEN}"
-        )
+        return f"regex is too large ({len(pattern)} characters), max length allowed is {MAX_REGEX_LEN}"
     try:
         re2.compile(pattern, _RE2_OPTIONS)
     except re2.error as exc:

@@ -41,7 +41,7 @@ def _ctx(kind: str, obj: m.VirtualService | m.DestinationRule) -> Ctx:
     return Ctx(source=obj.src, resource=resource_name(kind, obj.meta), namespace=obj.meta.namespace)
 
 
-# -------------------- indexes
+# ------------------------------------------------------------------ indexes
 
 
 class _Registry:
@@ -58,9 +58,7 @@ class _Registry:
                 self.rules[fqdn(dr.host, dr.meta.namespace)].append(dr)
         self.workload_entries = config.workload_entries
         self.gateways = {(g.meta.namespace, g.meta.name) for g in config.gateways}
-        self.virtual_services = {
-            (v.meta.namespace, v.meta.name): v for v in config.virtual_services
-        }
+        self.virtual_services = {(v.meta.namespace, v.meta.name): v for v in config.virtual_services}
 
     def service(self, host: str) -> list[m.ServiceEntry]:
         """ServiceEntries for ``host``: exact host first, else the most
@@ -101,7 +99,7 @@ def _fmt_labels(labels: dict[str, str]) -> str:
     return "{" + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}"
 
 
-# -------------------- VirtualService destinations
+# ------------------------------------------------------------------ VirtualService destinations
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +122,7 @@ def _destinations(vs: m.VirtualService) -> Iterator[_Dest]:
             for j, rd in enumerate(as_list(route.get("route"))):
                 d = rd.get("destination") if isinstance(rd, dict) else None
                 if isinstance(d, dict) and isinstance(d.get("host"), str):
-                    port = (
-                        d.get("port", {}).get("number") if isinstance(d.get("port"), dict) else None
-                    )
+                    port = d.get("port", {}).get("number") if isinstance(d.get("port"), dict) else None
                     yield _Dest(
                         m.Destination(
                             host=d["host"],
@@ -171,8 +167,7 @@ def _check_port(ctx: Ctx, dest: m.Destination, host: str, se: m.ServiceEntry, pa
     elif numbers and dest.port not in numbers:
         ctx.warn(
             f"{path}.port.number",
-            f'Referenced host:port not found: "{dest.host}:{dest.port}" ({host} '
-            f"exposes ports {numbers})",
+            f'Referenced host:port not found: "{dest.host}:{dest.port}" ({host} exposes ports {numbers})',
             "IST0101",
         )
 
@@ -182,11 +177,7 @@ def _check_subset(ctx: Ctx, reg: _Registry, dest: m.Destination, host: str, d: _
     defined = [s.name for dr in rules for s in dr.subsets]
     if dest.subset in defined:
         return
-    known = (
-        f"defined: {', '.join(dict.fromkeys(defined))}"
-        if defined
-        else "no DestinationRule for this host"
-    )
+    known = f"defined: {', '.join(dict.fromkeys(defined))}" if defined else "no DestinationRule for this host"
     what = "mirror+subset" if d.mirror else "host+subset"
     ctx.warn(
         f"{d.path}.subset",
@@ -212,9 +203,7 @@ def _check_gateways(ctx: Ctx, reg: _Registry, vs: m.VirtualService) -> None:
     refs = [(f"spec.gateways[{i}]", g) for i, g in enumerate(vs.gateways)]
     for i, r in enumerate(vs.http):
         for j, mt in enumerate(r.match):
-            refs += [
-                (f"spec.http[{i}].match[{j}].gateways[{k}]", g) for k, g in enumerate(mt.gateways)
-            ]
+            refs += [(f"spec.http[{i}].match[{j}].gateways[{k}]", g) for k, g in enumerate(mt.gateways)]
     for path, name in refs:
         if name == MESH or not name:
             continue
@@ -248,7 +237,7 @@ def _check_delegates(ctx: Ctx, reg: _Registry, vs: m.VirtualService) -> None:
             )
 
 
-# -------------------- IST0109
+# ------------------------------------------------------------------ IST0109
 
 
 def _is_mesh_bound(vs: m.VirtualService) -> bool:
@@ -267,9 +256,7 @@ def _conflicting_mesh_hosts(config: m.Config) -> list[Diagnostic]:
     for host, entries in by_host.items():
         if len({id(vs) for vs, _ in entries}) < 2:
             continue
-        ordered = sorted(
-            entries, key=lambda e: (e[0].meta.order, e[0].meta.name, e[0].meta.namespace)
-        )
+        ordered = sorted(entries, key=lambda e: (e[0].meta.order, e[0].meta.name, e[0].meta.namespace))
         winner = ordered[0][0]
         names = ",".join(sorted(f"{vs.meta.namespace}/{vs.meta.name}" for vs, _ in entries))
         for vs, i in entries:
@@ -294,7 +281,7 @@ def _conflicting_mesh_hosts(config: m.Config) -> list[Diagnostic]:
     return out
 
 
-# -------------------- DestinationRule subsets
+# ------------------------------------------------------------------ DestinationRule subsets
 
 
 def _check_subsets(ctx: Ctx, reg: _Registry, dr: m.DestinationRule) -> None:
@@ -335,7 +322,7 @@ def _check_subsets(ctx: Ctx, reg: _Registry, dr: m.DestinationRule) -> None:
         )
 
 
-# -------------------- entry point
+# ------------------------------------------------------------------ entry point
 
 
 def analyze(config: m.Config) -> list[Diagnostic]:

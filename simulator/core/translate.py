@@ -599,9 +599,10 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
         for svc in reg.services.values():
             if svc.port_by_number(port) is None:
                 continue
-            vs = vs_for(svc.host)
-            routes = translate_virtual_service(reg, opts, vs, port) if vs is not None else []
-            origin = f"VirtualService {vs.meta.namespace}/{vs.meta.name}" if vs and routes else ""
+            svc_vs = vs_for(svc.host)
+            routes = translate_virtual_service(reg, opts, svc_vs, port) if svc_vs is not None else []
+            origin = (f"VirtualService {svc_vs.meta.namespace}/{svc_vs.meta.name}"
+                      if svc_vs and routes else "")
             if not routes:
                 routes = [_default_route(svc.host, port)]
             vhosts.append(VirtualHost(f"{svc.host}:{port}",

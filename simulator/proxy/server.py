@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from simulator.core.table import Forward, LocalReply, RouteTable
+from simulator.core.table import Endpoint, Forward, LocalReply, RouteTable
 from simulator.proxy.accesslog import AccessLog
 from simulator.proxy.headers import (
     BODILESS_METHODS,
@@ -325,11 +325,10 @@ class Stream:
         self.xff: str | None = None
         self.user_agent: str | None = None
         self.payload: tuple[bytes, ...] = ()
-        self.endpoint = None
+        self.endpoint: Endpoint | None = None
         self.keep_alive = req.keep_alive
         self.head = req.method == "HEAD"
         self.log_path = ""
-        self.upstream_conn: UpstreamConnection | None = None
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:

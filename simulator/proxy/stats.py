@@ -13,23 +13,40 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+_COUNTERS = (
+    "upstream_rq_total", "upstream_rq_completed", "upstream_rq_timeout",
+    "upstream_rq_retry", "upstream_rq_retry_overflow", "upstream_rq_pending_total",
+    "upstream_rq_pending_overflow", "upstream_rq_pending_failure_eject", "upstream_cx_total",
+    "upstream_cx_active", "upstream_cx_connect_fail", "upstream_cx_connect_timeout",
+    "upstream_cx_overflow", "upstream_cx_destroy", "upstream_cx_destroy_local",
+    "upstream_cx_destroy_remote", "upstream_cx_destroy_with_active_rq",
+)
+
 
 class ClusterStats:
-    __slots__ = (
-        "name", "upstream_rq_total", "upstream_rq_completed", "upstream_rq_timeout",
-        "upstream_rq_retry", "upstream_rq_retry_overflow", "upstream_rq_pending_total",
-        "upstream_rq_pending_overflow", "upstream_rq_pending_active", "upstream_rq_active",
-        "upstream_rq_pending_failure_eject", "upstream_cx_total", "upstream_cx_active",
-        "upstream_cx_connect_fail", "upstream_cx_connect_timeout", "upstream_cx_overflow",
-        "upstream_cx_destroy", "upstream_cx_destroy_local", "upstream_cx_destroy_remote",
-        "upstream_cx_destroy_with_active_rq", "upstream_rq_tx_reset", "upstream_rq_rx_reset",
-        "outlier_detection_ejections_active", "outlier_detection_ejections_enforced_total",
-        "codes", "external_codes", "internal_codes",
-    )
+    __slots__ = ("name", *_COUNTERS, "codes", "external_codes", "internal_codes")
+
+    upstream_rq_total: int
+    upstream_rq_completed: int
+    upstream_rq_timeout: int
+    upstream_rq_retry: int
+    upstream_rq_retry_overflow: int
+    upstream_rq_pending_total: int
+    upstream_rq_pending_overflow: int
+    upstream_rq_pending_failure_eject: int
+    upstream_cx_total: int
+    upstream_cx_active: int
+    upstream_cx_connect_fail: int
+    upstream_cx_connect_timeout: int
+    upstream_cx_overflow: int
+    upstream_cx_destroy: int
+    upstream_cx_destroy_local: int
+    upstream_cx_destroy_remote: int
+    upstream_cx_destroy_with_active_rq: int
 
     def __init__(self, name: str) -> None:
         self.name = name
-        for s in self.__slots__[1:-3]:
+        for s in _COUNTERS:
             setattr(self, s, 0)
         self.codes: dict[int, int] = defaultdict(int)
         self.external_codes: dict[int, int] = defaultdict(int)
@@ -46,7 +63,7 @@ class ClusterStats:
 
     def render(self, out: dict[str, int]) -> None:
         p = f"cluster.{self.name}."
-        for s in self.__slots__[1:-3]:
+        for s in _COUNTERS:
             v = getattr(self, s)
             if v or s in ("upstream_rq_total", "upstream_cx_total"):
                 out[p + s] = v

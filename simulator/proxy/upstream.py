@@ -299,7 +299,7 @@ class ClusterPool:
                                             endpoint.address, endpoint.port),
                 self.cluster.connect_timeout,
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             self.connecting -= 1
             st.upstream_cx_connect_fail += 1
             if isinstance(exc, asyncio.TimeoutError):

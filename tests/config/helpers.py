@@ -23,8 +23,9 @@ def marked_line(text: str, mark: str = MARK) -> int:
     return hits[0]
 
 
-def find(result: LoadResult, *, path: str | None = None, code: str | None = None,
-         severity: str | None = None) -> list[Diagnostic]:
+def find(
+    result: LoadResult, *, path: str | None = None, code: str | None = None, severity: str | None = None
+) -> list[Diagnostic]:
     return [
         d
         for d in result.diagnostics

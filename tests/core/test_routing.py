@@ -1,0 +1,227 @@
+"""Table-driven tests of the pure core: Istio YAML -> RouteTable -> decision."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.core.table import Forward, LocalReply
+from tests.conftest import registry_yaml, table_from_yaml, virtual_service
+
+REG = registry_yaml({"v1": 9001, "v2": 9002, "v3": 9003})
+
+
+def cluster(subset: str) -> str:
+    return f"outbound|8000|{subset}|httpbin.default.svc.cluster.local"
+
+
+def route(http: str, method="GET", path="/", headers=None, authority="httpbin:8000", rv=0):
+    table = table_from_yaml(REG + virtual_service(http))
+    return table.route(method, authority, path, dict(headers or {}), rv)
+
+
+MATCHES = """
+- match:
+  - uri: {exact: /exact}
+  route: [{destination: {host: httpbin, subset: v1}}]
+- match:
+  - uri: {prefix: /CaSe}
+    ignoreUriCase: true
+  route: [{destination: {host: httpbin, subset: v2}}]
+- match:
+  - uri: {regex: "/b[io]t"}
+  route: [{destination: {host: httpbin, subset: v3}}]
+- match:
+  - headers:
+      end-user: {exact: jason}
+  route: [{destination: {host: httpbin, subset: v2}}]
+- match:
+  - headers:
+      x-present: {}
+    method: {exact: POST}
+  route: [{destination: {host: httpbin, subset: v3}}]
+- match:
+  - queryParams:
+      id: {regex: "\\\\d+"}
+  route: [{destination: {host: httpbin, subset: v3}}]
+- match:
+  - withoutHeaders:
+      x-canary: {exact: "yes"}
+    uri: {prefix: /wo}
+  route: [{destination: {host: httpbin, subset: v2}}]
+- match:
+  - authority: {exact: "httpbin:8000"}
+    uri: {prefix: /auth}
+  route: [{destination: {host: httpbin, subset: v3}}]
+"""
+
+
+@pytest.mark.parametrize("method, path, headers, expected", [
+    ("GET", "/exact", {}, cluster("v1")),
+    ("GET", "/exact?x=1", {}, cluster("v1")),  # query is not part of the path match
+    ("GET", "/exact/more", {}, None),
+    ("GET", "/case/x", {}, cluster("v2")),  # ignoreUriCase
+    ("GET", "/bit", {}, cluster("v3")),
+    ("GET", "/bite", {}, None),  # regex must match the whole path
+    ("GET", "/any", {"end-user": "jason"}, cluster("v2")),
+    ("GET", "/any", {"end-user": "jasonx"}, None),
+    ("POST", "/any", {"x-present": ""}, cluster("v3")),
+    ("GET", "/any", {"x-present": "1"}, None),  # method must be POST
+    ("GET", "/q?id=123", {}, cluster("v3")),
+    ("GET", "/q?id=a123", {}, None),  # full match on the value
+    ("GET", "/wo", {}, cluster("v2")),  # withoutHeaders matches an absent header
+    ("GET", "/wo", {"x-canary": "no"}, cluster("v2")),
+    ("GET", "/wo", {"x-canary": "yes"}, None),
+    ("GET", "/auth", {}, cluster("v3")),
+])
+def test_match_semantics(method, path, headers, expected):
+    d = route(MATCHES, method, path, headers)
+    if expected is None:
+        assert isinstance(d, LocalReply) and (d.status, d.flags) == (404, "NR")
+    else:
+        assert isinstance(d, Forward) and d.cluster == expected
+
+
+def test_first_match_wins_and_catch_all_ends_generation():
+    http = """
+- route: [{destination: {host: httpbin, subset: v1}}]
+- match: [{uri: {prefix: /never}}]
+  route: [{destination: {host: httpbin, subset: v2}}]
+"""
+    table = table_from_yaml(REG + virtual_service(http))
+    d = table.route("GET", "httpbin:8000", "/never", {}, 0)
+    assert isinstance(d, Forward) and d.cluster == cluster("v1")
+    (vh,) = table.route_configs[8000].virtual_hosts
+    assert len(vh.routes) == 1  # Istio drops rules after a catch-all
+
+
+WEIGHTED = """
+- route:
+  - destination: {host: httpbin, subset: v1}
+    weight: 1
+  - destination: {host: httpbin, subset: v2}
+    weight: 3
+  - destination: {host: httpbin, subset: v3}
+    weight: 0
+"""
+
+
+@pytest.mark.parametrize("rv, expected", [
+    (0, "v1"), (1, "v2"), (3, "v2"), (4, "v1"), (7, "v2"), (2**64 - 1, "v2"),
+])
+def test_weights_are_relative_and_pick_by_random_value(rv, expected):
+    d = route(WEIGHTED, rv=rv)
+    assert isinstance(d, Forward) and d.cluster == cluster(expected)
+
+
+@pytest.mark.parametrize("mirror_yaml, fraction", [
+    ("mirror: {host: httpbin, subset: v2}", (100, 100)),
+    ("mirror: {host: httpbin, subset: v2}\n  mirrorPercentage: {value: 50}", (500000, 1000000)),
+    ("mirror: {host: httpbin, subset: v2}\n  mirrorPercentage: {value: 0.5}", (5000, 1000000)),
+    ("mirror: {host: httpbin, subset: v2}\n  mirrorPercent: 40", (40, 100)),
+    ("mirror: {host: httpbin, subset: v2}\n  mirrorPercent: 40\n  mirrorPercentage: {value: 50}",
+     (500000, 1000000)),
+    ("mirror: {host: httpbin, subset: v2}\n  mirrorPercentage: {value: 0}", None),
+])
+def test_mirror_percentage_translation_as_istio(mirror_yaml, fraction):
+    http = f"""
+- route: [{{destination: {{host: httpbin, subset: v1}}}}]
+  {mirror_yaml}
+"""
+    table = table_from_yaml(REG + virtual_service(http))
+    (vh,) = table.route_configs[8000].virtual_hosts
+    policies = vh.routes[0].action.mirror_policies
+    if fraction is None:
+        assert policies == ()
+    else:
+        (p,) = policies
+        assert (p.numerator, p.denominator) == fraction
+        assert p.cluster == cluster("v2")
+
+
+@pytest.mark.parametrize("rv, mirrored", [
+    (0, ["v2", "v3"]), (299_999, ["v2", "v3"]), (300_000, ["v3"]), (599_999, ["v3"]),
+    (600_000, []), (999_999, []), (1_000_000, ["v2", "v3"]),
+])
+def test_one_random_value_drives_every_mirror(rv, mirrored):
+    http = """
+- route: [{destination: {host: httpbin, subset: v1}}]
+  mirrors:
+  - destination: {host: httpbin, subset: v2}
+    percentage: {value: 30}
+  - destination: {host: httpbin, subset: v3}
+    percentage: {value: 60}
+"""
+    d = route(http, rv=rv)
+    assert isinstance(d, Forward)
+    assert [m.cluster for m in d.mirrors] == [cluster(s) for s in mirrored]
+
+
+def test_connect_is_never_mirrored():
+    http = """
+- route: [{destination: {host: httpbin, subset: v1}}]
+  mirror: {host: httpbin, subset: v2}
+"""
+    d = route(http, method="CONNECT")
+    assert isinstance(d, Forward) and d.mirrors == ()
+
+
+@pytest.mark.parametrize("authority, expected", [
+    ("httpbin:8000", "forward"),
+    ("httpbin.default:8000", "forward"),
+    ("httpbin.default.svc:8000", "forward"),
+    ("httpbin.default.svc.cluster.local:8000", "forward"),
+    ("HTTPBIN:8000", "forward"),
+    ("httpbin:9999", 502),  # no service on that port: REGISTRY_ONLY
+    ("other:8000", 502),
+])
+def test_virtual_host_domains(authority, expected):
+    http = "- route: [{destination: {host: httpbin, subset: v1}}]"
+    d = route(http, authority=authority)
+    if expected == "forward":
+        assert isinstance(d, Forward)
+    else:
+        assert isinstance(d, LocalReply) and d.status == expected
+
+
+def test_service_without_virtual_service_gets_default_route():
+    table = table_from_yaml(REG)
+    d = table.route("GET", "httpbin:8000", "/x", {}, 0)
+    assert isinstance(d, Forward)
+    assert d.cluster == "outbound|8000||httpbin.default.svc.cluster.local"
+    assert d.retry_policy is not None and d.retry_policy.num_retries == 2
+    assert len(table.clusters[d.cluster].endpoints) == 3
+
+
+def test_rewrite_sets_original_path_and_authority():
+    http = """
+- match: [{uri: {prefix: /old}}]
+  rewrite: {uri: /new, authority: rewritten.example}
+  route: [{destination: {host: httpbin, subset: v1}}]
+"""
+    d = route(http, path="/old/x?y=1")
+    assert isinstance(d, Forward)
+    assert (d.path, d.authority, d.original_path) == ("/new/x?y=1", "rewritten.example",
+                                                      "/old/x?y=1")
+
+
+def test_subset_endpoints_selected_by_labels():
+    table = table_from_yaml(REG)
+    eps = table.clusters[cluster("v2")].endpoints
+    assert [(e.address, e.port) for e in eps] == [("127.0.0.1", 9002)]
+
+
+def test_core_is_pure():
+    """simulator/core imports no I/O, event loop, YAML, clock or randomness."""
+    import ast
+    from pathlib import Path
+
+    banned = {"asyncio", "aiohttp", "yaml", "random", "time", "socket", "uvloop", "httptools"}
+    core = Path(__file__).resolve().parents[2] / "simulator" / "core"
+    for f in core.glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module.split(".")[0]]
+            assert not banned.intersection(names), f"{f.name} imports {names}"
