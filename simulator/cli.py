@@ -1,4 +1,4 @@
-"""mirrorsim's command line: run, demo, backend, validate.
+"""mirrorsim's command line: run, demo, backend (+ validate, explain, check, envoy).
 
 The only place that prints diagnostics and chooses exit codes:
 0 ok, 1 config errors (or check failures), 2 usage errors.
@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from simulator import __version__
 
 
-def _hostport(s: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+COMMAND_MODULES = (
+    "simulator.routecheck.cli",  # validate, explain, check
+    "simulator.envoy.cli",  # envoy (export a static bootstrap)
+)
+
+
+def hostport(s: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     host, sep, port = s.rpartition(":")
     if not sep:
         host, port = default_host, s
@@ -29,7 +35,7 @@ def _hostport(s: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     return host, p
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
+def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--filename", dest="files", action="append", required=True,
                    metavar="PATH", help="Istio YAML file or directory (repeatable), like kubectl -f")
     p.add_argument("--namespace", default="default",
@@ -37,7 +43,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                         "for short host names (default: default)")
 
 
-def _load(files: list[str], namespace: str, *, quiet_warnings: bool = False):  # type: ignore[no-untyped-def]
+def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = False):  # type: ignore[no-untyped-def]
     """Load and validate; print every diagnostic; return the config or None on error."""
     from simulator.config import load
 
@@ -60,7 +66,7 @@ def build_table(config, namespace: str, shadow_suffix: bool):  # type: ignore[no
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _load(args.files, args.namespace)
+    config = load_or_report(args.files, args.namespace)
     if config is None:
         return 1
     table = build_table(config, args.namespace, not args.no_shadow_suffix)
@@ -108,23 +114,6 @@ async def _serve(args: argparse.Namespace, table) -> None:  # type: ignore[no-un
     await rp.close()
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    from simulator.config import load
-
-    result = load(args.files, default_namespace=args.namespace)
-    if args.output == "json":
-        import json
-
-        print(json.dumps([d.as_dict() for d in result.diagnostics], indent=2))
-    else:
-        for d in result.diagnostics:
-            print(d.format())
-        errors = sum(1 for d in result.diagnostics if d.severity == "error")
-        warnings = len(result.diagnostics) - errors
-        print(f"{errors} error(s), {warnings} warning(s)", file=sys.stderr)
-    return 0 if result.ok else 1
-
-
 def cmd_backend(args: argparse.Namespace) -> int:
     from simulator.backend import serve
 
@@ -160,10 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the proxy on Istio YAML")
-    _add_config_args(run)
-    run.add_argument("--listen", type=_hostport, default=("127.0.0.1", 15001),
+    add_config_args(run)
+    run.add_argument("--listen", type=hostport, default=("127.0.0.1", 15001),
                      metavar="HOST:PORT", help="data-plane address (default 127.0.0.1:15001)")
-    run.add_argument("--admin", type=_hostport, default=("127.0.0.1", 15000),
+    run.add_argument("--admin", type=hostport, default=("127.0.0.1", 15000),
                      metavar="HOST:PORT", help="admin address: /stats, /ready, /clusters, "
                      "/config_dump (default 127.0.0.1:15000)")
     run.add_argument("--seed", type=int, default=None,
@@ -187,20 +176,27 @@ def build_parser() -> argparse.ArgumentParser:
                           "copies (default: first non-loopback IPv4, as Envoy's local_info)")
     run.set_defaults(func=cmd_run)
 
-    val = sub.add_parser("validate", help="check Istio YAML and print every diagnostic")
-    _add_config_args(val)
-    val.add_argument("--output", choices=("text", "json"), default="text")
-    val.set_defaults(func=cmd_validate)
-
     be = sub.add_parser("backend", help="run the built-in httpbin-like backend")
     be.add_argument("--name", default="httpbin", help="name shown in responses and logs")
-    be.add_argument("--listen", type=_hostport, default=("127.0.0.1", 8000), metavar="HOST:PORT")
+    be.add_argument("--listen", type=hostport, default=("127.0.0.1", 8000), metavar="HOST:PORT")
     be.set_defaults(func=cmd_backend)
 
     demo = sub.add_parser("demo", help="Istio's mirroring task end to end on loopback")
     demo.add_argument("--requests", type=int, default=3, help="requests to send (default 3)")
     demo.add_argument("--no-color", action="store_true")
     demo.set_defaults(func=cmd_demo)
+
+    # Commands that live with their feature: each module has register(subparsers).
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # the feature is not installed in this build
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        module.register(sub)
     return parser
 
 
