@@ -277,6 +277,10 @@ class _Loader:
             self.diagnostics.extend(ctx.diagnostics)
             return
         group, _, version = api_version.rpartition("/")
+        meta = value.get("metadata")
+        if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
+            ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else self.default_namespace
+            ctx.resource = f"{kind} {ns}/{meta['name']}"
         if group != GROUP:
             ctx.warn(
                 "kind",

@@ -56,11 +56,11 @@ def check_regex(ctx: Ctx, pattern: str, path: str) -> bool:
 def string_match(where: str) -> Any:
     """A StringMatch converter.  ``where`` selects Istio's per-field rules:
 
-    * ``uri``: an empty prefix is allowed; ``{}`` means "no uri match";
     * ``headers`` / ``queryParams`` / ``withoutHeaders``: ``{}`` is a presence
       match, and so is ``regex: "*"`` (only ``withoutHeaders`` passes the
       webhook with it: for the others ``*`` is not a valid RE2);
-    * ``scheme`` / ``method`` / ``authority``: ``{}`` is a presence match;
+    * elsewhere exactly one of exact / prefix / regex is required;
+    * ``uri``: an empty prefix is allowed (others must be non-empty);
     * ``allowOrigins``: a non-empty value is required.
     """
 
@@ -76,12 +76,13 @@ def string_match(where: str) -> Any:
             )
             return INVALID
         if not fields:
-            if where == "uri":
-                return None
+            if where in ("headers", "withoutHeaders", "queryParams"):
+                return m.StringMatch("present")
             if where == "allowOrigins":
                 ctx.error(path, f"{path}: '' is not a valid match type for CORS allow origins")
-                return INVALID
-            return m.StringMatch("present")
+            else:
+                ctx.error(path, f"{path}: a {where} match must set exactly one of exact, prefix, regex")
+            return INVALID
         kind, text = next(iter(fields.items()))
         return _string_match_value(ctx, where, kind, text, f"{path}.{kind}")
 
@@ -421,6 +422,7 @@ CLIENT_TLS = Obj(
         F("caCrl", string),
     ],
     raw=True,
+    check=rules.check_client_tls,
 )
 HTTP_COOKIE = Obj(
     "HTTPCookie",
@@ -744,6 +746,7 @@ SERVER_TLS = Obj(
         F("insecureSkipVerify", boolean, attr=""),
     ],
     build=m.ServerTLSSettings,
+    check=rules.check_server_tls,
 )
 SERVER = Obj(
     "Server",

@@ -932,6 +932,34 @@ def check_destination_rule(ctx: Ctx, dr: m.DestinationRule) -> None:
             )
 
 
+def check_client_tls(ctx: Ctx, tls: dict[str, object], path: str) -> None:
+    """``ValidateTLS`` for DestinationRule client TLS settings."""
+    mode = tls.get("mode")
+    if tls.get("insecureSkipVerify") is True:
+        if mode == "SIMPLE" and (tls.get("caCertificates") or tls.get("credentialName") or "subjectAltNames" in tls):
+            ctx.error(
+                f"{path}.insecureSkipVerify",
+                f"{path}: cannot specify caCertificates or credentialName or "
+                "subjectAltNames when insecureSkipVerify is set true",
+            )
+        if mode == "MUTUAL" and (tls.get("caCertificates") or "subjectAltNames" in tls):
+            ctx.error(
+                f"{path}.insecureSkipVerify",
+                f"{path}: cannot specify caCertificates or subjectAltNames when insecureSkipVerify is set true",
+            )
+    if mode in ("SIMPLE", "MUTUAL") and tls.get("credentialName"):
+        if any(tls.get(k) for k in ("clientCertificate", "caCertificates", "privateKey", "caCrl")):
+            ctx.error(
+                f"{path}.credentialName",
+                f"{path}: cannot specify client certificates or CA certificate or CA CRL if credentialName is set",
+            )
+        return
+    if mode == "MUTUAL":
+        for key, what in (("clientCertificate", "client certificate"), ("privateKey", "private key")):
+            if not tls.get(key):
+                ctx.error(path, f"{path}: {what} ({key}) required for mutual tls (or set credentialName)")
+
+
 def check_traffic_policy(ctx: Ctx, tp: m.TrafficPolicy, path: str) -> None:
     keys = (
         "loadBalancer",
@@ -1267,6 +1295,49 @@ def check_workload_entry(
 
 
 # ------------------------------------------------------------------ Gateway
+
+
+def check_server_tls(ctx: Ctx, tls: m.ServerTLSSettings, path: str) -> None:
+    """The main ``validateTLSOptions`` rules (certificate sources by mode)."""
+    has = {
+        k: ctx.has(f"{path}.{k}")
+        for k in (
+            "serverCertificate",
+            "privateKey",
+            "caCertificates",
+            "credentialName",
+            "credentialNames",
+            "tlsCertificates",
+        )
+    }
+    if tls.mode == "ISTIO_MUTUAL":
+        for key, present in has.items():
+            if present:
+                ctx.error(f"{path}.{key}", f"{path}.{key}: ISTIO_MUTUAL TLS cannot have associated {key}")
+        return
+    sources = sum(
+        (
+            has["serverCertificate"] and has["privateKey"],
+            has["credentialName"],
+            has["credentialNames"],
+            has["tlsCertificates"],
+        )
+    )
+    if sources > 1:
+        ctx.error(
+            path,
+            f"{path}: only one of credentialName, credentialNames, serverCertificate/privateKey, "
+            "tlsCertificates should be specified",
+        )
+    if tls.mode not in ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL") or has["credentialName"] or has["credentialNames"]:
+        return
+    prefix = "SIMPLE TLS" if tls.mode == "SIMPLE" else "MUTUAL TLS"
+    if tls.mode != "SIMPLE" and not has["caCertificates"]:
+        ctx.error(path, f"{path}: {prefix} requires a client CA bundle (caCertificates)")
+    if not has["tlsCertificates"]:
+        for key in ("serverCertificate", "privateKey"):
+            if not has[key]:
+                ctx.error(path, f"{path}: {prefix} requires {key} (or credentialName)")
 
 
 def check_gateway(ctx: Ctx, gw: m.Gateway) -> None:

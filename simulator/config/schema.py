@@ -312,6 +312,7 @@ class Obj:
         if not isinstance(value, Mapping):
             return _type_error(ctx, path, f"an object ({self.name})", value)
         values: dict[str, Any] = {}
+        errors_before = len(ctx.diagnostics)
         for key, element in value.items():
             p = f"{path}.{key}" if path else key
             spec = self.by_name.get(key)
@@ -333,7 +334,9 @@ class Obj:
             for attr, default in self.defaults.items():
                 values.setdefault(attr, default)
             obj = self.build(**values)
-        if self.check is not None:
+        # A raw object keeps the input values, so its check runs only when
+        # every field converted cleanly.
+        if self.check is not None and not (self.raw and len(ctx.diagnostics) > errors_before):
             self.check(ctx, obj, path)
         return obj
 

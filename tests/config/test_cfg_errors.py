@@ -126,6 +126,12 @@ CASES = [
           route:
           - destination: {host: httpbin}
         """), "spec.http[0].match[0].headers.x user", ("is not a valid header name",)),
+    Case("empty-uri-match", vs("""
+        - match:
+          - uri: {}  #<
+          route:
+          - destination: {host: httpbin}
+        """), "spec.http[0].match[0].uri", ("must set exactly one of exact, prefix, regex",)),
     # ------------------------------------------------------------------ regexes (RE2)
     Case("re2-lookahead", vs("""
         - match:
@@ -460,6 +466,17 @@ CASES = [
                 httpHeaderName: x
                 maglev: {tableSize: 1000}  #<
         """, "spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize", ("prime",)),
+    Case("dr-mutual-tls-needs-cert", """
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: a}
+        spec:
+          host: a
+          trafficPolicy:
+            tls:  #<
+              mode: MUTUAL
+              privateKey: /etc/key.pem
+        """, "spec.trafficPolicy.tls", ("client certificate (clientCertificate) required for mutual tls",)),
     # ------------------------------------------------------------------ ServiceEntry / WorkloadEntry
     Case("se-no-hosts", """
         apiVersion: networking.istio.io/v1
@@ -572,6 +589,16 @@ CASES = [
           - port: {number: 443, name: https, protocol: HTTPS}  #<
             hosts: ["*"]
         """, "spec.servers[0]", ("server must have TLS settings for HTTPS/TLS protocols",)),
+    Case("gw-simple-tls-needs-credentials", """
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {name: gw}
+        spec:
+          servers:
+          - port: {number: 443, name: https, protocol: HTTPS}
+            hosts: ["*"]
+            tls: {mode: SIMPLE}  #<
+        """, "spec.servers[0].tls", ("SIMPLE TLS requires serverCertificate",)),
     Case("gw-protocol", """
         apiVersion: networking.istio.io/v1
         kind: Gateway

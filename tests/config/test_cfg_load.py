@@ -495,6 +495,7 @@ def test_other_kinds_are_ignored_with_a_warning() -> None:
     assert result.ok
     deployment, sidecar = result.diagnostics
     assert deployment.severity == "warning" and "Deployment" in deployment.message and deployment.line == 3
+    assert deployment.resource == "Deployment default/httpbin-v1"
     assert sidecar.severity == "warning" and "Sidecar" in sidecar.message and sidecar.line == 8
 
 

@@ -222,3 +222,43 @@ def test_deprecated_allow_origin_becomes_exact_matches() -> None:
     assert cors is not None and cors.allow_origins == (m.StringMatch("exact", "https://x.example"),)
     (dep,) = [d for d in result.diagnostics if d.code == "IST0002"]
     assert dep.path == "spec.http[0].corsPolicy.allowOrigin" and dep.line == 8
+
+
+# ---------------------------------------------------------------- robustness
+
+
+def test_mutated_documents_never_raise() -> None:
+    """Replace random values of valid documents with values of the wrong
+    shape: loading must report, never raise."""
+    import copy
+    import random
+    from pathlib import Path
+
+    import yaml
+
+    from .test_cfg_load import FULL_VS
+
+    docs = [yaml.safe_load(textwrap.dedent(FULL_VS))]
+    docs += list(yaml.safe_load_all((Path(__file__).parent / "data" / "mirroring.yaml").read_text()))
+    values: list[object] = [None, 0, -1, 1.5, "x", "", True, [], {}, [1], {"a": 1}, "*", "(?=a)", 70000, [None]]
+
+    def paths(o: object, p: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        out = [p] if p else []
+        items = o.items() if isinstance(o, dict) else enumerate(o) if isinstance(o, list) else []
+        for k, v in items:
+            out += paths(v, (*p, k))
+        return out
+
+    rnd = random.Random(7)
+    for _ in range(300):
+        doc = copy.deepcopy(rnd.choice(docs))
+        for _ in range(rnd.randint(1, 3)):
+            candidates = paths(doc)
+            if not candidates:
+                break
+            *parents, last = rnd.choice(candidates)
+            target = doc
+            for k in parents:
+                target = target[k]  # type: ignore[index]
+            target[last] = copy.deepcopy(rnd.choice(values))  # type: ignore[index]
+        load_text(yaml.safe_dump(doc), "mutated.yaml")
