@@ -33,8 +33,11 @@ from simulator.core.matchers import (
 # --------------------------------------------------------------------------- clusters
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Endpoint:
+    """An upstream host.  Compared and hashed by identity: each cluster owns its
+    endpoint objects, and they key the data plane's per-host pools on the hot path."""
+
     address: str
     port: int
     labels: tuple[tuple[str, str], ...] = ()

@@ -23,13 +23,19 @@ import asyncio
 import collections
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httptools
 
-from simulator.core.table import Endpoint, Forward, LocalReply, RouteTable
+from simulator.core.table import (
+    Endpoint,
+    Forward,
+    HeaderMutations,
+    LocalReply,
+    RetryPolicy,
+    RouteTable,
+)
 from simulator.proxy.accesslog import AccessLog
 from simulator.proxy.headers import (
     BODILESS_METHODS,
@@ -90,6 +96,9 @@ class Proxy:
         self.loop = loop or asyncio.get_event_loop()
         self.access_log = access_log or AccessLog(None, self.loop)
         self.rng = random.Random(self.options.seed)
+        # request ids come from their own generator, so whether clients send ids does not
+        # shift the sequence of routing/sampling random values
+        self.id_rng = random.Random(None if self.options.seed is None else self.options.seed + 1)
         self.pools: dict[str, ClusterPool] = {}
         self.dates = DateCache()
         self.shadows: ShadowDispatcher | None = None
@@ -365,7 +374,7 @@ class Stream:
         self.path = target
         self.log_path = target
         self.authority = authority
-        self.request_id = hdrs.get("x-request-id") or str(uuid.uuid4())
+        self.request_id = hdrs.get("x-request-id") or _request_id(proxy.id_rng.getrandbits(128))
         self.xff = hdrs.get("x-forwarded-for")
         self.user_agent = hdrs.get("user-agent")
         if req.too_big:
@@ -481,7 +490,8 @@ class Stream:
         d = self.decision
         assert isinstance(d, Forward)
         rp = d.retry_policy
-        if rp is not None and self.attempt <= rp.num_retries and _retriable_status(rp, status):
+        if (rp is not None and status >= 409 and self.attempt <= rp.num_retries
+                and _retriable_status(rp, status)):
             # Envoy resets the upstream stream and tries again after a backoff
             conn = self.current_conn()
             if conn is not None:
@@ -685,10 +695,14 @@ class Stream:
                self.upstream_host)
 
 
-def _retriable_status(rp: object, status: int) -> bool:
-    from simulator.core.table import RetryPolicy
+def _request_id(bits: int) -> str:
+    """A version-4 UUID string from 128 random bits (what Envoy generates), without
+    the cost of uuid.UUID."""
+    h = "%032x" % ((bits & ~(0xF000 << 64) & ~(0xC << 60)) | (0x4000 << 64) | (0x8 << 60))
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
-    assert isinstance(rp, RetryPolicy)
+
+def _retriable_status(rp: RetryPolicy, status: int) -> bool:
     on = rp.retry_on
     if status >= 500 and "5xx" in on:
         return True
@@ -700,11 +714,8 @@ def _retriable_status(rp: object, status: int) -> bool:
 
 
 def _apply_response_mutations_str(
-    extra: tuple[tuple[str, str], ...], mut: object
+    extra: tuple[tuple[str, str], ...], mut: HeaderMutations
 ) -> tuple[tuple[str, str], ...]:
-    from simulator.core.table import HeaderMutations
-
-    assert isinstance(mut, HeaderMutations)
     out = [(n, v) for n, v in extra if n not in mut.remove]
     for a in mut.add:
         if not a.append:

@@ -1,0 +1,93 @@
+"""Python-level cost of one proxied request, without sockets.
+
+Drives the real data-plane objects (DownstreamConnection, Stream, ClusterPool,
+UpstreamConnection, ShadowDispatcher) through in-memory transports that answer
+at once, so the figure is the interpreter's share of the per-request CPU, free
+of kernel and network noise.  Usage: python benchmarks/dataplane_micro.py [N]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from simulator.config import load  # noqa: E402
+from simulator.core.translate import translate  # noqa: E402
+from simulator.proxy.accesslog import AccessLog  # noqa: E402
+from simulator.proxy.mirror import ShadowDispatcher  # noqa: E402
+from simulator.proxy.server import Proxy, ProxyOptions  # noqa: E402
+from simulator.proxy.upstream import UpstreamConnection  # noqa: E402
+
+RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\ncontent-type: text/plain\r\n\r\nv1 hello"
+REQUEST = b"GET / HTTP/1.1\r\nHost: httpbin:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+
+
+class FakeTransport:
+    def __init__(self, on_write=None) -> None:
+        self.on_write = on_write
+        self.out = 0
+
+    def write(self, data: bytes) -> None:
+        self.out += len(data)
+        if self.on_write:
+            self.on_write()
+
+    def writelines(self, parts) -> None:
+        for p in parts:
+            self.write(p)
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 5555) if name == "peername" else default
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def is_closing(self) -> bool:
+        return False
+
+
+async def main(n: int) -> None:
+    loop = asyncio.get_running_loop()
+    cfg = load([str(Path(__file__).resolve().parents[1] / "configs/examples/mirroring")]).config
+    table = translate(cfg)
+    log = open("/dev/null", "w")
+    proxy = Proxy(table, access_log=AccessLog(log, loop), options=ProxyOptions(seed=1), loop=loop)
+    proxy.shadows = ShadowDispatcher(proxy)
+    pending: list[UpstreamConnection] = []
+    for name, cluster in table.clusters.items():
+        if "|v" not in name:
+            continue
+        pool = proxy.pool(name)
+        ep = cluster.endpoints[0]
+        conn = UpstreamConnection(pool, ep)
+        conn.connection_made(FakeTransport(lambda c=conn: pending.append(c)))
+        pool.connections.add(conn)
+        pool.idle[ep] = [conn]
+    down = proxy.protocol_factory()
+    down.connection_made(FakeTransport())
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    for _ in range(n):
+        down.data_received(REQUEST)
+        while pending:
+            pending.pop().data_received(RESPONSE)
+    c1 = time.process_time()
+    t1 = time.perf_counter()
+    access = proxy.access_log
+    access.flush()
+    print(f"{n} requests with a 100% mirror: {(c1 - c0) / n * 1e6:.1f} us CPU per request "
+          f"({(t1 - t0) / n * 1e6:.1f} us wall)")
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20000))
