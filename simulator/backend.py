@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import math
 import signal
@@ -97,8 +96,7 @@ class _State:
             except TimeoutError:
                 got = ", ".join(f"{r.method} {r.path}" for r in self.requests) or "nothing"
                 raise TimeoutError(
-                    f"{self.name}: expected {n} request(s) within {timeout}s, "
-                    f"got {self.total}: {got}"
+                    f"{self.name}: expected {n} request(s) within {timeout}s, got {self.total}: {got}"
                 ) from None
         return list(self.requests)
 
@@ -241,9 +239,7 @@ async def _status(request: web.Request) -> web.Response:
     except ValueError:
         code = -1
     if not 200 <= code <= 599:
-        return _json_response(
-            request, {"error": f"invalid status code {raw!r} (want 200-599)"}, status=400
-        )
+        return _json_response(request, {"error": f"invalid status code {raw!r} (want 200-599)"}, status=400)
     try:
         reason = HTTPStatus(code).phrase
     except ValueError:
@@ -391,23 +387,25 @@ def _print_flush(line: str) -> None:
 
 
 async def serve(name: str, host: str, port: int, *, log: LogFn | None = _print_flush) -> None:
-    """Run backend ``name`` on host:port until cancelled (SIGINT under asyncio.run, or
-    SIGTERM)."""
+    """Run backend ``name`` on host:port until cancelled, or until SIGINT / SIGTERM (then it
+    stops the server and returns normally; signal handlers are only installed when running
+    in the main thread)."""
     backend = Backend(name, host, port, log=log)
     await backend.start()
-    line = f"{name} listening on {backend.url}"
     if log is not None:
-        log(line)
+        log(f"{name} listening on {backend.url}")
     loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    sigterm = False
-    if task is not None:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
-            sigterm = True
+    stop = asyncio.Event()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue
+        installed.append(sig)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
-        if sigterm:
-            loop.remove_signal_handler(signal.SIGTERM)
+        for sig in installed:
+            loop.remove_signal_handler(sig)
         await backend.stop()

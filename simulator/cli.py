@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 from simulator import __version__
 
-
 COMMAND_MODULES = (
     "simulator.routecheck.cli",  # validate, explain, check
     "simulator.envoy.cli",  # envoy (export a static bootstrap)

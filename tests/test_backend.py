@@ -46,9 +46,7 @@ async def test_binds_a_loopback_port(backend):
 
 async def test_get_echoes_args_headers_origin_url(backend, session):
     headers = {**SHADOW, "x-request-id": "abc-123"}
-    status, rh, body = await fetch(
-        session, "GET", backend.url + "/get?a=1&a=2&b=x", headers=headers
-    )
+    status, rh, body = await fetch(session, "GET", backend.url + "/get?a=1&a=2&b=x", headers=headers)
     assert status == 200
     assert rh["x-backend"] == "httpbin-v2"
     assert rh["Content-Type"].startswith("application/json")

@@ -128,8 +128,7 @@ async def test_duplicate_headers_kept_in_wire_order():
     async with Recorder() as rec:
         reader, writer = await send(
             rec.port,
-            b"GET / HTTP/1.1\r\nHost: a\r\nX-Dup: one\r\nX-Other: x\r\n"
-            b"x-dup: Two \r\nX-DUP: three,four\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Dup: one\r\nX-Other: x\r\nx-dup: Two \r\nX-DUP: three,four\r\n\r\n",
         )
         await read_response(reader)
         await close(writer)
@@ -190,9 +189,7 @@ async def test_delay_postpones_the_response():
 
 async def test_connection_close_request_closes_after_response():
     async with Recorder() as rec:
-        reader, writer = await send(
-            rec.port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-        )
+        reader, writer = await send(rec.port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         data = await asyncio.wait_for(reader.read(), 5)  # EOF proves the server closed
         await close(writer)
         [req] = await rec.wait_for(1)

@@ -169,6 +169,9 @@ class ShadowExchange:
     # Exchange protocol
     def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None:
         self.status = status
+        conn = self.upstream_conn
+        if conn is not None:
+            self.pool.record_outcome(conn.endpoint, status)
         self.upstream_time = str(int((time.time() - self.start_time) * 1000))
 
     def on_body(self, data: bytes) -> None:

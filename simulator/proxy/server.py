@@ -30,6 +30,7 @@ import httptools
 
 from simulator.core.table import (
     Endpoint,
+    FaultConfig,
     Forward,
     HeaderMutations,
     LocalReply,
@@ -305,7 +306,7 @@ class Stream:
         "headers_sent", "response_code", "bytes_sent", "flags", "upstream_host", "upstream_start",
         "upstream_time", "timer", "upstream_conn", "pool", "attempt", "done", "chunked_out",
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
-        "log_path", "upstream_conn",
+        "log_path", "fault_flags", "hdrs", "per_try_timer",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -338,6 +339,9 @@ class Stream:
         self.keep_alive = req.keep_alive
         self.head = req.method == "HEAD"
         self.log_path = ""
+        self.fault_flags = ""
+        self.hdrs: dict[str, str] = {}
+        self.per_try_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -390,10 +394,52 @@ class Stream:
             self.local_reply(decision.status, decision.body, decision.flags, extra,
                              decision.content_type)
             return
+        fault = decision.fault
+        if fault is not None:
+            self.inject_fault(decision, fault, hdrs)
+            return
         self.forward(decision, hdrs)
+
+    # ------------------------------------------------------------------ faults
+    def inject_fault(self, d: Forward, fault: FaultConfig, hdrs: dict[str, str]) -> None:
+        """Envoy's fault filter, which runs before the router: an optional delay
+        (flag DI), then an optional abort (flag FI, body "fault filter abort").
+        Each is an independent draw against its FractionalPercent (of a million)."""
+        proxy = self.proxy
+        if fault.delay is not None and proxy.rng.getrandbits(64) % 1_000_000 < fault.delay_numerator:
+            self.fault_flags = "DI"
+            proxy.stats.inc("fault.delays_injected")
+            self.timer = proxy.loop.call_later(fault.delay, self._after_fault_delay, d, fault, hdrs)
+            return
+        self._after_fault_delay(d, fault, hdrs)
+
+    def _after_fault_delay(self, d: Forward, fault: FaultConfig, hdrs: dict[str, str]) -> None:
+        self.timer = None
+        if self.done:
+            return
+        proxy = self.proxy
+        aborts = fault.abort_status is not None or fault.abort_grpc_status is not None
+        if aborts and proxy.rng.getrandbits(64) % 1_000_000 < fault.abort_numerator:
+            proxy.stats.inc("fault.aborts_injected")
+            self.fault_flags = (self.fault_flags + ",FI") if self.fault_flags else "FI"
+            if fault.abort_grpc_status is not None:
+                grpc = hdrs.get("content-type", "").startswith("application/grpc")
+                extra = (("grpc-status", str(fault.abort_grpc_status)),
+                         ("grpc-message", "fault filter abort"))
+                if grpc:
+                    self.local_reply(200, b"", "-", extra, content_type="application/grpc")
+                else:
+                    self.local_reply(_grpc_to_http(fault.abort_grpc_status), b"fault filter abort",
+                                     "-", extra)
+                return
+            assert fault.abort_status is not None
+            self.local_reply(fault.abort_status, b"fault filter abort", "-")
+            return
+        self.forward(d, hdrs)
 
     def forward(self, d: Forward, hdrs: dict[str, str]) -> None:
         proxy = self.proxy
+        self.hdrs = hdrs
         pool = proxy.pool(d.cluster)
         head_lines, extra = self._build_headers(d, hdrs)
         body = self.req.body
@@ -469,8 +515,16 @@ class Stream:
     def send_attempt(self) -> None:
         pool = self.pool
         assert pool is not None
-        endpoint = pool.pick()
+        d = self.decision
+        assert isinstance(d, Forward)
+        rp = d.retry_policy
+        exclude = self.endpoint if rp is not None and rp.previous_hosts else None
+        key = self._hash_key(pool.cluster.hash_policy) if pool.cluster.hash_policy else None
+        endpoint = pool.pick(exclude, key)
         if endpoint is None:
+            if pool.cluster.endpoints:
+                pool.stats.upstream_rq_total += 1
+            self.cancel_timer()
             self.local_reply(503, b"no healthy upstream", "UH")
             return
         self.endpoint = endpoint
@@ -481,14 +535,71 @@ class Stream:
             self.cancel_timer()
             self.local_reply(503, (UPSTREAM_RESET_PREFIX + "overflow").encode(), "UO",
                              (("x-envoy-overloaded", "true"),))
+            return
+        if rp is not None and rp.per_try_timeout and (not d.timeout or rp.per_try_timeout < d.timeout):
+            self.per_try_timer = self.proxy.loop.call_later(rp.per_try_timeout, self.on_per_try_timeout)
+
+    def _hash_key(self, policy: tuple[tuple[str, str], ...]) -> str | None:
+        kind, name = policy[0]
+        if kind == "header":
+            return self.hdrs.get(name)
+        if kind == "source_ip":
+            return self.conn.peer
+        if kind == "cookie":
+            for part in self.hdrs.get("cookie", "").replace(",", ";").split(";"):
+                k, _, v = part.strip().partition("=")
+                if k == name:
+                    return v
+            return None
+        if kind == "query_parameter":
+            from simulator.core.matchers import parse_query
+
+            q = self.path.partition("?")[2]
+            return parse_query(q).get(name)
+        return None
+
+    def on_per_try_timeout(self) -> None:
+        """Envoy per_try_timeout: reset this attempt; retried as a 504 would be."""
+        self.per_try_timer = None
+        if self.done or self.headers_sent:
+            return
+        pool = self.pool
+        assert pool is not None
+        pool.stats.upstream_rq_timeout += 1
+        pool.stats.response(504, self.internal)
+        conn = self.current_conn()
+        if conn is not None:
+            conn.abort()
+        else:
+            pool.cancel(self)
+        d = self.decision
+        assert isinstance(d, Forward)
+        rp = d.retry_policy
+        if rp is not None and self.attempt <= rp.num_retries and (
+                "5xx" in rp.retry_on or "gateway-error" in rp.retry_on or "reset" in rp.retry_on):
+            pool.stats.upstream_rq_retry += 1
+            self._retry_later(rp.base_interval)
+            return
+        self.cancel_timer()
+        self.local_reply(504, b"upstream request timeout", "UT")
+
+    def _cancel_per_try(self) -> None:
+        if self.per_try_timer is not None:
+            self.per_try_timer.cancel()
+            self.per_try_timer = None
 
     # Exchange protocol (called by UpstreamConnection)
     def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None:
         if self.done:
             return
+        self._cancel_per_try()
         proxy = self.proxy
         d = self.decision
         assert isinstance(d, Forward)
+        pool = self.pool
+        assert pool is not None
+        if self.endpoint is not None:
+            pool.record_outcome(self.endpoint, status)
         rp = d.retry_policy
         if (rp is not None and status >= 409 and self.attempt <= rp.num_retries
                 and _retriable_status(rp, status)):
@@ -500,6 +611,12 @@ class Stream:
             self.pool.stats.response(status, self.internal)  # type: ignore[union-attr]
             self._retry_later(rp.base_interval)
             return
+        if self.attempt > 1:
+            if status < 500 or not rp or not _retriable_status(rp, status):
+                pool.stats.upstream_rq_retry_success += 1
+            else:
+                pool.stats.upstream_rq_retry_limit_exceeded += 1
+                self.flags = "URX"
         self.response_code = status
         ms = int((time.time() - self.upstream_start) * 1000)
         self.upstream_time = str(ms)
@@ -558,6 +675,9 @@ class Stream:
     def on_reset(self, reason: str, flag: str) -> None:
         if self.done:
             return
+        self._cancel_per_try()
+        if self.pool is not None and self.endpoint is not None and not self.headers_sent:
+            self.pool.record_outcome(self.endpoint, 503)
         if self.headers_sent:
             # reset after the response started: Envoy resets the downstream stream
             self.flags = flag
@@ -636,6 +756,9 @@ class Stream:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.per_try_timer is not None:
+            self.per_try_timer.cancel()
+            self.per_try_timer = None
 
     def downstream_lost(self) -> None:
         if self.done:
@@ -679,7 +802,10 @@ class Stream:
 
     def _log(self) -> None:
         proxy = self.proxy
-        proxy.stats.downstream_response(self.response_code, self.flags)
+        flags = self.flags
+        if self.fault_flags:
+            flags = self.fault_flags if flags == "-" else f"{self.fault_flags},{flags}"
+        proxy.stats.downstream_response(self.response_code, flags)
         al = proxy.access_log
         if al.stream is None:
             return
@@ -690,9 +816,18 @@ class Stream:
             path = d.original_path
         now = time.time()
         al.log(req.start, req.method, path, "HTTP/" + req.version, self.response_code,
-               self.flags, len(req.body), self.bytes_sent, int((now - req.start) * 1000),
+               flags, len(req.body), self.bytes_sent, int((now - req.start) * 1000),
                self.upstream_time, self.xff, self.user_agent, self.request_id, self.authority,
                self.upstream_host)
+
+
+_GRPC_TO_HTTP = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400,
+                 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
+
+
+def _grpc_to_http(code: int) -> int:
+    """Envoy's Grpc::Utility::grpcToHttpStatus."""
+    return _GRPC_TO_HTTP.get(code, 500)
 
 
 def _request_id(bits: int) -> str:

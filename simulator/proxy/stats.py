@@ -20,6 +20,9 @@ _COUNTERS = (
     "upstream_cx_active", "upstream_cx_connect_fail", "upstream_cx_connect_timeout",
     "upstream_cx_overflow", "upstream_cx_destroy", "upstream_cx_destroy_local",
     "upstream_cx_destroy_remote", "upstream_cx_destroy_with_active_rq",
+    "upstream_rq_retry_success", "upstream_rq_retry_limit_exceeded",
+    "outlier_detection_ejections_active", "outlier_detection_ejections_enforced_total",
+    "outlier_detection_ejections_enforced_consecutive_5xx",
 )
 
 
@@ -43,6 +46,11 @@ class ClusterStats:
     upstream_cx_destroy_local: int
     upstream_cx_destroy_remote: int
     upstream_cx_destroy_with_active_rq: int
+    upstream_rq_retry_success: int
+    upstream_rq_retry_limit_exceeded: int
+    outlier_detection_ejections_active: int
+    outlier_detection_ejections_enforced_total: int
+    outlier_detection_ejections_enforced_consecutive_5xx: int
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -66,7 +74,8 @@ class ClusterStats:
         for s in _COUNTERS:
             v = getattr(self, s)
             if v or s in ("upstream_rq_total", "upstream_cx_total"):
-                out[p + s] = v
+                name = s.replace("outlier_detection_", "outlier_detection.", 1)
+                out[p + name] = v
         for prefix, codes in (("", self.codes), ("external.", self.external_codes),
                               ("internal.", self.internal_codes)):
             if not codes:

@@ -25,13 +25,15 @@ only establishing a new connection runs as a task.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
+import hashlib
 import random
 from typing import Protocol
 
 import httptools
 
-from simulator.core.table import Cluster, Endpoint
+from simulator.core.table import Cluster, Endpoint, OutlierDetectionConfig
 from simulator.proxy.stats import ClusterStats
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -49,6 +51,10 @@ class Exchange(Protocol):
     def on_complete(self) -> None: ...
     def on_reset(self, reason: str, flag: str) -> None: ...
     def on_pause_reading(self) -> None: ...
+
+
+def _hash64(s: str) -> int:
+    return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big")
 
 
 class _HeadResponseDone(Exception):
@@ -225,22 +231,35 @@ class ClusterPool:
             collections.deque())
         self._rr = 0
         self.endpoint_active: dict[Endpoint, int] = {}
+        self._ring: tuple[list[int], list[Endpoint]] | None = None
+        self.ejected: dict[Endpoint, float] = {}  # host -> loop time it returns
+        self.consecutive_5xx: dict[Endpoint, int] = {}
+        self.consecutive_gw: dict[Endpoint, int] = {}
+        self.eject_times: dict[Endpoint, int] = {}
         cb = cluster.circuit_breakers
         self.max_connections = cb.max_connections
         self.max_pending = cb.max_pending_requests
         self.max_requests = cb.max_requests
 
     # -- load balancing
-    def pick(self, exclude: Endpoint | None = None) -> Endpoint | None:
+    def pick(self, exclude: Endpoint | None = None, hash_key: str | None = None) -> Endpoint | None:
+        """Choose an endpoint: outlier-ejected hosts are skipped (unless the healthy share
+        falls under the panic threshold, Istio's minHealthPercent), then the cluster's
+        load-balancing policy picks; ``exclude`` is the previous attempt's host
+        (Envoy's previous_hosts retry predicate)."""
         eps = self.cluster.endpoints
+        if self.ejected:
+            eps = self._healthy(eps)
         n = len(eps)
         if n == 0:
             return None
         if n == 1:
             return eps[0]
-        candidates = [e for e in eps if e != exclude] or list(eps)
         policy = self.cluster.lb_policy
-        if policy == "RANDOM":
+        if policy == "RING_HASH" and hash_key is not None:
+            return self._ring_pick(hash_key, eps)
+        candidates = [e for e in eps if e is not exclude] or list(eps)
+        if policy == "RANDOM" or policy == "RING_HASH":
             return self.rng.choice(candidates)
         if policy == "LEAST_REQUEST":
             # Envoy's default: power of two random choices, fewer active requests wins
@@ -248,6 +267,81 @@ class ClusterPool:
             return a if self.endpoint_active.get(a, 0) <= self.endpoint_active.get(b, 0) else b
         self._rr = (self._rr + 1) % len(candidates)
         return candidates[self._rr]
+
+    # -- consistent hashing (Istio consistentHash -> Envoy RING_HASH)
+    def _ring_pick(self, key: str, eps: tuple[Endpoint, ...]) -> Endpoint:
+        ring = self._ring
+        if ring is None:
+            points: list[tuple[int, Endpoint]] = []
+            all_eps = self.cluster.endpoints
+            per_host = max(1, 1024 // len(all_eps))
+            for e in all_eps:
+                for i in range(per_host):
+                    points.append((_hash64(f"{e.host_port}_{i}"), e))
+            points.sort(key=lambda p: p[0])
+            ring = self._ring = ([p[0] for p in points], [p[1] for p in points])
+        hashes, owners = ring
+        i = bisect.bisect_left(hashes, _hash64(key))
+        allowed = set(map(id, eps))
+        for k in range(len(owners)):
+            e = owners[(i + k) % len(owners)]
+            if id(e) in allowed:
+                return e
+        return eps[0]
+
+    # -- outlier detection (consecutive 5xx / gateway errors, ejection with backoff)
+    def _healthy(self, eps: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
+        now = self.loop.time()
+        for e, until in list(self.ejected.items()):
+            if now >= until:
+                del self.ejected[e]
+                self.stats.outlier_detection_ejections_active -= 1
+        if not self.ejected:
+            return eps
+        healthy = tuple(e for e in eps if e not in self.ejected)
+        od = self.cluster.outlier_detection
+        if od is not None and od.min_health_percent and eps and (
+                100 * len(healthy) / len(eps) < od.min_health_percent):
+            return eps  # panic mode: balance over every host
+        return healthy
+
+    def record_outcome(self, endpoint: Endpoint, status: int) -> None:
+        """Feed one upstream result (HTTP status, or 503 for a local connect failure)
+        to outlier detection."""
+        od = self.cluster.outlier_detection
+        if od is None:
+            return
+        if status >= 500:
+            n5 = self.consecutive_5xx[endpoint] = self.consecutive_5xx.get(endpoint, 0) + 1
+            gw = 0
+            if status in (502, 503, 504):
+                gw = self.consecutive_gw[endpoint] = self.consecutive_gw.get(endpoint, 0) + 1
+            else:
+                self.consecutive_gw.pop(endpoint, None)
+            if od.consecutive_5xx and n5 >= od.consecutive_5xx:
+                self._eject(endpoint, od)
+            elif od.consecutive_gateway_failure and gw >= od.consecutive_gateway_failure:
+                self._eject(endpoint, od)
+        else:
+            self.consecutive_5xx.pop(endpoint, None)
+            self.consecutive_gw.pop(endpoint, None)
+
+    def _eject(self, endpoint: Endpoint, od: OutlierDetectionConfig) -> None:
+        self.consecutive_5xx.pop(endpoint, None)
+        self.consecutive_gw.pop(endpoint, None)
+        if endpoint in self.ejected:
+            return
+        total = len(self.cluster.endpoints)
+        allowed = max(1, total * od.max_ejection_percent // 100)  # at least one host
+        if len(self.ejected) >= allowed:
+            return
+        times = self.eject_times[endpoint] = self.eject_times.get(endpoint, 0) + 1
+        duration = min(od.base_ejection_time * times, max(od.base_ejection_time, 300.0))
+        self.ejected[endpoint] = self.loop.time() + duration
+        st = self.stats
+        st.outlier_detection_ejections_active += 1
+        st.outlier_detection_ejections_enforced_total += 1
+        st.outlier_detection_ejections_enforced_consecutive_5xx += 1
 
     # -- requests
     def submit(self, endpoint: Endpoint, exchange: Exchange, payload: tuple[bytes, ...]) -> bool:

@@ -50,8 +50,11 @@ class _Parser:
         self._done()
 
     def _done(self) -> None:
-        self.responses.append(Response(self.parser.get_status_code(), self._headers,
-                                       b"".join(self._body), self.parser.should_keep_alive()))
+        self.responses.append(
+            Response(
+                self.parser.get_status_code(), self._headers, b"".join(self._body), self.parser.should_keep_alive()
+            )
+        )
 
 
 class Client:
@@ -70,8 +73,9 @@ class Client:
         if self.writer is not None:
             self.writer.close()
 
-    async def send(self, raw: bytes, n: int = 1, head: list[bool] | None = None,
-                   timeout: float = 10.0) -> list[Response]:
+    async def send(
+        self, raw: bytes, n: int = 1, head: list[bool] | None = None, timeout: float = 10.0
+    ) -> list[Response]:
         """Write ``raw`` (possibly several pipelined requests), read ``n`` responses."""
         assert self.reader is not None and self.writer is not None
         p = _Parser(head or [False] * n)
@@ -100,8 +104,13 @@ class Client:
         return data == b""
 
 
-def request(method: str = "GET", path: str = "/", host: str = "httpbin:8000",
-            headers: list[tuple[str, str]] | None = None, body: bytes | None = None) -> bytes:
+def request(
+    method: str = "GET",
+    path: str = "/",
+    host: str = "httpbin:8000",
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes | None = None,
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     for k, v in headers or []:
         lines.append(f"{k}: {v}")
@@ -110,10 +119,14 @@ def request(method: str = "GET", path: str = "/", host: str = "httpbin:8000",
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
 
 
-async def get(port: int, path: str = "/", host: str = "httpbin:8000",
-              headers: list[tuple[str, str]] | None = None, method: str = "GET",
-              body: bytes | None = None) -> Response:
+async def get(
+    port: int,
+    path: str = "/",
+    host: str = "httpbin:8000",
+    headers: list[tuple[str, str]] | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
+) -> Response:
     async with Client(port) as c:
-        (resp,) = await c.send(request(method, path, host, headers, body),
-                               head=[method == "HEAD"])
+        (resp,) = await c.send(request(method, path, host, headers, body), head=[method == "HEAD"])
         return resp

@@ -212,10 +212,7 @@ class _Conn(asyncio.Protocol):
             transport = self.transport
             if item is None:
                 if transport is not None:
-                    transport.write(
-                        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
-                        b"Connection: close\r\n\r\n"
-                    )
+                    transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                     transport.close()
                 return
             req, keep_alive = item
