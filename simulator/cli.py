@@ -64,14 +64,55 @@ def build_table(config, namespace: str, shadow_suffix: bool):  # type: ignore[no
     return translate(config, TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix))
 
 
+def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool,  # type: ignore[no-untyped-def]
+                   mesh_table) -> list:  # type: ignore[type-arg]
+    """``--gateway [NS/]NAME[:SERVER_PORT]=HOST:PORT`` -> GatewayListener list."""
+    from simulator.core.translate import TranslateOptions, gateway_servers, translate_gateway
+    from simulator.proxy.runner import GatewayListener
+
+    out = []
+    for spec in specs:
+        ref, sep, addr = spec.partition("=")
+        if not sep:
+            raise ValueError(f"--gateway {spec!r}: expected [NS/]NAME[:SERVER_PORT]=HOST:PORT")
+        host, port = hostport(addr)
+        name, _, sport = ref.partition(":")
+        if "/" not in name:
+            name = f"{namespace}/{name}"
+        try:
+            gw, servers = gateway_servers(config, name)
+        except KeyError:
+            known = ", ".join(f"{g.meta.namespace}/{g.meta.name}" for g in config.gateways) or "none"
+            raise ValueError(f"--gateway {spec!r}: no Gateway {name} (defined: {known})") from None
+        http = [s for s in servers if s.port.protocol.upper() in ("HTTP", "HTTP2", "GRPC", "GRPC-WEB")
+                or (s.tls is not None and s.tls.https_redirect)]
+        if sport:
+            http = [s for s in http if str(s.port.number) == sport]
+        if len(http) != 1:
+            ports = ", ".join(f"{s.port.number} ({s.port.protocol})" for s in servers)
+            raise ValueError(f"--gateway {spec!r}: name one HTTP server of {name} as NAME:PORT "
+                             f"(servers: {ports})")
+        server = http[0]
+        table = translate_gateway(config, gw, server,
+                                  TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix),
+                                  clusters=mesh_table.clusters)
+        out.append(GatewayListener(f"{name}:{server.port.number}", table, host, port))
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_or_report(args.files, args.namespace)
     if config is None:
         return 1
     table = build_table(config, args.namespace, not args.no_shadow_suffix)
+    try:
+        gateways = build_gateways(config, args.gateway, args.namespace, not args.no_shadow_suffix, table)
+    except ValueError as exc:
+        print(f"mirrorsim: {exc}", file=sys.stderr)
+        return 1
     _use_uvloop()
     try:
-        asyncio.run(_serve(args, table))
+        asyncio.run(_serve(args, table, gateways))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -80,7 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(args: argparse.Namespace, table) -> None:  # type: ignore[no-untyped-def]
+async def _serve(args: argparse.Namespace, table, gateways) -> None:  # type: ignore[no-untyped-def]
     from simulator.proxy.accesslog import AccessLog, open_access_log
     from simulator.proxy.runner import RunOptions, start_proxy
 
@@ -95,11 +136,14 @@ async def _serve(args: argparse.Namespace, table) -> None:  # type: ignore[no-un
         max_shadow_inflight=args.max_shadow_inflight, max_shadow_bytes=args.max_shadow_bytes,
         max_request_bytes=args.max_request_bytes,
     )
-    rp = await start_proxy(table, opts)
+    rp = await start_proxy(table, opts, gateways)
     nclusters = len(table.clusters)
     nhosts = sum(len(rc.virtual_hosts) for rc in table.route_configs.values())
     print(f"mirrorsim {__version__}: {nhosts} virtual host(s), {nclusters} cluster(s)",
           file=sys.stderr)
+    for gw in gateways:
+        print(f"mirrorsim gateway {gw.name} listening on http://{gw.host}:{rp.gateway_ports[gw.name]}",
+              file=sys.stderr)
     print(f"mirrorsim listening on http://{lhost}:{rp.port}"
           + (f" (admin http://{opts.admin_host}:{rp.admin_port})" if rp.admin_port else ""),
           file=sys.stderr, flush=True)
@@ -154,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--admin", type=hostport, default=("127.0.0.1", 15000),
                      metavar="HOST:PORT", help="admin address: /stats, /ready, /clusters, "
                      "/config_dump (default 127.0.0.1:15000)")
+    run.add_argument("--gateway", action="append", default=[], metavar="[NS/]NAME[:PORT]=HOST:PORT",
+                     help="serve a Gateway's HTTP server on a local address, e.g. "
+                          "bookinfo-gateway=127.0.0.1:8080 (repeatable)")
     run.add_argument("--seed", type=int, default=None,
                      help="seed of the per-request random value (weighted splits, mirror "
                           "sampling, load balancing) for reproducible runs")

@@ -349,6 +349,10 @@ class RouteTable:
     route_configs: dict[int, RouteConfiguration]
     clusters: dict[str, Cluster]
     shadow_suffix: bool = True
+    # A gateway listener has one route configuration for its server port, whatever
+    # port the Host names; a host with no virtual host there gets 404 NR (Istio's
+    # blackhole virtual host) instead of the mesh's 502.
+    listener_port: int | None = None
 
     def route_config_for(self, port: int) -> RouteConfiguration | None:
         return self.route_configs.get(port)
@@ -357,7 +361,9 @@ class RouteTable:
         self, authority: str, scheme: str = "http"
     ) -> tuple[int, VirtualHost | None]:
         host, port = split_host_port(authority)
-        if port is None:
+        if self.listener_port is not None:
+            port = self.listener_port
+        elif port is None:
             port = 443 if scheme == "https" else 80
         rc = self.route_configs.get(port)
         if rc is None:
@@ -379,6 +385,8 @@ class RouteTable:
         ``:method``, ``:scheme`` and ``:path`` are added here."""
         _, vh = self.select_virtual_host(authority, scheme)
         if vh is None:
+            if self.listener_port is not None:
+                return LocalReply(404, b"", "NR", details="no virtual host on this gateway")
             return LocalReply(502, b"", "-", details="no virtual host (REGISTRY_ONLY block_all)")
         qpos = path.find("?")
         if qpos == -1:

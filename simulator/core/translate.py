@@ -17,6 +17,7 @@ Istio behaviours reproduced here (see docs/config-reference.md):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -348,6 +349,7 @@ class _Ctx:
     opts: TranslateOptions
     vs: m.VirtualService
     listener_port: int
+    gateway: str = MESH
 
     def resolve(self, host: str) -> str:
         return fqdn(host, self.vs.meta.namespace, self.opts.domain)
@@ -496,7 +498,7 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
         if match is not None:
             if match.port is not None and match.port != ctx.listener_port:
                 continue
-            if match.gateways and MESH not in match.gateways:
+            if match.gateways and ctx.gateway not in _resolve_gateways(match.gateways, vs):
                 continue
         name = rule.name
         if match is not None and match.name:
@@ -527,18 +529,84 @@ def _re2_sub(rewrite: str) -> str:
 
 
 def translate_virtual_service(
-    reg: Registry, opts: TranslateOptions, vs: m.VirtualService, port: int
+    reg: Registry, opts: TranslateOptions, vs: m.VirtualService, port: int,
+    gateway: str = MESH, delegates: dict[tuple[str, str], m.VirtualService] | None = None,
+    stop_at_catch_all: bool = True,
 ) -> list[Route]:
-    ctx = _Ctx(reg, opts, vs, port)
     routes: list[Route] = []
     for i, rule in enumerate(vs.http):
         if rule.delegate is not None:
-            continue  # delegates are merged before translation (see delegate.py)
+            d = (delegates or {}).get((rule.delegate.namespace or vs.meta.namespace,
+                                       rule.delegate.name))
+            if d is None:
+                continue  # IST0101 reported by validation; Istio drops the rule
+            dctx = _Ctx(reg, opts, d, port, gateway)
+            for j, drule in enumerate(d.http):
+                for merged in merge_delegate_route(rule, drule):
+                    routes.extend(translate_http_route(dctx, j, merged))
+            continue
+        ctx = _Ctx(reg, opts, vs, port, gateway)
         for r in translate_http_route(ctx, i, rule):
             routes.append(r)
-            if r.match.is_catch_all():
+            if stop_at_catch_all and r.match.is_catch_all():
                 return routes  # Istio stops generating routes after a catch-all
     return routes
+
+
+_INHERITED = ("rewrite", "direct_response", "timeout", "retries", "fault", "mirror",
+              "mirror_percent", "mirror_percentage", "cors_policy", "headers")
+
+
+def merge_delegate_route(root: m.HTTPRoute, delegate: m.HTTPRoute) -> list[m.HTTPRoute]:
+    """Istio's mergeHTTPRoute: the delegate rule inherits what it leaves unset
+    from the root rule, and its matches are AND-ed with the root's; a delegate
+    match that is not within a root match is dropped."""
+    changes: dict[str, object] = {}
+    for f in _INHERITED:
+        if getattr(delegate, f) in (None, ()) and getattr(root, f) not in (None, ()):
+            changes[f] = getattr(root, f)
+    if not delegate.mirrors and root.mirrors and "mirror" not in changes and delegate.mirror is None:
+        changes["mirrors"] = root.mirrors
+    if root.match:
+        merged: list[m.HTTPMatchRequest] = []
+        for rm in root.match:
+            for dm in delegate.match or (m.HTTPMatchRequest(),):
+                mm = _merge_match(rm, dm)
+                if mm is not None:
+                    merged.append(mm)
+        if not merged:
+            return []
+        changes["match"] = tuple(merged)
+    return [dataclasses.replace(delegate, **changes)] if changes else [delegate]
+
+
+def _merge_match(root: m.HTTPMatchRequest, d: m.HTTPMatchRequest) -> m.HTTPMatchRequest | None:
+    uri = d.uri
+    if root.uri is not None:
+        if uri is None:
+            uri = root.uri
+        elif root.uri.kind == "prefix" and uri.kind in ("prefix", "exact"):
+            if not uri.value.startswith(root.uri.value):
+                return None
+        elif root.uri != uri:
+            return None
+    fields: dict[str, object] = {"uri": uri}
+    for f in ("scheme", "method", "authority"):
+        rv, dv = getattr(root, f), getattr(d, f)
+        if rv is not None and dv is not None and rv != dv:
+            return None
+        fields[f] = dv if dv is not None else rv
+    for f in ("headers", "without_headers", "query_params"):
+        rmap, dmap = dict(getattr(root, f)), dict(getattr(d, f))
+        for k, v in rmap.items():
+            if k in dmap and dmap[k] != v:
+                return None
+        fields[f] = tuple({**rmap, **dmap}.items())
+    if root.port is not None and d.port is not None and root.port != d.port:
+        return None
+    fields["port"] = d.port if d.port is not None else root.port
+    fields["ignore_uri_case"] = d.ignore_uri_case or root.ignore_uri_case
+    return dataclasses.replace(d, **fields)  # type: ignore[arg-type]
 
 
 def _default_route(host: str, port: int) -> Route:
@@ -567,11 +635,31 @@ def _mesh_bound(vs: m.VirtualService) -> bool:
     return not vs.gateways or MESH in vs.gateways
 
 
+def _resolve_gateways(names: Iterable[str], vs: m.VirtualService) -> set[str]:
+    """Istio resolveGatewayName: ``name`` -> ``<vs ns>/name``; legacy ``name.ns[.svc...]``
+    -> ``ns/name``; ``mesh`` stays."""
+    out = set()
+    for g in names:
+        if g == MESH or "/" in g:
+            out.add(g)
+        elif "." in g:
+            name, ns = g.split(".")[:2]
+            out.add(f"{ns}/{name}")
+        else:
+            out.add(f"{vs.meta.namespace}/{g}")
+    return out
+
+
+def _delegate_index(cfg: m.Config) -> dict[tuple[str, str], m.VirtualService]:
+    return {(vs.meta.namespace, vs.meta.name): vs for vs in cfg.virtual_services if not vs.hosts}
+
+
 def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable:
     """Compile a loaded config into the immutable RouteTable (delegates already merged)."""
     opts = opts or TranslateOptions()
     reg = build_registry(cfg, opts)
     clusters = build_clusters(reg)
+    delegates = _delegate_index(cfg)
     mesh_vs = sorted((vs for vs in cfg.virtual_services if _mesh_bound(vs) and vs.hosts),
                      key=lambda v: v.meta.order)
     vs_hosts: list[tuple[str, m.VirtualService]] = []
@@ -600,7 +688,8 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
             if svc.port_by_number(port) is None:
                 continue
             svc_vs = vs_for(svc.host)
-            routes = translate_virtual_service(reg, opts, svc_vs, port) if svc_vs is not None else []
+            routes = (translate_virtual_service(reg, opts, svc_vs, port, delegates=delegates)
+                      if svc_vs is not None else [])
             origin = (f"VirtualService {svc_vs.meta.namespace}/{svc_vs.meta.name}"
                       if svc_vs and routes else "")
             if not routes:
@@ -615,10 +704,78 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
                     continue
                 if vs_for(h) is not vs:
                     continue
-                routes = translate_virtual_service(reg, opts, vs, port)
+                routes = translate_virtual_service(reg, opts, vs, port, delegates=delegates)
                 vhosts.append(VirtualHost(
                     f"{h}:{port}", service_domains(h, opts.namespace, opts.domain), tuple(routes),
                     f"VirtualService {vs.meta.namespace}/{vs.meta.name}"))
                 seen.add(h)
         route_configs[port] = RouteConfiguration.build(port, tuple(vhosts))
     return RouteTable(route_configs, clusters, opts.shadow_suffix)
+
+
+# --------------------------------------------------------------------------- gateways
+
+
+def _server_host_matches(server_host: str, gw_ns: str, vs: m.VirtualService, host: str) -> str | None:
+    """The host a VS host gets on a Gateway server (``[ns/]dnsName``), or None."""
+    ns, _, dns = server_host.rpartition("/")
+    if ns not in ("", "*") and not (ns == "." and vs.meta.namespace == gw_ns) and ns != vs.meta.namespace:
+        return None
+    if wildcard_matches(dns, host):
+        return host
+    if host.startswith("*") and wildcard_matches(host, dns.lstrip("*") if dns.startswith("*") else dns):
+        return dns  # a wider VS host is narrowed to the server's host
+    return None
+
+
+def gateway_servers(cfg: m.Config, ref: str) -> tuple[m.Gateway, list[m.Server]]:
+    """Find Gateway ``[ns/]name`` (namespace default: "default"). Raises KeyError."""
+    ns, _, name = ref.rpartition("/")
+    ns = ns or "default"
+    for gw in cfg.gateways:
+        if gw.meta.name == name and gw.meta.namespace == ns:
+            return gw, list(gw.servers)
+    raise KeyError(ref)
+
+
+def translate_gateway(
+    cfg: m.Config, gateway: m.Gateway, server: m.Server, opts: TranslateOptions | None = None,
+    clusters: dict[str, Cluster] | None = None,
+) -> RouteTable:
+    """The route table of one Gateway server, as Istio builds it for an ingress gateway:
+    the VirtualServices bound to the gateway whose hosts intersect the server's hosts,
+    merged per host (catch-all routes moved last), ``httpsRedirect`` as a 301 to https;
+    a host with no virtual host gets 404 NR."""
+    opts = opts or TranslateOptions()
+    reg = build_registry(cfg, opts)
+    if clusters is None:
+        clusters = build_clusters(reg)
+    delegates = _delegate_index(cfg)
+    gw_ref = f"{gateway.meta.namespace}/{gateway.meta.name}"
+    port = server.port.number
+    by_host: dict[str, list[Route]] = {}
+    origins: dict[str, list[str]] = {}
+    for vs in sorted(cfg.virtual_services, key=lambda v: v.meta.order):
+        if gw_ref not in _resolve_gateways(vs.gateways, vs):
+            continue
+        for h in vs.hosts:
+            for sh in server.hosts:
+                host = _server_host_matches(sh, gateway.meta.namespace, vs, h)
+                if host is None:
+                    continue
+                routes = translate_virtual_service(reg, opts, vs, port, gateway=gw_ref,
+                                                   delegates=delegates, stop_at_catch_all=False)
+                by_host.setdefault(host, []).extend(routes)
+                origins.setdefault(host, []).append(f"VirtualService {vs.meta.namespace}/{vs.meta.name}")
+                break
+    vhosts = []
+    for host, routes in by_host.items():
+        routes = [r for r in routes if not r.match.is_catch_all()] + [
+            r for r in routes if r.match.is_catch_all()]
+        if server.tls is not None and server.tls.https_redirect:
+            routes = [Route(name="https_redirect", match=RouteMatch(PathMatcher.make("prefix", "/")),
+                            action=RedirectAction(scheme="https", response_code=301),
+                            origin=f"Gateway {gw_ref} httpsRedirect")]
+        vhosts.append(VirtualHost(f"{host}:{port}", (host,), tuple(routes), ", ".join(origins[host])))
+    rc = RouteConfiguration.build(port, tuple(vhosts))
+    return RouteTable({port: rc}, clusters, opts.shadow_suffix, listener_port=port)

@@ -7,6 +7,7 @@ import fcntl
 import socket
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -57,8 +58,19 @@ class RunOptions:
     reuse_port: bool = False
 
 
+@dataclass(slots=True)
+class GatewayListener:
+    """A Gateway server served on a local address (``--gateway``)."""
+
+    name: str  # "ns/gateway:port", for messages
+    table: RouteTable
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
 class RunningProxy:
-    """A started proxy: ``port`` and ``admin_port`` are the bound ports."""
+    """A started proxy: ``port`` and ``admin_port`` are the bound ports;
+    ``gateway_ports`` maps each gateway listener's name to its bound port."""
 
     def __init__(self, proxy: Proxy, server: asyncio.AbstractServer,
                  admin: web.AppRunner | None, port: int, admin_port: int | None) -> None:
@@ -67,6 +79,8 @@ class RunningProxy:
         self.admin = admin
         self.port = port
         self.admin_port = admin_port
+        self.gateway_servers: list[asyncio.AbstractServer] = []
+        self.gateway_ports: dict[str, int] = {}
 
     @property
     def stats(self) -> Stats:
@@ -77,6 +91,8 @@ class RunningProxy:
             await self.proxy.shadows.drain(timeout)
 
     async def close(self) -> None:
+        for gs in self.gateway_servers:
+            gs.close()
         self.server.close()
         self.proxy.close()
         await self.server.wait_closed()
@@ -85,7 +101,8 @@ class RunningProxy:
         self.proxy.access_log.flush()
 
 
-async def start_proxy(table: RouteTable, opts: RunOptions | None = None) -> RunningProxy:
+async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
+                      gateways: Sequence[GatewayListener] = ()) -> RunningProxy:
     opts = opts or RunOptions()
     loop = asyncio.get_running_loop()
     popts = ProxyOptions(
@@ -110,4 +127,11 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None) -> Runn
         site = web.TCPSite(admin, opts.admin_host, opts.admin_port)
         await site.start()
         admin_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return RunningProxy(proxy, server, admin, port, admin_port)
+    running = RunningProxy(proxy, server, admin, port, admin_port)
+    for gw in gateways:
+        sibling = proxy.sibling(gw.table)
+        gs = await loop.create_server(sibling.protocol_factory, gw.host, gw.port,
+                                      reuse_port=opts.reuse_port or None, backlog=1024)
+        running.gateway_servers.append(gs)
+        running.gateway_ports[gw.name] = gs.sockets[0].getsockname()[1]
+    return running

@@ -105,6 +105,15 @@ class Proxy:
         self.shadows: ShadowDispatcher | None = None
         self.connections: set[DownstreamConnection] = set()
 
+    def sibling(self, table: RouteTable) -> Proxy:
+        """A proxy for another listener (a gateway server) sharing this one's
+        connection pools, circuit breakers, stats, shadow dispatcher and logs."""
+        other = Proxy(table, stats=self.stats, access_log=self.access_log, options=self.options,
+                      loop=self.loop)
+        other.pools = self.pools
+        other.shadows = self.shadows
+        return other
+
     def pool(self, cluster_name: str) -> ClusterPool | None:
         pool = self.pools.get(cluster_name)
         if pool is None:

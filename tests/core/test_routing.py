@@ -225,3 +225,37 @@ def test_core_is_pure():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module.split(".")[0]]
             assert not banned.intersection(names), f"{f.name} imports {names}"
+
+
+def test_delegate_virtual_service_is_merged():
+    text = REG + """
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: root, namespace: default}
+spec:
+  hosts: [httpbin]
+  http:
+  - match: [{uri: {prefix: /api}}]
+    timeout: 3s
+    delegate: {name: api, namespace: default}
+  - route: [{destination: {host: httpbin, subset: v3}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: default}
+spec:
+  http:
+  - match: [{uri: {prefix: /api/v2}}]
+    route: [{destination: {host: httpbin, subset: v2}}]
+  - match: [{uri: {prefix: /other}}]
+    route: [{destination: {host: httpbin, subset: v1}}]
+  - route: [{destination: {host: httpbin, subset: v1}}]
+"""
+    table = table_from_yaml(text)
+    d = table.route("GET", "httpbin:8000", "/api/v2/x", {}, 0)
+    assert isinstance(d, Forward) and d.cluster == cluster("v2") and d.timeout == 3.0
+    d = table.route("GET", "httpbin:8000", "/api/v1", {}, 0)  # delegate catch-all, AND-ed with /api
+    assert isinstance(d, Forward) and d.cluster == cluster("v1")
+    d = table.route("GET", "httpbin:8000", "/other", {}, 0)  # not within /api: dropped
+    assert isinstance(d, Forward) and d.cluster == cluster("v3")
