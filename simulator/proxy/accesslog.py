@@ -29,17 +29,24 @@ class AccessLog:
         self._loop = loop
         self._sec = -1
         self._sec_str = ""
+        self._ms = -1
+        self._ms_str = ""
 
     @property
     def enabled(self) -> bool:
         return self.stream is not None
 
     def _start_time(self, t: float) -> str:
-        sec = int(t)
+        ms = int(t * 1000)
+        if ms == self._ms:
+            return self._ms_str
+        sec = ms // 1000
         if sec != self._sec:
             self._sec = sec
             self._sec_str = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        return f"{self._sec_str}.{int((t - sec) * 1000):03d}Z"
+        self._ms = ms
+        self._ms_str = f"{self._sec_str}.{ms % 1000:03d}Z"
+        return self._ms_str
 
     def log(
         self,

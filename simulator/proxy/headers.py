@@ -30,6 +30,8 @@ ENVOY_CONTROL = frozenset({
     b"x-envoy-expected-rq-timeout-ms", b"x-envoy-original-path",
 })
 
+SKIP_REQUEST_HEADERS = HOP_BY_HOP | ENVOY_CONTROL
+
 RESPONSE_HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade",
     b"date", b"server",

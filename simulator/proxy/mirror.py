@@ -72,11 +72,12 @@ class ShadowDispatcher:
         lines[0] = b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
             req.method.encode(), d.path.encode("latin-1"), authority.encode("latin-1"))
         xff_done = False
-        for i in range(1, len(lines)):
-            if lines[i].startswith(b"x-forwarded-for:"):
-                lines[i] = lines[i][:-2] + b"," + self.local_xff + b"\r\n"
-                xff_done = True
-                break
+        if stream.xff is not None:
+            for i in range(1, len(lines)):
+                if lines[i].startswith(b"x-forwarded-for:"):
+                    lines[i] = lines[i][:-2] + b"," + self.local_xff + b"\r\n"
+                    xff_done = True
+                    break
         if d.timeout > 0:
             lines.append(b"x-envoy-expected-rq-timeout-ms: %d\r\n" % int(d.timeout * 1000))
         lines.append(extra)
@@ -143,9 +144,7 @@ class ShadowExchange:
         self.authority = authority
         self.path = d.original_path or d.path
         self.request_id = stream.request_id
-        xff = stream.xff
-        local = dispatcher.proxy.options.local_address
-        self.xff = f"{xff},{local}" if xff else local
+        self.xff = stream.xff
         self.user_agent = stream.user_agent
         self.timeout = d.timeout
         self.upstream_host = ""
@@ -214,7 +213,9 @@ class ShadowExchange:
         al = proxy.access_log
         if al.stream is not None:
             now = time.time()
+            local = proxy.options.local_address
+            xff = f"{self.xff},{local}" if self.xff else local
             al.log(self.start_time, self.method, self.path, "HTTP/" + self.version, status, flags,
                    self.nbytes, self.bytes_in, int((now - self.start_time) * 1000),
-                   self.upstream_time, self.xff, self.user_agent, self.request_id,
+                   self.upstream_time, xff, self.user_agent, self.request_id,
                    self.authority, self.upstream_host)

@@ -40,9 +40,8 @@ from simulator.core.table import (
 from simulator.proxy.accesslog import AccessLog
 from simulator.proxy.headers import (
     BODILESS_METHODS,
-    ENVOY_CONTROL,
-    HOP_BY_HOP,
     RESPONSE_HOP_BY_HOP,
+    SKIP_REQUEST_HEADERS,
     DateCache,
     connection_tokens,
     status_line,
@@ -207,7 +206,7 @@ class DownstreamConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        if name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
+        if len(name) == 17 and name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
             self._chunked = True
 
     def on_body(self, body: bytes) -> None:
@@ -238,6 +237,10 @@ class DownstreamConnection(asyncio.Protocol):
             req.body = b""
             req.keep_alive = False
             req.too_big = True
+        if self.active is None and not self.queue and not self.closed:
+            stream = self.active = Stream(self, req)
+            stream.run()
+            return
         self.queue.append(req)
         self._enqueue_or_run()
 
@@ -356,7 +359,7 @@ class Stream:
     def run(self) -> None:
         req = self.req
         proxy = self.proxy
-        proxy.stats.inc("downstream_rq_total")
+        proxy.stats.downstream_rq_total += 1
         if req.version == "1.0":
             # Envoy rejects HTTP/1.0 unless accept_http_10 is set (Istio does not set it)
             self.keep_alive = False
@@ -374,10 +377,11 @@ class Stream:
             authority = target
         hdrs: dict[str, str] = {}
         for n, v in req.headers:
-            name = n.decode("latin-1").lower()
-            val = v.decode("latin-1")
-            prev = hdrs.get(name)
-            hdrs[name] = val if prev is None else prev + "," + val
+            name = n.lower().decode("latin-1")
+            if name in hdrs:
+                hdrs[name] = hdrs[name] + "," + v.decode("latin-1")
+            else:
+                hdrs[name] = v.decode("latin-1")
         if not authority:
             authority = hdrs.get("host", "")
         if not authority:
@@ -495,17 +499,18 @@ class Stream:
         overwrite = {a.name for a in d.request_headers.add if not a.append}
         lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
             req.method.encode(), d.path.encode("latin-1"), d.authority.encode("latin-1"))]
+        mutated = bool(removes or overwrite)
         for n, v in req.headers:
             ln = n.lower()
-            if ln in HOP_BY_HOP or ln in ENVOY_CONTROL or ln in drop:
+            if ln in SKIP_REQUEST_HEADERS or ln in drop:
                 continue
             if ln == b"te" and v.strip().lower() != b"trailers":
                 continue
-            if removes or overwrite:
+            if mutated:
                 s = ln.decode("latin-1")
                 if s in removes or s in overwrite:
                     continue
-            lines.append(b"%s: %s\r\n" % (ln, v))
+            lines.append(ln + b": " + v + b"\r\n")
         if "x-forwarded-proto" not in hdrs:
             lines.append(b"x-forwarded-proto: http\r\n")
         if "x-request-id" not in hdrs:

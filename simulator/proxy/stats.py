@@ -101,6 +101,7 @@ class Stats:
         self.counters: dict[str, int] = defaultdict(int)
         self.downstream_codes: dict[int, int] = defaultdict(int)
         self.flags: dict[str, int] = defaultdict(int)
+        self.downstream_rq_total = 0
 
     def cluster(self, name: str) -> ClusterStats:
         cs = self.clusters.get(name)
@@ -129,6 +130,7 @@ class Stats:
             out[f"{p}downstream_rq_{c}xx"] = n
         for f, n in self.flags.items():
             out[f"{p}mirrorsim_response_flag_{f}"] = n
+        out[p + "downstream_rq_total"] = self.downstream_rq_total
         for k, v in self.counters.items():
             out[k if k.startswith(("http.", "mirrorsim.", "cluster.")) else p + k] = v
         return dict(sorted(out.items()))

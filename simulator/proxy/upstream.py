@@ -131,23 +131,22 @@ class UpstreamConnection(asyncio.Protocol):
     # -- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        n = len(name)
+        if n == 14 and self._framing == "close" and name.lower() == b"content-length":
+            self._framing = "length"
+        elif n == 17 and name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
+            self._framing = "chunked"
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._headers = []
+            self._framing = "close"
             return
         self._status = status
-        framing = "close"
-        for n, v in self._headers:
-            ln = n.lower()
-            if ln == b"content-length":
-                framing = "length"
-            elif ln == b"transfer-encoding" and b"chunked" in v.lower():
-                framing = "chunked"
-        if self._head or status in (204, 304):
-            framing = "none"
-        self._framing = framing
+        if self._head or status == 204 or status == 304:
+            self._framing = "none"
+        framing = self._framing
         ex = self.exchange
         if ex is not None:
             ex.on_headers(status, self._headers, framing)
