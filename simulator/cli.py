@@ -110,6 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"mirrorsim: {exc}", file=sys.stderr)
         return 1
+    if args.workers > 1:
+        return _run_workers(args, table, gateways)
     _use_uvloop()
     try:
         asyncio.run(_serve(args, table, gateways))
@@ -121,21 +123,51 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(args: argparse.Namespace, table, gateways) -> None:  # type: ignore[no-untyped-def]
+def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | None):  # type: ignore[no-untyped-def]
+    """RunOptions from ``mirrorsim run`` flags; the access log is opened on ``loop`` if given."""
     from simulator.proxy.accesslog import AccessLog, open_access_log
-    from simulator.proxy.runner import RunOptions, start_proxy
+    from simulator.proxy.runner import RunOptions
 
-    loop = asyncio.get_running_loop()
     lhost, lport = args.listen
     ahost, aport = args.admin if args.admin else (None, None)
-    opts = RunOptions(
+    return RunOptions(
         listen_host=lhost, listen_port=lport,
         admin_host=ahost or "127.0.0.1", admin_port=aport,
-        seed=args.seed, access_log=AccessLog(open_access_log(args.access_log), loop),
+        seed=args.seed, access_log=AccessLog(open_access_log(args.access_log), loop) if loop else None,
         local_address=args.local_address,
         max_shadow_inflight=args.max_shadow_inflight, max_shadow_bytes=args.max_shadow_bytes,
         max_request_bytes=args.max_request_bytes,
     )
+
+
+def _run_workers(args: argparse.Namespace, table, gateways) -> int:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from simulator.proxy.workers import run_workers
+
+    def loop_factory() -> asyncio.AbstractEventLoop:
+        try:
+            import uvloop
+
+            return uvloop.new_event_loop()
+        except ImportError:  # pragma: no cover
+            return asyncio.new_event_loop()
+
+    # each worker opens the access log itself, after the fork, on its own loop
+    opts = dataclasses.replace(_run_options(args, None), access_log_spec=args.access_log)
+    try:
+        return run_workers(args.workers, table, opts, gateways, loop_factory)
+    except OSError as exc:
+        print(f"mirrorsim: cannot listen: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _serve(args: argparse.Namespace, table, gateways) -> None:  # type: ignore[no-untyped-def]
+    from simulator.proxy.runner import start_proxy
+
+    loop = asyncio.get_running_loop()
+    lhost = args.listen[0]
+    opts = _run_options(args, loop)
     rp = await start_proxy(table, opts, gateways)
     nclusters = len(table.clusters)
     nhosts = sum(len(rc.virtual_hosts) for rc in table.route_configs.values())
@@ -158,14 +190,34 @@ async def _serve(args: argparse.Namespace, table, gateways) -> None:  # type: ig
 
 
 def cmd_backend(args: argparse.Namespace) -> int:
-    from simulator.backend import serve
+    from simulator.backend import BackendSpec, backends_for, serve_many
 
-    host, port = args.listen
+    if args.for_paths:
+        if args.name is not None or args.listen is not None:
+            print("mirrorsim backend: --for starts the backends a config declares; "
+                  "it cannot be combined with --name or --listen", file=sys.stderr)
+            return 2
+        config = load_or_report(args.for_paths, args.namespace, quiet_warnings=True)
+        if config is None:
+            return 1
+        specs, notes = backends_for(config)
+        for note in notes:
+            print(f"mirrorsim backend: {note}", file=sys.stderr)
+        if not specs:
+            print("mirrorsim backend: no STATIC ServiceEntry endpoint on 127.0.0.1 or ::1 in "
+                  + " ".join(args.for_paths) + "; nothing was started.", file=sys.stderr)
+            return 1
+    else:
+        host, port = args.listen or ("127.0.0.1", 8000)
+        specs = [BackendSpec(args.name or "httpbin", host, port)]
     _use_uvloop()
     try:
-        asyncio.run(serve(args.name, host, port))
+        asyncio.run(serve_many(specs))
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        print(f"mirrorsim backend: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -201,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gateway", action="append", default=[], metavar="[NS/]NAME[:PORT]=HOST:PORT",
                      help="serve a Gateway's HTTP server on a local address, e.g. "
                           "bookinfo-gateway=127.0.0.1:8080 (repeatable)")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="serve with N processes sharing the ports (SO_REUSEPORT); the admin "
+                          "address then reports the sum of every worker's counters (default 1)")
     run.add_argument("--seed", type=int, default=None,
                      help="seed of the per-request random value (weighted splits, mirror "
                           "sampling, load balancing) for reproducible runs")
@@ -222,9 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
                           "copies (default: first non-loopback IPv4, as Envoy's local_info)")
     run.set_defaults(func=cmd_run)
 
-    be = sub.add_parser("backend", help="run the built-in httpbin-like backend")
-    be.add_argument("--name", default="httpbin", help="name shown in responses and logs")
-    be.add_argument("--listen", type=hostport, default=("127.0.0.1", 8000), metavar="HOST:PORT")
+    be = sub.add_parser(
+        "backend", help="run the built-in httpbin-like backend (or, with --for, one per endpoint of a config)",
+        description="Run the built-in httpbin-like backend: one, named --name on --listen, or with "
+                    "--for one per 127.0.0.1 / ::1 endpoint of the config's STATIC ServiceEntries, "
+                    "named <service>-<version label> (e.g. reviews-v2). Every response carries "
+                    "x-backend: <name>. Runs until Ctrl-C.")
+    be.add_argument("--name", default=None, help="name shown in responses and logs (default httpbin)")
+    be.add_argument("--listen", type=hostport, default=None, metavar="HOST:PORT",
+                    help="address to listen on (default 127.0.0.1:8000)")
+    be.add_argument("--for", dest="for_paths", nargs="+", action="extend", default=[], metavar="PATH",
+                    help="Istio YAML files or directories (as run -f): start one backend per loopback "
+                         "endpoint of their STATIC ServiceEntries")
+    be.add_argument("--namespace", default="default", help=argparse.SUPPRESS)
     be.set_defaults(func=cmd_backend)
 
     demo = sub.add_parser("demo", help="Istio's mirroring task end to end on loopback")

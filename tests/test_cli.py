@@ -103,3 +103,28 @@ async def test_demo_shows_shadow_copies():
     assert text.count("client got:  200 from httpbin-v1") == 3
     assert text.count("Host: httpbin-shadow:8000") == 3
     assert "internal.upstream_rq_200: 3" in text
+
+
+async def test_workers_share_the_port_and_aggregate_stats(tmp_path: Path):
+    import aiohttp
+
+    async with Recorder("v1") as a, Recorder("v2") as b:
+        cfg = tmp_path / "httpbin.yaml"
+        cfg.write_text(registry_yaml({"v1": a.port, "v2": b.port}) + virtual_service(MIRROR))
+        proc = await _spawn("run", "-f", str(cfg), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                            "--workers", "2", "--access-log", "off")
+        try:
+            line = await _read_until(proc.stderr, r"with 2 workers")  # type: ignore[arg-type]
+            port, admin = map(int, re.findall(r"http://127\.0\.0\.1:(\d+)", line))
+            for _ in range(10):
+                assert (await get(port, "/")).status == 200
+            await b.wait_for(10)
+            async with aiohttp.ClientSession() as s:
+                async with s.get(f"http://127.0.0.1:{admin}/stats?filter=rq_total") as r:
+                    stats = dict(ln.split(": ") for ln in (await r.text()).strip().splitlines())
+        finally:
+            proc.terminate()
+            await proc.wait()
+    assert stats["http.outbound_0.0.0.0_15001.downstream_rq_total"] == "10"
+    assert stats["http.async-client.rq_total"] == "10"
+    assert proc.returncode == 0

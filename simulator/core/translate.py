@@ -577,7 +577,7 @@ def merge_delegate_route(root: m.HTTPRoute, delegate: m.HTTPRoute) -> list[m.HTT
         if not merged:
             return []
         changes["match"] = tuple(merged)
-    return [dataclasses.replace(delegate, **changes)] if changes else [delegate]
+    return [dataclasses.replace(delegate, **changes)] if changes else [delegate]  # type: ignore[arg-type]
 
 
 def _merge_match(root: m.HTTPMatchRequest, d: m.HTTPMatchRequest) -> m.HTTPMatchRequest | None:

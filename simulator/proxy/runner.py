@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from simulator.core.table import RouteTable
-from simulator.proxy.accesslog import AccessLog
+from simulator.proxy.accesslog import AccessLog, open_access_log
 from simulator.proxy.admin import build_admin_app
 from simulator.proxy.mirror import DEFAULT_MAX_BYTES, DEFAULT_MAX_INFLIGHT, ShadowDispatcher
 from simulator.proxy.server import Proxy, ProxyOptions
@@ -51,11 +51,13 @@ class RunOptions:
     admin_port: int | None = 15000  # None = no admin listener
     seed: int | None = None
     access_log: AccessLog | None = None
+    access_log_spec: str | None = None  # opened by start_proxy when access_log is None
     local_address: str | None = None
     max_shadow_inflight: int = DEFAULT_MAX_INFLIGHT
     max_shadow_bytes: int = DEFAULT_MAX_BYTES
     max_request_bytes: int = 64 * 1024 * 1024
     reuse_port: bool = False
+    sock: socket.socket | None = None  # a pre-bound listening socket (--workers)
 
 
 @dataclass(slots=True)
@@ -66,6 +68,7 @@ class GatewayListener:
     table: RouteTable
     host: str = "127.0.0.1"
     port: int = 0
+    sock: socket.socket | None = None  # a pre-bound listening socket (--workers)
 
 
 class RunningProxy:
@@ -110,14 +113,21 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
         seed=opts.seed,
         max_request_bytes=opts.max_request_bytes,
     )
-    proxy = Proxy(table, access_log=opts.access_log or AccessLog(None, loop), options=popts,
+    access_log = opts.access_log
+    if access_log is None:
+        access_log = AccessLog(open_access_log(opts.access_log_spec) if opts.access_log_spec else None,
+                               loop)
+    proxy = Proxy(table, access_log=access_log, options=popts,
                   loop=loop)
     proxy.shadows = ShadowDispatcher(proxy, max_inflight=opts.max_shadow_inflight,
                                      max_bytes=opts.max_shadow_bytes)
-    server = await loop.create_server(
-        proxy.protocol_factory, opts.listen_host, opts.listen_port,
-        reuse_port=opts.reuse_port or None, backlog=1024,
-    )
+    if opts.sock is not None:
+        server = await loop.create_server(proxy.protocol_factory, sock=opts.sock, backlog=1024)
+    else:
+        server = await loop.create_server(
+            proxy.protocol_factory, opts.listen_host, opts.listen_port,
+            reuse_port=opts.reuse_port or None, backlog=1024,
+        )
     port = server.sockets[0].getsockname()[1]
     admin = None
     admin_port = None
@@ -130,8 +140,11 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
     running = RunningProxy(proxy, server, admin, port, admin_port)
     for gw in gateways:
         sibling = proxy.sibling(gw.table)
-        gs = await loop.create_server(sibling.protocol_factory, gw.host, gw.port,
-                                      reuse_port=opts.reuse_port or None, backlog=1024)
+        if gw.sock is not None:
+            gs = await loop.create_server(sibling.protocol_factory, sock=gw.sock, backlog=1024)
+        else:
+            gs = await loop.create_server(sibling.protocol_factory, gw.host, gw.port,
+                                          reuse_port=opts.reuse_port or None, backlog=1024)
         running.gateway_servers.append(gs)
         running.gateway_ports[gw.name] = gs.sockets[0].getsockname()[1]
     return running
