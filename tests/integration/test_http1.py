@@ -1,0 +1,115 @@
+"""HTTP/1.1 details of the data plane: upstream keep-alive and Connection: close, chunked and
+read-until-close responses, large responses with back-pressure, WorkloadEntry endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from tests.conftest import registry_yaml, table_from_yaml, virtual_service
+from tests.support.client import Client, get, request
+from tests.support.recorder import Recorder
+
+ROUTE = "- route: [{destination: {host: httpbin, subset: v1}}]"
+
+
+async def test_upstream_connection_close_is_not_reused(run_proxy):
+    async with Recorder("v1", close_after_response=True) as a:
+        rp = await run_proxy(table_from_yaml(registry_yaml({"v1": a.port}) + virtual_service(ROUTE)))
+        for _ in range(3):
+            assert (await get(rp.port, "/")).status == 200
+        reqs = await a.wait_for(3)
+    assert len({r.peer_port for r in reqs}) == 3 and a.connections == 3
+
+
+async def _raw_upstream(response: bytes) -> tuple[asyncio.Server, int]:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(response)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_chunked_response_is_forwarded_chunked(run_proxy):
+    server, port = await _raw_upstream(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    rp = await run_proxy(table_from_yaml(registry_yaml({"v1": port}) + virtual_service(ROUTE)))
+    resp = await get(rp.port, "/")
+    server.close()
+    assert resp.body == b"hello world" and resp.header("transfer-encoding") == "chunked"
+    assert resp.header("content-length") is None
+
+
+async def test_read_until_close_response_becomes_chunked_for_the_client(run_proxy):
+    server, port = await _raw_upstream(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+    rp = await run_proxy(table_from_yaml(registry_yaml({"v1": port}) + virtual_service(ROUTE)))
+    async with Client(rp.port) as c:
+        (resp,) = await c.send(request("GET", "/"))
+        # the client connection stays usable: the body was delimited by chunking
+        (again,) = await c.send(request("GET", "/"))
+    server.close()
+    assert resp.body == b"until the end" and resp.header("transfer-encoding") == "chunked"
+    assert again.status == 200 and again.body == b"until the end"
+
+
+async def test_large_response_streams_to_a_slow_client(run_proxy):
+    body = bytes(range(256)) * (16 * 1024)  # 4 MiB
+    async with Recorder("v1", body=body) as a:
+        rp = await run_proxy(table_from_yaml(registry_yaml({"v1": a.port}) + virtual_service(ROUTE)))
+        reader, writer = await asyncio.open_connection("127.0.0.1", rp.port)
+        writer.write(request("GET", "/big"))
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"content-length: 4194304" in head.lower()
+        received = bytearray()
+        while len(received) < len(body):  # read in small steps, as a slow client would
+            chunk = await asyncio.wait_for(reader.read(65536), 10)
+            assert chunk
+            received += chunk
+        writer.close()
+    assert hashlib.sha256(received).digest() == hashlib.sha256(body).digest()
+
+
+async def test_workload_entries_selected_by_service_entry():
+    text = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: reviews}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v1, namespace: default}
+spec: {address: 127.0.0.1, ports: {http: 19081}, labels: {app: reviews, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v2, namespace: default}
+spec: {address: 127.0.0.2, labels: {app: reviews, version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: other, namespace: default}
+spec: {address: 127.0.0.3, labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets:
+  - {name: v2, labels: {version: v2}}
+"""
+    table = table_from_yaml(text)
+    all_eps = table.clusters["outbound|9080||reviews.default.svc.cluster.local"].endpoints
+    assert sorted((e.address, e.port) for e in all_eps) == [("127.0.0.1", 19081), ("127.0.0.2", 9080)]
+    v2 = table.clusters["outbound|9080|v2|reviews.default.svc.cluster.local"].endpoints
+    assert [(e.address, e.port) for e in v2] == [("127.0.0.2", 9080)]
