@@ -18,20 +18,29 @@ def _proxy(request: web.Request) -> Proxy:
     return request.app[PROXY_KEY]
 
 
-async def stats(request: web.Request) -> web.Response:
-    proxy = _proxy(request)
+def proxy_stats(proxy: Proxy) -> dict[str, int]:
+    """Every counter of one proxy process, with the shadow dispatcher's gauges."""
     snap = proxy.stats.snapshot()
     if proxy.shadows is not None:
         snap["mirrorsim.shadow_inflight"] = proxy.shadows.inflight
         snap["mirrorsim.shadow_inflight_bytes"] = proxy.shadows.inflight_bytes
-        snap.setdefault("mirrorsim.shadow_dropped", 0)
-        snap = dict(sorted(snap.items()))
+    return snap
+
+
+def stats_response(request: web.Request, snap: dict[str, int]) -> web.Response:
+    """Envoy's /stats: ``name: value`` lines, ``?filter=substring``, ``?format=json``."""
+    snap.setdefault("mirrorsim.shadow_dropped", 0)
+    snap = dict(sorted(snap.items()))
     flt = request.query.get("filter")
     if flt:
         snap = {k: v for k, v in snap.items() if flt in k}
     if request.query.get("format") == "json":
         return web.json_response({"stats": [{"name": k, "value": v} for k, v in snap.items()]})
     return web.Response(text="".join(f"{k}: {v}\n" for k, v in snap.items()))
+
+
+async def stats(request: web.Request) -> web.Response:
+    return stats_response(request, proxy_stats(_proxy(request)))
 
 
 async def ready(request: web.Request) -> web.Response:

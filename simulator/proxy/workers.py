@@ -24,6 +24,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from simulator.core.table import RouteTable
+from simulator.proxy.admin import proxy_stats, ready, stats_response
 from simulator.proxy.runner import GatewayListener, RunOptions, start_proxy
 
 
@@ -64,10 +65,7 @@ def _worker(index: int, table: RouteTable, opts: RunOptions, gateways: Sequence[
                 loop.remove_reader(control.fileno())
                 stop.set()
                 return
-            snap = rp.proxy.stats.snapshot()
-            if rp.proxy.shadows is not None:
-                snap["mirrorsim.shadow_inflight"] = rp.proxy.shadows.inflight
-                snap["mirrorsim.shadow_inflight_bytes"] = rp.proxy.shadows.inflight_bytes
+            snap = proxy_stats(rp.proxy)
             control.sendall(json.dumps(snap).encode() + b"\n")
 
         loop.add_reader(control.fileno(), on_request)
@@ -118,17 +116,7 @@ def run_workers(n: int, table: RouteTable, opts: RunOptions, gateways: Sequence[
         return dict(sorted(total.items()))
 
     async def stats_handler(request: web.Request) -> web.Response:
-        snap = await gather_stats()
-        snap.setdefault("mirrorsim.shadow_dropped", 0)
-        flt = request.query.get("filter")
-        if flt:
-            snap = {k: v for k, v in snap.items() if flt in k}
-        if request.query.get("format") == "json":
-            return web.json_response({"stats": [{"name": k, "value": v} for k, v in snap.items()]})
-        return web.Response(text="".join(f"{k}: {v}\n" for k, v in snap.items()))
-
-    async def ready(request: web.Request) -> web.Response:
-        return web.Response(text="LIVE\n")
+        return stats_response(request, await gather_stats())
 
     async def main() -> None:
         runner = None
