@@ -31,6 +31,7 @@ API_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 # Real networking.istio.io kinds that mirrorsim does not simulate.
 OTHER_GROUP_KINDS = ("Sidecar", "EnvoyFilter", "WorkloadGroup", "ProxyConfig")
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
+ROUTE_TEST_SUFFIXES = (".test.yaml", ".test.yml")
 
 try:  # libyaml's composer is several times faster; both are safe loaders
     _LOADER: Any = yaml.CSafeLoader
@@ -189,7 +190,9 @@ class _Loader:
 
     def add_path(self, path: Path) -> None:
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in YAML_SUFFIXES)
+            # route-test files (*.test.yaml, read by `mirrorsim check`) may live beside the config
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in YAML_SUFFIXES
+                           and not p.name.lower().endswith(ROUTE_TEST_SUFFIXES))
             if not files:
                 self._file_error(
                     str(path),

@@ -1,32 +1,205 @@
-"""``mirrorsim validate`` (and, as they come, ``explain`` and ``check``)."""
+"""``mirrorsim validate``, ``mirrorsim explain`` and ``mirrorsim check``.
+
+Exit codes: 0 ok; 1 config errors, test failures or errors in test files,
+coverage under ``--fail-under``; 2 usage errors (argparse).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
+
+from simulator.diagnostics import Diagnostic
+
+
+def _print_config_problems(diagnostics: list[Diagnostic], *, warnings: bool) -> None:
+    from simulator.routecheck.workspace import format_diagnostic
+
+    errors = [d for d in diagnostics if d.severity == "error"]
+    for d in diagnostics:
+        if d.severity == "error" or warnings:
+            print(format_diagnostic(d), file=sys.stderr)
+    if errors:
+        print(f"mirrorsim: {len(errors)} error(s) in the configuration.", file=sys.stderr)
+    elif diagnostics and not warnings:
+        print(f"mirrorsim: {len(diagnostics)} warning(s) in the configuration "
+              "(mirrorsim validate lists them).", file=sys.stderr)
+
+
+def _mesh(args: argparse.Namespace, *, warnings: bool = False) -> Any:
+    from simulator.routecheck.workspace import Mesh
+
+    mesh = Mesh(args.files, args.namespace, not args.no_shadow_suffix, allow_errors=True)
+    _print_config_problems(list(mesh.diagnostics), warnings=warnings)
+    if any(d.severity == "error" for d in mesh.diagnostics):
+        return None
+    return mesh
+
+
+# --------------------------------------------------------------------------- validate
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from simulator.config import load
+    from simulator.routecheck.workspace import config_paths, diagnostic_dict, format_diagnostic
 
-    result = load(args.files, default_namespace=args.namespace)
+    result = load(config_paths(args.files), default_namespace=args.namespace)
+    diags = list(result.diagnostics)
+    errors = sum(1 for d in diags if d.severity == "error")
+    warnings = len(diags) - errors
     if args.output == "json":
-        print(json.dumps([d.as_dict() for d in result.diagnostics], indent=2))
+        print(json.dumps({"ok": result.ok, "errors": errors, "warnings": warnings,
+                          "diagnostics": [diagnostic_dict(d) for d in diags]}, indent=2))
     else:
-        for d in result.diagnostics:
-            print(d.format())
-        errors = sum(1 for d in result.diagnostics if d.severity == "error")
-        warnings = len(result.diagnostics) - errors
+        for d in diags:
+            print(format_diagnostic(d))
         print(f"{errors} error(s), {warnings} warning(s)", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def _header(s: str) -> tuple[str, str]:
+    name, sep, value = s.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected 'Name: value', got {s!r}")
+    return name.strip().lower(), value.strip()
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from simulator.core.explain import Request
+    from simulator.routecheck.render import explain_dict, explain_text
+    from simulator.routecheck.spec import request_from_url
+
+    parsed = request_from_url(args.url)
+    if parsed is None:
+        print(f"mirrorsim explain: expected an absolute http(s) URL like http://httpbin:8000/get?x=1, "
+              f"got {args.url!r}", file=sys.stderr)
+        return 2
+    mesh = _mesh(args)
+    if mesh is None:
+        return 1
+    scheme, authority, path = parsed
+    headers: dict[str, str] = {}
+    for name, value in args.headers:
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    authority = headers.pop("host", authority)
+    gateway = args.gateway if args.gateway == "mesh" or "/" in args.gateway else f"{args.namespace}/{args.gateway}"
+    if gateway != "mesh" and gateway not in mesh.gateways():
+        known = ", ".join(mesh.gateways()) or "none"
+        print(f'mirrorsim explain: no Gateway "{gateway}" in the configuration (known: {known}, or mesh)',
+              file=sys.stderr)
+        return 1
+    req = Request(args.method, authority, path, headers, scheme, args.port, args.random_value)
+    e = mesh.explain(req, gateway)
+    if args.output == "json":
+        print(json.dumps(explain_dict(e), indent=2))
+    else:
+        sys.stdout.write(explain_text(e))
+    return 0
+
+
+# --------------------------------------------------------------------------- check
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from simulator.routecheck.runner import json_report, junit_xml, load_tests, run_tests, text_report
+    from simulator.routecheck.workspace import test_paths
+
+    mesh = _mesh(args)
+    if mesh is None:
+        return 1
+    paths = test_paths(args.tests)
+    missing = [p for p in paths if not Path(p).exists()]
+    for p in missing:
+        print(f"mirrorsim check: test file {p} does not exist", file=sys.stderr)
+    files = load_tests([p for p in paths if p not in missing], mesh)
+    res = run_tests(mesh, files)
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(res), encoding="utf-8")
+    if args.output == "json":
+        print(json.dumps(json_report(res), indent=2))
+    else:
+        sys.stdout.write(text_report(res, verbose=args.verbose))
+    code = 0 if res.ok and not missing else 1
+    if args.fail_under is not None and res.coverage + 1e-9 < args.fail_under:
+        print(f"mirrorsim check: route coverage {res.coverage:.1f}% is under --fail-under {args.fail_under:g}%",
+              file=sys.stderr)
+        code = 1
+    return code
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def _percent(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage 0..100, got {s!r}") from None
+    if not 0 <= v <= 100:
+        raise argparse.ArgumentTypeError(f"expected a percentage 0..100, got {s!r}")
+    return v
+
+
+def _add_shared(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-shadow-suffix", action="store_true",
+                   help="shadow copies keep the original Host (Envoy's disable_shadow_host_suffix_append)")
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", "-o", choices=("text", "json"), default="text", help="output format (default text)")
+    p.add_argument("--json", dest="output", action="store_const", const="json", help="same as --output json")
 
 
 def register(sub: Any) -> None:
     from simulator.cli import add_config_args
 
-    val = sub.add_parser("validate", help="check Istio YAML and print every diagnostic")
+    val = sub.add_parser(
+        "validate", help="check Istio YAML and print every diagnostic",
+        description="Apply Istio's validation rules and analyzer checks to the files and print every problem "
+                    "as FILE:LINE: error|warning CODE message (at FIELD PATH). Exit 1 on any error, 0 with "
+                    "warnings only.")
     add_config_args(val)
-    val.add_argument("--output", choices=("text", "json"), default="text")
+    _add_output(val)
     val.set_defaults(func=cmd_validate)
+
+    ex = sub.add_parser(
+        "explain", help="show how one request is routed, and why",
+        description="Route one request through the configuration and show the virtual host, every rule tried "
+                    "and the condition that failed it, the destination(s), mirrors, rewrites, header "
+                    "operations, timeout, retries and faults.")
+    add_config_args(ex)
+    ex.add_argument("-X", "--request", dest="method", default="GET", metavar="METHOD",
+                    help="request method (default GET)")
+    ex.add_argument("-H", "--header", dest="headers", type=_header, action="append", default=[],
+                    metavar="'NAME: VALUE'", help="request header (repeatable); 'Host: ...' overrides the URL's")
+    ex.add_argument("--gateway", default="mesh", metavar="NS/NAME",
+                    help="route as the named Gateway does (default: mesh, a sidecar)")
+    ex.add_argument("--port", type=int, default=None,
+                    help="listener port (default: the URL's port, else 80/443)")
+    ex.add_argument("--random-value", type=int, default=0, metavar="N",
+                    help="the request's random value: picks the weighted destination (N %% total weight) and "
+                         "the mirrors that sample it (default 0)")
+    _add_shared(ex)
+    _add_output(ex)
+    ex.add_argument("url", metavar="URL", help="e.g. http://httpbin:8000/get?x=1")
+    ex.set_defaults(func=cmd_explain)
+
+    ck = sub.add_parser(
+        "check", help="run route tests (mirrorsim or istio-config-validator format)",
+        description="Run route tests against the configuration; print every failure with expected and actual "
+                    "values, and the route coverage. Exit 1 on any failure.")
+    add_config_args(ck)
+    ck.add_argument("tests", nargs="+", metavar="TESTS", help="test files or directories")
+    ck.add_argument("--fail-under", type=_percent, default=None, metavar="PCT",
+                    help="exit 1 when route coverage is under PCT percent")
+    ck.add_argument("--junit", metavar="FILE", default=None, help="also write results as JUnit XML")
+    ck.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    _add_shared(ck)
+    _add_output(ck)
+    ck.set_defaults(func=cmd_check)

@@ -1,0 +1,186 @@
+"""Render an ``Explanation`` as readable text or as JSON-ready data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.config.durations import format_duration
+from simulator.core.explain import Explanation, header_ops
+from simulator.core.table import Forward, LocalReply, RetryPolicy, Route
+from simulator.routecheck.decision import describe_route
+
+
+def _where(route: Route) -> str:
+    return f"{route.file}:{route.line}" if route.file else "(generated)"
+
+
+def _rule(route: Route) -> str:
+    name = f' "{route.name}"' if route.name else ""
+    return f"{route.origin} {route.origin_path}{name}".strip()
+
+
+def _retry_text(rp: RetryPolicy | None) -> str:
+    if rp is None:
+        return "none"
+    on = list(rp.retry_on) + [str(c) for c in rp.retriable_status_codes]
+    s = f"{rp.num_retries} retr{'y' if rp.num_retries == 1 else 'ies'} on {','.join(on)}"
+    if rp.per_try_timeout:
+        s += f", per-try timeout {format_duration(rp.per_try_timeout)}"
+    return s
+
+
+def _ops_lines(label: str, ops: dict[str, Any]) -> list[str]:
+    out = []
+    for n, v in ops.get("set", {}).items():
+        out.append(f"  {label}: set {n}: {v}")
+    for n, v in ops.get("add", {}).items():
+        out.append(f"  {label}: add {n}: {v}")
+    for n in ops.get("remove", []):
+        out.append(f"  {label}: remove {n}")
+    return out
+
+
+def _pct(p: float) -> str:
+    return f"{p:.6g}%"
+
+
+def explain_text(e: Explanation) -> str:
+    req = e.request
+    lines = [f"{req.method} {req.scheme}://{req.authority}{req.path}"]
+    for n, v in req.headers.items():
+        lines.append(f"  {n}: {v}")
+    if e.gateway != "mesh":
+        port_src = "the Gateway server's port"
+    elif req.port is not None:
+        port_src = "the port given"
+    elif ":" in req.authority.rsplit("]", 1)[-1]:
+        port_src = "the authority"
+    else:
+        port_src = f"default for {req.scheme}"
+    gw = "sidecar (mesh)" if e.gateway == "mesh" else f"gateway {e.gateway}"
+    lines.append(f"{gw}, listener port {e.listener_port} (from {port_src}), random value {req.random_value}")
+    vh = e.virtual_host
+    if vh is None:
+        lines.append("")
+        lines.append(f"virtual host: none for {req.authority} on port {e.listener_port}")
+    else:
+        lines.append("")
+        lines.append(f"virtual host: {vh.name}" + (f" (from {vh.origin})" if vh.origin else " (default route)"))
+        lines.append(f"  domains: {', '.join(vh.domains)}")
+    if e.attempts:
+        lines.append("")
+        lines.append("rules tried, in order:")
+        for i, a in enumerate(e.attempts, 1):
+            head = f"  {i}. {_where(a.route)}  {_rule(a.route)}"
+            if a.condition is None:
+                lines.append(f"{head}  -> MATCHED")
+            else:
+                lines.append(f"{head}")
+                lines.append(f"       no match: {a.condition}" + (f" (request: {a.actual})" if a.actual else ""))
+    d = e.decision
+    lines.append("")
+    if isinstance(d, LocalReply):
+        if d.details == "redirect":
+            loc = dict(d.headers).get("location", "")
+            lines.append(f"result: redirect {d.status} to {loc}")
+            lines.append(f"  by {describe_route(d.route)}")
+        elif d.details == "direct_response":
+            lines.append(f"result: direct response {d.status}" + (f" body {d.body.decode('utf-8', 'replace')!r}"
+                                                                 if d.body else ""))
+            lines.append(f"  by {describe_route(d.route)}")
+        elif vh is None:
+            lines.append(f"result: {d.status}" + (f" {d.flags}" if d.flags != "-" else "") + f": {d.details}")
+        else:
+            lines.append(f"result: {d.status} {d.flags}: no route matched")
+        if d.route is not None:
+            lines += _ops_lines("response headers", header_ops(d.route.response_headers))
+        return "\n".join(lines) + "\n"
+    assert isinstance(d, Forward)
+    lines.append(f"matched: {_where(d.route)}  {_rule(d.route)}")
+    if len(e.shares) > 1:
+        lines.append("destinations (weighted):")
+        for s in e.shares:
+            mark = "  <- this request (random value)" if s.picked else ""
+            lines.append(f"  {_pct(s.percent):>9}  weight {s.weight:<4} {s.cluster.name}{mark}")
+    else:
+        lines.append(f"destination: {d.cluster}")
+    if e.mirrors:
+        lines.append("mirrors:")
+        for mi in e.mirrors:
+            sampled = "mirrored" if mi.sampled else "not mirrored"
+            lines.append(f"  {_pct(mi.percent):>9}  {mi.cluster.name}  Host: {mi.shadow_host}"
+                         f"  ({sampled} for this random value)")
+    else:
+        lines.append("mirrors: none")
+    if d.original_path is not None or d.path != req.path:
+        lines.append(f"rewrite: path {req.path} -> {d.path}"
+                     + (f" (x-envoy-original-path: {d.original_path})" if d.original_path else ""))
+    if d.authority != req.authority:
+        lines.append(f"rewrite: authority {req.authority} -> {d.authority} (x-envoy-original-host: {req.authority})")
+    lines += [x.lstrip() for x in _ops_lines("request headers", header_ops(d.request_headers))]
+    lines += [x.lstrip() for x in _ops_lines("response headers", header_ops(d.response_headers))]
+    lines.append(f"timeout: {format_duration(d.timeout) if d.timeout else 'none'}")
+    lines.append(f"retries: {_retry_text(d.retry_policy)}")
+    f = d.fault
+    if f is not None:
+        if f.delay is not None:
+            lines.append(f"fault: delay {format_duration(f.delay)} for {_pct(f.delay_numerator / 10000)} of requests")
+        if f.abort_status is not None or f.abort_grpc_status is not None:
+            what = f"HTTP {f.abort_status}" if f.abort_status is not None else f"gRPC status {f.abort_grpc_status}"
+            lines.append(f"fault: abort with {what} for {_pct(f.abort_numerator / 10000)} of requests")
+    else:
+        lines.append("fault: none")
+    return "\n".join(lines) + "\n"
+
+
+def _route_dict(r: Route | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {"file": r.file, "line": r.line, "origin": r.origin, "path": r.origin_path, "name": r.name}
+
+
+def _cluster_dict(name: str) -> dict[str, Any]:
+    from simulator.core.explain import ClusterRef
+
+    c = ClusterRef.parse(name)
+    return {"cluster": c.name, "host": c.host, "subset": c.subset, "port": c.port}
+
+
+def explain_dict(e: Explanation) -> dict[str, Any]:
+    req = e.request
+    vh = e.virtual_host
+    out: dict[str, Any] = {
+        "request": {"method": req.method, "scheme": req.scheme, "authority": req.authority, "path": req.path,
+                    "headers": dict(req.headers), "port": req.port, "randomValue": req.random_value},
+        "gateway": e.gateway,
+        "listenerPort": e.listener_port,
+        "virtualHost": None if vh is None else {"name": vh.name, "domains": list(vh.domains), "origin": vh.origin},
+        "attempts": [dict(_route_dict(a.route) or {}, matched=a.condition is None, condition=a.condition,
+                          actual=a.actual or None) for a in e.attempts],
+        "result": e.kind,
+        "route": _route_dict(e.route),
+    }
+    d = e.decision
+    if isinstance(d, LocalReply):
+        out.update(status=d.status, flags=d.flags, details=d.details, body=d.body.decode("utf-8", "replace"),
+                   headers=dict(d.headers))
+        return out
+    out.update(
+        destination=_cluster_dict(d.cluster),
+        destinations=[dict(_cluster_dict(s.cluster.name), weight=s.weight, percent=s.percent, picked=s.picked)
+                      for s in e.shares],
+        mirrors=[dict(_cluster_dict(mi.cluster.name), percentage=mi.percent, shadowHost=mi.shadow_host,
+                      sampled=mi.sampled) for mi in e.mirrors],
+        path=d.path, authority=d.authority, originalPath=d.original_path,
+        requestHeaders=header_ops(d.request_headers), responseHeaders=header_ops(d.response_headers),
+        timeout=d.timeout or None,
+        retries=None if d.retry_policy is None else {
+            "attempts": d.retry_policy.num_retries,
+            "retryOn": list(d.retry_policy.retry_on) + [str(c) for c in d.retry_policy.retriable_status_codes],
+            "perTryTimeout": d.retry_policy.per_try_timeout or None},
+        fault=None if d.fault is None else {
+            "delay": d.fault.delay, "delayPercentage": d.fault.delay_numerator / 10000,
+            "abortStatus": d.fault.abort_status, "abortGrpcStatus": d.fault.abort_grpc_status,
+            "abortPercentage": d.fault.abort_numerator / 10000},
+    )
+    return out

@@ -1,0 +1,281 @@
+"""A loaded configuration ready to answer routing questions.
+
+``Mesh(paths)`` loads and validates the Istio YAML once, compiles the mesh
+route table (and, on demand, one per Gateway) and routes requests:
+``mesh.route("GET", "http://reviews:9080/", headers={"end-user": "jason"})``
+returns a ``Decision``.  Used by ``explain``, ``check`` and the pytest plugin.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.config import load
+from simulator.config import model as m
+from simulator.core.explain import Explanation, Request, explain
+from simulator.core.hosts import split_host_port
+from simulator.core.table import Route, RouteTable
+from simulator.core.translate import MESH, TranslateOptions, gateway_servers, translate, translate_gateway
+from simulator.diagnostics import Diagnostic, Diagnostics
+from simulator.routecheck.decision import Decision
+from simulator.routecheck.spec import request_from_url
+from simulator.routecheck.yamlsrc import no_gc
+
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+TEST_SUFFIXES = (".test.yaml", ".test.yml")
+
+
+def is_test_file(path: Path) -> bool:
+    return path.name.lower().endswith(TEST_SUFFIXES)
+
+
+def config_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """``-f`` paths for the loader, leaving out route-test files (``*.test.yaml``)
+    found in directories, so tests can live next to the config they test."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in CONFIG_SUFFIXES)
+            if any(is_test_file(f) for f in files):
+                kept = [str(f) for f in files if not is_test_file(f)]
+                out.extend(kept or [str(path)])
+                continue
+        out.append(str(p))
+    return out
+
+
+def test_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Route-test files: files as given; in a directory its ``*.test.yaml`` /
+    ``*.test.yml`` files, or, when it has none, every YAML and JSON file."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in CONFIG_SUFFIXES)
+            tests = [f for f in files if is_test_file(f)]
+            out.extend(str(f) for f in (tests or files))
+        else:
+            out.append(str(p))
+    return out
+
+
+class ConfigError(Exception):
+    """The configuration has errors; ``diagnostics`` lists every problem."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        errors = [d for d in diagnostics if d.severity == "error"]
+        super().__init__(f"{len(errors)} error(s) in the configuration:\n"
+                         + "\n".join(format_diagnostic(d) for d in errors))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One routing rule as written (a match block, or a rule without match):
+    the unit of route coverage."""
+
+    file: str
+    line: int
+    origin: str  # VirtualService ns/name
+    path: str  # spec.http[1].match[0]
+    name: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.file, self.origin, self.path)
+
+    def __str__(self) -> str:
+        name = f' "{self.name}"' if self.name else ""
+        return f"{self.file}:{self.line}: {self.origin} {self.path}{name}"
+
+
+def route_keys(route: Route) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
+    """Coverage keys a matched route reaches: its match block and its rule."""
+    rule = route.origin_path.split(".match[", 1)[0]
+    return (route.file, route.origin, route.origin_path), (route.file, route.origin, rule)
+
+
+class Mesh:
+    """Loaded Istio configuration; see the module docstring."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike[str]] | str, namespace: str = "default",
+                 shadow_suffix: bool = True, *, allow_errors: bool = False) -> None:
+        if isinstance(paths, str | os.PathLike):
+            paths = [paths]
+        with no_gc():
+            result = load(config_paths(paths), default_namespace=namespace)
+        self.namespace = namespace
+        self.shadow_suffix = shadow_suffix
+        self.config: m.Config = result.config
+        self.diagnostics: Diagnostics = result.diagnostics
+        if not result.ok and not allow_errors:
+            raise ConfigError(list(result.diagnostics))
+        self.options = TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix)
+        self._tables: dict[tuple[str, int | None], RouteTable] = {}
+        self._raw: dict[str, dict[tuple[str, str], Any]] = {}
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity != "error"]
+
+    # ----------------------------------------------------------------- tables
+
+    def table(self, gateway: str = MESH, port: int | None = None) -> RouteTable:
+        """The route table of the mesh (sidecars), or of one server of Gateway
+        ``ns/name``: the server on ``port``, else the only server, else the
+        first one.  Raises KeyError for an unknown Gateway."""
+        if gateway == MESH:
+            t = self._tables.get((MESH, None))
+            if t is None:
+                t = self._tables[(MESH, None)] = translate(self.config, self.options)
+            return t
+        gw, servers = gateway_servers(self.config, gateway)
+        server = next((s for s in servers if s.port.number == port), None) or servers[0]
+        key = (gateway, server.port.number)
+        t = self._tables.get(key)
+        if t is None:
+            t = self._tables[key] = translate_gateway(self.config, gw, server, self.options)
+        return t
+
+    def port_for_host(self, authority: str) -> int | None:
+        """For a port-less authority that has no virtual host on port 80: the
+        first port whose route configuration knows the host (how
+        istio-config-validator, which ignores ports, reaches services)."""
+        host, port = split_host_port(authority)
+        if port is not None:
+            return None
+        table = self.table()
+        rc80 = table.route_configs.get(80)
+        if rc80 is not None and rc80.find_virtual_host(host.lower()) is not None:
+            return None
+        for p, rc in sorted(table.route_configs.items()):
+            if rc.find_virtual_host(host.lower()) is not None:
+                return p
+        return None
+
+    def gateways(self) -> list[str]:
+        return [f"{g.meta.namespace}/{g.meta.name}" for g in self.config.gateways]
+
+    # ----------------------------------------------------------------- routing
+
+    def explain(self, request: Request, gateway: str = MESH) -> Explanation:
+        if gateway != MESH and "/" not in gateway:
+            gateway = f"{self.namespace}/{gateway}"
+        port = request.port
+        if gateway != MESH and port is None:
+            _, servers = gateway_servers(self.config, gateway)
+            ports = [s.port.number for s in servers]
+            port = request.implied_port if request.implied_port in ports else None
+        return explain(self.table(gateway, port), request, gateway)
+
+    def decide(self, request: Request, gateway: str = MESH) -> Decision:
+        return Decision(self.explain(request, gateway), self.namespace, self.options.domain)
+
+    def route(self, method: str, url: str, headers: Mapping[str, str] | None = None, *,
+              random_value: int = 0, port: int | None = None, gateway: str = MESH) -> Decision:
+        """Route one request: ``url`` is ``http://authority/path?query`` (a ``Host``
+        header overrides the authority)."""
+        parsed = request_from_url(url)
+        if parsed is None:
+            raise ValueError(f"expected an absolute http(s) URL like http://reviews:9080/, got {url!r}")
+        scheme, authority, path = parsed
+        hdrs = {k.lower(): str(v) for k, v in (headers or {}).items()}
+        authority = hdrs.pop("host", authority)
+        return self.decide(Request(method, authority, path, hdrs, scheme, port, random_value), gateway)
+
+    # ----------------------------------------------------------------- rules
+
+    def rules(self) -> list[Rule]:
+        """Every routing rule the VirtualServices declare: each match block (a
+        rule without match counts once); a delegate VirtualService's rules count
+        once each (their routes are merged with the delegating rule's matches);
+        delegating rules themselves are left out."""
+        out = []
+        for vs in self.config.virtual_services:
+            origin = f"VirtualService {vs.meta.namespace}/{vs.meta.name}"
+            for i, rule in enumerate(vs.http):
+                if rule.delegate is not None:
+                    continue
+                blocks: list[tuple[str, str]] = [
+                    (f"spec.http[{i}].match[{j}]", mt.name) for j, mt in enumerate(rule.match)
+                ] if vs.hosts else []
+                for path, match_name in blocks or [(f"spec.http[{i}]", "")]:
+                    name = f"{rule.name}.{match_name}" if rule.name and match_name else (rule.name or match_name)
+                    out.append(Rule(vs.src.file, vs.src.line_of(path), origin, path, name))
+        return out
+
+    def raw_rule(self, route: Route) -> dict[str, Any] | None:
+        """The matched rule (``spec.http[i]``) exactly as written in its file."""
+        if not route.file or not route.origin.startswith("VirtualService "):
+            return None
+        by_name = self._raw.get(route.file)
+        if by_name is None:
+            by_name = self._raw[route.file] = _raw_virtual_services(route.file, self.namespace)
+        ns, _, name = route.origin.split(" ", 1)[1].partition("/")
+        spec = by_name.get((ns, name))
+        if not isinstance(spec, dict):
+            return None
+        i = int(route.origin_path.split("[", 1)[1].split("]", 1)[0])
+        http = spec.get("http")
+        return http[i] if isinstance(http, list) and i < len(http) and isinstance(http[i], dict) else None
+
+
+def _raw_virtual_services(file: str, namespace: str) -> dict[tuple[str, str], Any]:
+    out: dict[tuple[str, str], Any] = {}
+    try:
+        docs = list(yaml.safe_load_all(Path(file).read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return out
+    stack = [d for d in docs if isinstance(d, dict)]
+    while stack:
+        d = stack.pop(0)
+        if isinstance(d.get("items"), list) and str(d.get("kind", "")).endswith("List"):
+            stack.extend(x for x in d["items"] if isinstance(x, dict))
+            continue
+        raw_meta = d.get("metadata")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+        if d.get("kind") == "VirtualService" and isinstance(meta.get("name"), str):
+            out[(str(meta.get("namespace") or namespace), meta["name"])] = d.get("spec")
+    return out
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+# istioctl analyze reports schema problems without an analyzer code of their
+# own as IST0106 SchemaValidationError (errors) and IST0133 SchemaWarning.
+DEFAULT_CODES = {"error": "IST0106", "warning": "IST0133", "info": "IST0133"}
+
+
+def diagnostic_code(d: Diagnostic) -> str:
+    return d.code or DEFAULT_CODES.get(d.severity, "")
+
+
+def diagnostic_message(d: Diagnostic) -> str:
+    msg = d.message
+    if d.path and msg.startswith(d.path + ": "):  # the path is shown once, at the end
+        msg = msg[len(d.path) + 2:]
+    return msg
+
+
+def format_diagnostic(d: Diagnostic, code: bool = True) -> str:
+    """``FILE:LINE: error|warning CODE message (at PATH in Kind ns/name)``."""
+    where = f"{d.file}:{d.line}" if d.file else "<config>"
+    c = diagnostic_code(d) if code else d.code
+    at = d.path
+    if d.resource:
+        at = f"{at} in {d.resource}" if at else d.resource
+    return f"{where}: {d.severity}{' ' + c if c else ''} {diagnostic_message(d)}" + (f" (at {at})" if at else "")
+
+
+def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:
+    out = d.as_dict()
+    out["code"] = diagnostic_code(d)
+    out["message"] = diagnostic_message(d)
+    return out
