@@ -188,6 +188,9 @@ class ShadowExchange:
     def on_pause_reading(self) -> None:
         pass
 
+    def on_data_end(self) -> None:
+        pass
+
     def on_timeout(self) -> None:
         self.timer = None
         if self.finished:

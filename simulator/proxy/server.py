@@ -318,7 +318,7 @@ class Stream:
         "headers_sent", "response_code", "bytes_sent", "flags", "upstream_host", "upstream_start",
         "upstream_time", "timer", "upstream_conn", "pool", "attempt", "done", "chunked_out",
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
-        "log_path", "fault_flags", "hdrs", "per_try_timer",
+        "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -354,6 +354,7 @@ class Stream:
         self.fault_flags = ""
         self.hdrs: dict[str, str] = {}
         self.per_try_timer: asyncio.TimerHandle | None = None
+        self.pending_head = b""
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -659,28 +660,47 @@ class Stream:
             parts.append(b"connection: close\r\n")
         parts.append(b"\r\n")
         self.headers_sent = True
-        data = b"".join(parts)
         self.bytes_sent = 0
-        self.conn.write(data)
-        if self.conn.write_paused:
-            self.pause_upstream()
+        # held until the first body bytes or the end of this read, so a small response
+        # leaves in one write, as Envoy's codec flushes once per read
+        self.pending_head = b"".join(parts)
 
     def on_body(self, data: bytes) -> None:
         if self.done or not self.headers_sent:
             return
         self.bytes_sent += len(data)
         if self.chunked_out:
-            self.conn.write(b"%x\r\n%s\r\n" % (len(data), data))
+            data = b"%x\r\n%s\r\n" % (len(data), data)
+        head = self.pending_head
+        if head:
+            self.pending_head = b""
+            self.conn.write(head + data)
+            if self.conn.write_paused:
+                self.pause_upstream()
         else:
             self.conn.write(data)
+
+    def on_data_end(self) -> None:
+        """End of one upstream read: send response headers still held back."""
+        head = self.pending_head
+        if head:
+            self.pending_head = b""
+            self.conn.write(head)
+            if self.conn.write_paused:
+                self.pause_upstream()
 
     def on_complete(self) -> None:
         if self.done or not self.headers_sent:
             if not self.done and not self.headers_sent:
                 return  # a retried attempt finished after we gave up on it
             return
+        head = self.pending_head
+        if head:
+            self.pending_head = b""
         if self.chunked_out:
-            self.conn.write(b"0\r\n\r\n")
+            self.conn.write(head + b"0\r\n\r\n")
+        elif head:
+            self.conn.write(head)
         pool = self.pool
         assert pool is not None
         pool.stats.response(self.response_code, self.internal)

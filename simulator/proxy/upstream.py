@@ -51,6 +51,7 @@ class Exchange(Protocol):
     def on_complete(self) -> None: ...
     def on_reset(self, reason: str, flag: str) -> None: ...
     def on_pause_reading(self) -> None: ...
+    def on_data_end(self) -> None: ...
 
 
 def _hash64(s: str) -> int:
@@ -91,6 +92,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._got_bytes = True
         try:
             self.parser.feed_data(data)
+            ex = self.exchange
+            if ex is not None:
+                ex.on_data_end()
         except _HeadResponseDone:
             self._finish(self.parser.should_keep_alive())
             self.parser = httptools.HttpResponseParser(self)
