@@ -318,7 +318,8 @@ class Stream:
         "headers_sent", "response_code", "bytes_sent", "flags", "upstream_host", "upstream_start",
         "upstream_time", "timer", "upstream_conn", "pool", "attempt", "done", "chunked_out",
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
-        "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head",
+        "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
+        "retry_overflow",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -355,6 +356,8 @@ class Stream:
         self.hdrs: dict[str, str] = {}
         self.per_try_timer: asyncio.TimerHandle | None = None
         self.pending_head = b""
+        self.retry_held = False
+        self.retry_overflow = False
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -590,10 +593,10 @@ class Stream:
         d = self.decision
         assert isinstance(d, Forward)
         rp = d.retry_policy
+        self._release_retry()
         if rp is not None and self.attempt <= rp.num_retries and (
-                "5xx" in rp.retry_on or "gateway-error" in rp.retry_on or "reset" in rp.retry_on):
-            pool.stats.upstream_rq_retry += 1
-            self._retry_later(rp.base_interval)
+                "5xx" in rp.retry_on or "gateway-error" in rp.retry_on or "reset" in rp.retry_on
+        ) and self._try_retry(rp):
             return
         self.cancel_timer()
         self.local_reply(504, b"upstream request timeout", "UT")
@@ -616,22 +619,23 @@ class Stream:
         if self.endpoint is not None:
             pool.record_outcome(self.endpoint, status)
         rp = d.retry_policy
-        if (rp is not None and status >= 409 and self.attempt <= rp.num_retries
-                and _retriable_status(rp, status)):
+        self._release_retry()
+        retriable = rp is not None and _retriable_response(rp, status, headers)
+        if rp is not None and retriable and self.attempt <= rp.num_retries and self._try_retry(rp):
             # Envoy resets the upstream stream and tries again after a backoff
             conn = self.current_conn()
             if conn is not None:
                 conn.abort()
-            self.pool.stats.upstream_rq_retry += 1  # type: ignore[union-attr]
-            self.pool.stats.response(status, self.internal)  # type: ignore[union-attr]
-            self._retry_later(rp.base_interval)
+            pool.stats.response(status, self.internal)
             return
         if self.attempt > 1:
-            if status < 500 or not rp or not _retriable_status(rp, status):
+            if not retriable:
                 pool.stats.upstream_rq_retry_success += 1
             else:
                 pool.stats.upstream_rq_retry_limit_exceeded += 1
                 self.flags = "URX"
+        if retriable and self.retry_overflow:
+            self.flags = "UO"
         self.response_code = status
         ms = int((time.time() - self.upstream_start) * 1000)
         self.upstream_time = str(ms)
@@ -710,6 +714,7 @@ class Stream:
         if self.done:
             return
         self._cancel_per_try()
+        self._release_retry()
         if self.pool is not None and self.endpoint is not None and not self.headers_sent:
             self.pool.record_outcome(self.endpoint, 503)
         if self.headers_sent:
@@ -725,9 +730,7 @@ class Stream:
             (connect_failure and "connect-failure" in rp.retry_on)
             or (not connect_failure and ("reset" in rp.retry_on or "5xx" in rp.retry_on
                                          or "gateway-error" in rp.retry_on))
-        ):
-            self.pool.stats.upstream_rq_retry += 1  # type: ignore[union-attr]
-            self._retry_later(rp.base_interval)
+        ) and self._try_retry(rp):
             return
         self.cancel_timer()
         flags = "UF" if connect_failure else "UC"
@@ -737,6 +740,26 @@ class Stream:
             reason = "remote connection failure"
         self.pool.stats.response(503, self.internal)  # type: ignore[union-attr]
         self.local_reply(503, (UPSTREAM_RESET_PREFIX + reason).encode(), flags)
+
+    def _try_retry(self, rp: RetryPolicy) -> bool:
+        """Schedule the next attempt unless the cluster's max_retries circuit breaker
+        is full (then Envoy gives up on retrying: upstream_rq_retry_overflow, flag UO)."""
+        pool = self.pool
+        assert pool is not None
+        if pool.retry_active >= pool.cluster.circuit_breakers.max_retries:
+            pool.stats.upstream_rq_retry_overflow += 1
+            self.retry_overflow = True
+            return False
+        pool.retry_active += 1
+        self.retry_held = True
+        pool.stats.upstream_rq_retry += 1
+        self._retry_later(rp.base_interval)
+        return True
+
+    def _release_retry(self) -> None:
+        if self.retry_held:
+            self.retry_held = False
+            self.pool.retry_active -= 1  # type: ignore[union-attr]
 
     def _retry_later(self, base: float) -> None:
         # Envoy: fully jittered exponential backoff, base 25 ms, max 10x base
@@ -805,6 +828,7 @@ class Stream:
         elif self.pool is not None:
             self.pool.cancel(self)
         self.flags = "DC"
+        self._release_retry()
         self.response_code = self.response_code or 0
         self._log()
 
@@ -827,6 +851,7 @@ class Stream:
             return
         self.done = True
         self.cancel_timer()
+        self._release_retry()
         self._log()
         if abort:
             self.conn.abort()
@@ -871,15 +896,30 @@ def _request_id(bits: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _retriable_status(rp: RetryPolicy, status: int) -> bool:
+_GRPC_RETRY_ON = {b"1": "cancelled", b"4": "deadline-exceeded", b"8": "resource-exhausted",
+                  b"13": "internal", b"14": "unavailable"}
+
+
+def _retriable_response(rp: RetryPolicy, status: int, headers: list[tuple[bytes, bytes]]) -> bool:
+    """Envoy's retry-on conditions for a response (x-envoy-retry-on / x-envoy-retry-grpc-on)."""
     on = rp.retry_on
-    if status >= 500 and "5xx" in on:
-        return True
-    if status in (502, 503, 504) and "gateway-error" in on:
-        return True
-    if status == 409 and "retriable-4xx" in on:
-        return True
-    return "retriable-status-codes" in on and status in rp.retriable_status_codes
+    if status >= 409:
+        if status >= 500 and "5xx" in on:
+            return True
+        if (status == 502 or status == 503 or status == 504) and "gateway-error" in on:
+            return True
+        if status == 409 and "retriable-4xx" in on:
+            return True
+        if "retriable-status-codes" in on and status in rp.retriable_status_codes:
+            return True
+        if status == 429 and "envoy-ratelimited" in on:
+            return any(n.lower() == b"x-envoy-ratelimited" for n, _ in headers)
+        return False
+    for n, v in headers:  # gRPC errors come as a trailers-only 200 with grpc-status
+        if len(n) == 11 and n.lower() == b"grpc-status":
+            token = _GRPC_RETRY_ON.get(v.strip())
+            return token is not None and token in on
+    return False
 
 
 def _apply_response_mutations_str(

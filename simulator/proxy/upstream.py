@@ -235,6 +235,7 @@ class ClusterPool:
         self._rr = 0
         self.endpoint_active: dict[Endpoint, int] = {}
         self._ring: tuple[list[int], list[Endpoint]] | None = None
+        self.retry_active = 0  # outstanding retries (max_retries circuit breaker)
         self.ejected: dict[Endpoint, float] = {}  # host -> loop time it returns
         self.consecutive_5xx: dict[Endpoint, int] = {}
         self.consecutive_gw: dict[Endpoint, int] = {}

@@ -237,3 +237,51 @@ async def test_per_try_timeout_retries_then_504(run_proxy):
     assert (resp.status, resp.body) == (504, b"upstream request timeout")
     assert [r.header("x-envoy-expected-rq-timeout-ms") for r in reqs] == ["100"] * 3
     assert rp.stats.snapshot()[V1 + "upstream_rq_retry"] == 2
+
+
+async def test_grpc_status_retry_on_unavailable(run_proxy):
+    http = """
+- route: [{destination: {host: httpbin, subset: v1}}]
+  retries: {attempts: 2, retryOn: unavailable}
+"""
+    async with Recorder("v1") as a:
+        n = 0
+
+        def respond(_req):
+            nonlocal n
+            n += 1
+            if n == 1:
+                return (200, [("content-type", "application/grpc"), ("grpc-status", "14")], b"")
+            return (200, [("content-type", "application/grpc"), ("grpc-status", "0")], b"")
+
+        a.responder(respond)
+        rp = await run_proxy(table(http, v1=a.port))
+        resp = await get(rp.port, "/svc/Method", method="POST", body=b"\x00\x00\x00\x00\x00",
+                         headers=[("content-type", "application/grpc")])
+    assert resp.status == 200 and resp.header("grpc-status") == "0"
+    assert len(a.requests) == 2
+
+
+async def test_max_retries_circuit_breaker(run_proxy):
+    yaml = registry_yaml({"v1": 0}).replace(
+        "  subsets:", """  trafficPolicy:
+    connectionPool:
+      http: {maxRetries: 1}
+  subsets:""")
+    release = asyncio.Event()
+    async with Recorder("v1") as a:
+        def respond(req):
+            return (503, [], b"busy")
+
+        a.responder(respond)
+        text = yaml.replace("{http: 0}", f"{{http: {a.port}}}") + virtual_service("""
+- route: [{destination: {host: httpbin, subset: v1}}]
+  retries: {attempts: 1, retryOn: 5xx}
+""")
+        rp = await run_proxy(table_from_yaml(text))
+        results = await asyncio.gather(*(get(rp.port, f"/{i}") for i in range(4)))
+        release.set()
+    assert all(r.status == 503 for r in results)
+    snap = rp.stats.snapshot()
+    assert snap[V1 + "upstream_rq_retry"] + snap.get(V1 + "upstream_rq_retry_overflow", 0) == 4
+    assert snap[V1 + "upstream_rq_retry"] >= 1
