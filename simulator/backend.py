@@ -1,7 +1,8 @@
 """A built-in httpbin-like backend.
 
-Used by ``mirrorsim backend`` (one standalone backend) and ``mirrorsim demo`` (httpbin v1 and
-v2 in-process), and by tests.  Every response carries ``x-backend: <name>`` and every JSON body
+Used by ``mirrorsim backend`` (one standalone backend, or with ``--for`` one per loopback
+endpoint of a config: :func:`backends_for`, :func:`serve_many`) and ``mirrorsim demo`` (httpbin v1
+and v2 in-process), and by tests.  Every response carries ``x-backend: <name>`` and every JSON body
 has ``"backend": "<name>"`` so a client can tell which version answered.  Every request received
 is recorded (:class:`ReceivedRequest`) and logged with one line, e.g.::
 
@@ -23,12 +24,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-__all__ = ["Backend", "ReceivedRequest", "create_app", "serve", "MAX_DELAY"]
+if TYPE_CHECKING:
+    from simulator.config import model as m
+
+__all__ = ["Backend", "BackendSpec", "ReceivedRequest", "backends_for", "create_app", "serve", "serve_many",
+           "LOOPBACK_ADDRESSES", "MAX_DELAY"]
 
 LogFn = Callable[[str], None]
 
@@ -382,6 +387,68 @@ class Backend:
         await self.stop()
 
 
+#: The only endpoint addresses ``backends_for`` starts a backend on.
+LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
+
+
+@dataclass(frozen=True, slots=True)
+class BackendSpec:
+    """A backend to start: its name and the address it listens on."""
+
+    name: str
+    host: str
+    port: int
+
+
+def backends_for(config: m.Config) -> tuple[list[BackendSpec], list[str]]:
+    """The backends standing in for the workloads of ``config``: one per loopback endpoint
+    (127.0.0.1 or ::1) of a ``resolution: STATIC`` ServiceEntry (inline ``endpoints`` and the
+    WorkloadEntries its ``workloadSelector`` picks) and per service port, on the port the proxy
+    would send to (``ports[<port name>]``, else ``targetPort``, else ``number``), named
+    ``<service short name>-<version label>`` (``reviews-v2``; just ``reviews`` without a
+    ``version`` label). An address:port declared twice gets one backend, named after its first
+    declaration.
+
+    Returns the backends, in config order, and notes on the endpoints that get none."""
+    specs: list[BackendSpec] = []
+    notes: list[str] = []
+    seen: dict[tuple[str, int], str] = {}
+    for se in config.service_entries:
+        what = f"ServiceEntry {se.meta.namespace}/{se.meta.name}"
+        if se.resolution != "STATIC":
+            if se.endpoints:
+                notes.append(f"{what}: resolution {se.resolution}, not STATIC: no backend started")
+            continue
+        short = (se.hosts[0] if se.hosts else se.meta.name).removeprefix("*.").split(".")[0]
+        endpoints = list(se.endpoints)
+        if se.workload_selector is not None:
+            selector = se.workload_selector
+            endpoints += [we.spec for we in config.workload_entries
+                          if we.meta.namespace == se.meta.namespace
+                          and all(we.spec.labels.get(k) == v for k, v in selector.items())]
+        for ep in endpoints:
+            address = ep.address.strip("[]")
+            version = ep.labels.get("version")
+            name = f"{short}-{version}" if version else short
+            if address not in LOOPBACK_ADDRESSES:
+                notes.append(f"{what}: endpoint {ep.address} is not a loopback address: "
+                             f"no backend started for {name}")
+                continue
+            for sp in se.ports:
+                port = ep.ports.get(sp.name) if sp.name else None
+                if port is None:
+                    port = sp.target_port or sp.number
+                key = (address, port)
+                if key in seen:
+                    if seen[key] != name:
+                        notes.append(f"{what}: {name} on {_fmt_host(address)}:{port} is served by "
+                                     f"{seen[key]} (same address)")
+                    continue
+                seen[key] = name
+                specs.append(BackendSpec(name, address, port))
+    return specs, notes
+
+
 def _print_flush(line: str) -> None:
     print(line, flush=True)
 
@@ -390,22 +457,40 @@ async def serve(name: str, host: str, port: int, *, log: LogFn | None = _print_f
     """Run backend ``name`` on host:port until cancelled, or until SIGINT / SIGTERM (then it
     stops the server and returns normally; signal handlers are only installed when running
     in the main thread)."""
-    backend = Backend(name, host, port, log=log)
-    await backend.start()
-    if log is not None:
-        log(f"{name} listening on {backend.url}")
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):
-            continue
-        installed.append(sig)
+    await serve_many([BackendSpec(name, host, port)], log=log)
+
+
+async def serve_many(specs: list[BackendSpec], *, log: LogFn | None = _print_flush) -> None:
+    """Run one backend per spec, announcing each (``reviews-v2 listening on
+    http://127.0.0.1:19084``), until cancelled or SIGINT / SIGTERM, as :func:`serve`.
+
+    If one cannot listen, the ones already started are stopped and OSError names it."""
+    backends: list[Backend] = []
     try:
-        await stop.wait()
+        for spec in specs:
+            backend = Backend(spec.name, spec.host, spec.port, log=log)
+            try:
+                await backend.start()
+            except OSError as exc:
+                where = f"{_fmt_host(spec.host)}:{spec.port}"
+                raise OSError(exc.errno, f"{spec.name}: cannot listen on {where}: {exc.strerror or exc}") from exc
+            backends.append(backend)
+            if log is not None:
+                log(f"{spec.name} listening on {backend.url}")
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            installed.append(sig)
+        try:
+            await stop.wait()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        await backend.stop()
+        for backend in backends:
+            await backend.stop()
