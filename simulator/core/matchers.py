@@ -121,7 +121,7 @@ class HeaderMatcher:
     invert: bool = False
     treat_missing_as_empty: bool = False
 
-    def matches(self, headers: Mapping[str, str]) -> bool:
+    def matches(self, headers: Mapping[str, str | tuple[str, ...]]) -> bool:
         value = headers.get(self.name)
         if value is None:
             if self.matcher.kind == "present":
@@ -129,7 +129,10 @@ class HeaderMatcher:
             if not self.treat_missing_as_empty:
                 return False
             value = ""
-        return self.matcher.matches(value) != self.invert
+        if type(value) is tuple:
+            # a repeated header: Envoy 1.40 matches each line, any line will do
+            return any(self.matcher.matches(v) for v in value) != self.invert
+        return self.matcher.matches(value) != self.invert  # type: ignore[arg-type]
 
     def describe(self) -> str:
         what = "absent" if self.matcher.kind == "present" and self.invert else self.matcher.describe()

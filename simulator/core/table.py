@@ -19,6 +19,7 @@ Theory of operation (Envoy 1.40 as Istio configures a sidecar):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,7 @@ class HeaderValueOption:
     name: str  # lower-case
     value: str
     append: bool  # True: APPEND_IF_EXISTS_OR_ADD (Istio add); False: OVERWRITE_IF_EXISTS_OR_ADD (set)
+    level: int = 0  # Envoy header-mutation level: weighted cluster (0) before route (1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +114,32 @@ class HeaderMutations:
     def __bool__(self) -> bool:
         return bool(self.add or self.remove)
 
-    def then(self, other: HeaderMutations) -> HeaderMutations:
-        return HeaderMutations(self.add + other.add, self.remove + other.remove)
+    def then(self, other: HeaderMutations, *, same_level: bool = False) -> HeaderMutations:
+        """These mutations, then ``other``'s.  Levels are applied one after the other
+        (Envoy: weighted cluster, then route); ``same_level`` merges ``other`` into
+        this level's list, as Istio appends a single destination's operations to
+        the route's own."""
+        if same_level:
+            return HeaderMutations(self.add + other.add, self.remove + other.remove)
+        top = max((a.level for a in self.add), default=-1) + 1
+        shifted = tuple(HeaderValueOption(a.name, a.value, a.append, a.level + top) for a in other.add)
+        return HeaderMutations(self.add + shifted, self.remove + other.remove)
+
+    def lines(self) -> list[tuple[str, str]]:
+        """The header lines added, in Envoy's order: level by level, each level's
+        ``set`` operations (each replacing every earlier line of its name) and then
+        its ``add`` operations."""
+        out: list[tuple[str, str]] = []
+        for level in sorted({a.level for a in self.add}):
+            ops = [a for a in self.add if a.level == level]
+            for a in ops:
+                if not a.append:
+                    out = [(n, v) for n, v in out if n != a.name]
+                    out.append((a.name, a.value))
+            for a in ops:
+                if a.append:
+                    out.append((a.name, a.value))
+        return out
 
 
 NO_MUTATIONS = HeaderMutations()
@@ -129,7 +155,7 @@ class RouteMatch:
         return self.path.is_catch_all() and not self.headers and not self.query_parameters
 
     def first_failure(
-        self, path_only: str, headers: dict[str, str], query: str
+        self, path_only: str, headers: Mapping[str, str | tuple[str, ...]], query: str
     ) -> str | None:
         """None when the match holds, else a description of the first failing condition."""
         if not self.path.matches(path_only):
@@ -375,14 +401,15 @@ class RouteTable:
         method: str,
         authority: str,
         path: str,
-        headers: dict[str, str],
+        headers: Mapping[str, str | tuple[str, ...]],
         random_value: int,
         scheme: str = "http",
         trace: list[RouteAttempt] | None = None,
     ) -> Decision:
-        """Route one request.  ``headers`` maps lower-case names to values (several
-        values of one header joined with ``,``); the pseudo-headers ``:authority``,
-        ``:method``, ``:scheme`` and ``:path`` are added here."""
+        """Route one request.  ``headers`` maps lower-case names to values; a header
+        sent on several lines may be given as a tuple of its values (Envoy matches
+        each line).  The pseudo-headers ``:authority``, ``:method``, ``:scheme`` and
+        ``:path`` are added here."""
         _, vh = self.select_virtual_host(authority, scheme)
         if vh is None:
             if self.listener_port is not None:
@@ -400,7 +427,7 @@ class RouteTable:
                 needs_pseudo = True
                 break
         if needs_pseudo:
-            hdrs = dict(headers)
+            hdrs = dict(headers)  # type: ignore[assignment]
             hdrs[":authority"] = authority
             hdrs[":method"] = method
             hdrs[":scheme"] = scheme
@@ -410,7 +437,7 @@ class RouteTable:
             if trace is not None:
                 trace.append(RouteAttempt(r, failure))
             if failure is None:
-                return self._apply(r, vh, method, authority, path, path_only, query, random_value)
+                return self._apply(r, vh, method, authority, path, path_only, query, random_value, scheme)
         return LocalReply(404, b"", "NR", details="route_not_found", virtual_host=vh)
 
     def _apply(
@@ -423,13 +450,14 @@ class RouteTable:
         path_only: str,
         query: str,
         random_value: int,
+        scheme: str = "http",
     ) -> Decision:
         a = r.action
         if isinstance(a, DirectResponseAction):
             return LocalReply(a.status, a.body, "-", details="direct_response", route=r,
                               virtual_host=vh)
         if isinstance(a, RedirectAction):
-            return _redirect(a, r, vh, authority, path, path_only, query)
+            return _redirect(a, r, vh, authority, path, path_only, query, scheme)
         request_headers = r.request_headers
         response_headers = r.response_headers
         host_rewrite = a.host_rewrite
@@ -457,9 +485,7 @@ class RouteTable:
             new_only = _rewrite_path(r.match.path, a, path_only)
             if new_only != path_only:
                 new_path = new_only + ("?" + query if query or path.endswith("?") else "")
-                original_path = path
-            elif a.prefix_rewrite is not None:
-                original_path = path
+            original_path = path  # Envoy sets it even when the rewrite changed nothing
         mirrors: tuple[MirrorPolicy, ...] = ()
         if a.mirror_policies and method != "CONNECT":
             mirrors = tuple(m for m in a.mirror_policies if m.samples(random_value))
@@ -498,27 +524,34 @@ def _redirect(
     path: str,
     path_only: str,
     query: str,
+    scheme: str = "http",
 ) -> LocalReply:
-    scheme = a.scheme or "http"
+    """Envoy's redirect (RouteEntryImplBase::newUri): the host and port come from
+    ``host_redirect`` when set (no port there means none), else from the request;
+    ``port_redirect`` / ``derive_port`` override the port; ports that are the new
+    scheme's default are dropped; ``path_redirect`` keeps the request's query."""
+    new_scheme = a.scheme or scheme
     host, port = split_host_port(authority)
     if a.host is not None:
-        host, hport = split_host_port(a.host)
-        if hport is not None:
-            port = hport
+        host, port = split_host_port(a.host)
     if a.port is not None:
         port = a.port
-    elif a.derive_port == "FROM_PROTOCOL_DEFAULT" or (a.scheme is not None and a.derive_port is None):
+    elif a.derive_port == "FROM_PROTOCOL_DEFAULT":
         port = None
-    if port is not None and ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+    elif a.derive_port == "FROM_REQUEST_PORT":
+        port = split_host_port(authority)[1]
+    if port is not None and ((new_scheme == "http" and port == 80) or (new_scheme == "https" and port == 443)):
         port = None
     if a.path is not None:
         new_path = a.path
+        if query and "?" not in a.path:
+            new_path += "?" + query
     elif a.prefix_rewrite is not None and r.match.path.kind == "prefix":
         new_path = a.prefix_rewrite + path_only[len(r.match.path.value):]
         if query:
             new_path += "?" + query
     else:
         new_path = path
-    location = f"{scheme}://{host}{'' if port is None else ':' + str(port)}{new_path}"
+    location = f"{new_scheme}://{host}{'' if port is None else ':' + str(port)}{new_path}"
     return LocalReply(a.response_code, b"", "-", headers=(("location", location),),
                       details="redirect", route=r, virtual_host=vh)

@@ -468,8 +468,8 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
             single = ctx.cluster_for(dests[0].destination)
             dreq, dauth = _header_mutations(dests[0].headers.request if dests[0].headers else None)
             dresp, _ = _header_mutations(dests[0].headers.response if dests[0].headers else None)
-            route_headers_req = route_headers_req.then(dreq)
-            route_headers_resp = route_headers_resp.then(dresp)
+            route_headers_req = route_headers_req.then(dreq, same_level=True)
+            route_headers_resp = route_headers_resp.then(dresp, same_level=True)
             host_rewrite = dauth or host_rewrite
         else:
             wcs = []

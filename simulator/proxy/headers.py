@@ -27,7 +27,7 @@ ENVOY_CONTROL = frozenset({
     b"x-envoy-hedge-on-per-try-timeout", b"x-envoy-upstream-alt-stat-name",
     b"x-envoy-upstream-stream-duration-ms", b"x-envoy-internal", b"x-envoy-ip-tags",
     b"x-envoy-downstream-service-cluster", b"x-envoy-downstream-service-node",
-    b"x-envoy-expected-rq-timeout-ms", b"x-envoy-original-path",
+    b"x-envoy-expected-rq-timeout-ms",
 })
 
 SKIP_REQUEST_HEADERS = HOP_BY_HOP | ENVOY_CONTROL

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 
 from simulator.core.hosts import shadow_host
 from simulator.core.table import Forward, MirrorPolicy
-from simulator.proxy.headers import BODILESS_METHODS
 
 if TYPE_CHECKING:
     import asyncio
@@ -52,8 +51,10 @@ class ShadowDispatcher:
         self.local_xff = proxy.options.local_address.encode()
         self._idle_waiters: list[asyncio.Future[None]] = []
 
-    def submit(self, stream: Stream, d: Forward, policy: MirrorPolicy,
-               head_lines: list[bytes], extra: bytes) -> None:
+    def submit(self, stream: Stream, d: Forward, policy: MirrorPolicy, base: list[bytes],
+               muts: bytes, tail: bytes, payload: tuple[bytes, ...]) -> None:
+        """Send one shadow copy of ``stream``'s request (head pieces from the primary:
+        request line and headers, route header operations, framing; then the body)."""
         proxy = self.proxy
         stats = proxy.stats
         pool = proxy.pool(policy.cluster)
@@ -68,7 +69,7 @@ class ShadowDispatcher:
         authority = d.authority if policy.disable_shadow_host_suffix_append else shadow_host(
             d.authority)
         req = stream.req
-        lines = list(head_lines)
+        lines = list(base)
         lines[0] = b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
             req.method.encode(), d.path.encode("latin-1"), authority.encode("latin-1"))
         xff_done = False
@@ -80,25 +81,16 @@ class ShadowDispatcher:
                     break
         if d.timeout > 0:
             lines.append(b"x-envoy-expected-rq-timeout-ms: %d\r\n" % int(d.timeout * 1000))
-        lines.append(extra)
+        lines.append(b"x-envoy-attempt-count: 1\r\n")
+        lines.append(muts)
         lines.append(b"x-envoy-internal: true\r\n")
         if not xff_done:
             lines.append(b"x-forwarded-for: " + self.local_xff + b"\r\n")
-        if body or req.method not in BODILESS_METHODS:
-            if req.chunked and body:
-                lines.append(b"transfer-encoding: chunked\r\n\r\n")
-                payload: tuple[bytes, ...] = (b"".join(lines), b"%x\r\n" % len(body), body,
-                                              b"\r\n0\r\n\r\n")
-            else:
-                lines.append(b"content-length: %d\r\n\r\n" % len(body))
-                payload = (b"".join(lines), body) if body else (b"".join(lines),)
-        else:
-            lines.append(b"\r\n")
-            payload = (b"".join(lines),)
+        lines.append(tail)
         self.inflight += 1
         self.inflight_bytes += len(body)
         stats.inc("http.async-client.rq_total")
-        ShadowExchange(self, pool, stream, d, authority, payload, len(body)).start()
+        ShadowExchange(self, pool, stream, d, authority, (b"".join(lines), *payload), len(body)).start()
 
     def done(self, nbytes: int) -> None:
         self.inflight -= 1

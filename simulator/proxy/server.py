@@ -23,6 +23,7 @@ import asyncio
 import collections
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
     from simulator.proxy.mirror import ShadowDispatcher
 
 UPSTREAM_RESET_PREFIX = "upstream connect error or disconnect/reset before headers. reset reason: "
+UPSTREAM_RETRIED_PREFIX = ("upstream connect error or disconnect/reset before headers. "
+                           "retried and the latest reset reason: ")
 MAX_PIPELINE = 16
 
 
@@ -294,16 +297,27 @@ def _local_reply_bytes(
     proxy: Proxy, code: int, body: bytes, *, close: bool, head: bool = False,
     extra: tuple[tuple[str, str], ...] = (), content_type: str = "text/plain",
 ) -> bytes:
+    """An Envoy local reply, with its header order as observed on Envoy 1.40:
+    with a body ``content-length, content-type, date, server``; without one
+    ``date, server, [connection: close,] content-length: 0``; to HEAD without a body
+    ``date, server, transfer-encoding: chunked``."""
     parts = [status_line(code)]
     for n, v in extra:
         parts.append(b"%s: %s\r\n" % (n.encode(), v.encode()))
-    if body or code not in (204, 304):
-        parts.append(b"content-length: %d\r\n" % len(body))
+    date_server = b"date: " + proxy.dates.get() + b"\r\nserver: " + proxy.options.server_name + b"\r\n"
     if body:
-        parts.append(b"content-type: %s\r\n" % content_type.encode())
-    parts.append(b"date: " + proxy.dates.get() + b"\r\nserver: " + proxy.options.server_name + b"\r\n")
-    if close:
-        parts.append(b"connection: close\r\n")
+        parts.append(b"content-length: %d\r\ncontent-type: %s\r\n" % (len(body), content_type.encode()))
+        parts.append(date_server)
+        if close:
+            parts.append(b"connection: close\r\n")
+    else:
+        parts.append(date_server)
+        if close:
+            parts.append(b"connection: close\r\n")
+        if head:
+            parts.append(b"transfer-encoding: chunked\r\n")
+        elif code not in (204, 304):
+            parts.append(b"content-length: 0\r\n")
     parts.append(b"\r\n")
     if body and not head:
         parts.append(body)
@@ -319,7 +333,8 @@ class Stream:
         "upstream_time", "timer", "upstream_conn", "pool", "attempt", "done", "chunked_out",
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
-        "retry_overflow",
+        "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
+        "scheme", "body_pending",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -358,6 +373,14 @@ class Stream:
         self.pending_head = b""
         self.retry_held = False
         self.retry_overflow = False
+        self.head_base = b""
+        self.head_muts = b""
+        self.head_tail = b""
+        self.first_start = 0.0
+        self.has_length = False
+        self.scheme = "http"
+        # a local reply sent while Envoy would not yet have read the body closes the connection
+        self.body_pending = req.chunked or bool(req.body)
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -370,8 +393,16 @@ class Stream:
             self.local_reply(426, b"Upgrade Required", "-")
             return
         target = req.target.decode("latin-1")
+        if "#" in target:
+            # Envoy's codec rejects a request-target with a fragment
+            self.keep_alive = False
+            self.response_code, self.flags = 400, "DPE"
+            self.conn.write(_local_reply_bytes(proxy, 400, b"", close=True))
+            self.headers_sent = True
+            self.finish(False)
+            return
         authority = ""
-        scheme = "http"
+        scheme = ""
         if target.startswith(("http://", "https://")):
             # absolute-form (mirrorsim used as an HTTP proxy): the URI's authority wins
             scheme, _, rest = target.partition("://")
@@ -380,12 +411,22 @@ class Stream:
         elif req.method == "CONNECT":
             authority = target
         hdrs: dict[str, str] = {}
+        repeated: dict[str, tuple[str, ...]] | None = None
         for n, v in req.headers:
             name = n.lower().decode("latin-1")
             if name in hdrs:
-                hdrs[name] = hdrs[name] + "," + v.decode("latin-1")
+                value = v.decode("latin-1")
+                hdrs[name] = hdrs[name] + "," + value
+                if repeated is None:
+                    repeated = {}
+                repeated[name] = repeated.get(name, (hdrs[name][: -len(value) - 1],)) + (value,)
             else:
                 hdrs[name] = v.decode("latin-1")
+        if not scheme:
+            # Envoy takes :scheme from x-forwarded-proto when the client sends one
+            xfp = hdrs.get("x-forwarded-proto")
+            scheme = xfp if xfp in ("http", "https") else "http"
+        self.scheme = scheme
         if not authority:
             authority = hdrs.get("host", "")
         if not authority:
@@ -402,14 +443,15 @@ class Stream:
             self.local_reply(413, b"Payload Too Large", "-")
             return
         rv = proxy.rng.getrandbits(64)
-        decision = proxy.table.route(req.method, authority, target, hdrs, rv, scheme)
+        route_headers: Mapping[str, str | tuple[str, ...]] = hdrs if repeated is None else {**hdrs, **repeated}
+        decision = proxy.table.route(req.method, authority, target, route_headers, rv, scheme)
         self.decision = decision
         if isinstance(decision, LocalReply):
             extra = decision.headers
             if decision.route is not None and decision.route.response_headers:
                 extra = _apply_response_mutations_str(extra, decision.route.response_headers)
             self.local_reply(decision.status, decision.body, decision.flags, extra,
-                             decision.content_type)
+                             decision.content_type, early=True)
             return
         fault = decision.fault
         if fault is not None:
@@ -443,14 +485,17 @@ class Stream:
                 grpc = hdrs.get("content-type", "").startswith("application/grpc")
                 extra = (("grpc-status", str(fault.abort_grpc_status)),
                          ("grpc-message", "fault filter abort"))
+                early = self.timer is None and "DI" not in self.fault_flags
                 if grpc:
-                    self.local_reply(200, b"", "-", extra, content_type="application/grpc")
+                    self.local_reply(200, b"", "-", (("content-type", "application/grpc"), *extra),
+                                     early=early)
                 else:
                     self.local_reply(_grpc_to_http(fault.abort_grpc_status), b"fault filter abort",
-                                     "-", extra)
+                                     "-", extra, early=early)
                 return
             assert fault.abort_status is not None
-            self.local_reply(fault.abort_status, b"fault filter abort", "-")
+            self.local_reply(fault.abort_status, b"fault filter abort", "-",
+                             early="DI" not in self.fault_flags)
             return
         self.forward(d, hdrs)
 
@@ -458,55 +503,60 @@ class Stream:
         proxy = self.proxy
         self.hdrs = hdrs
         pool = proxy.pool(d.cluster)
-        head_lines, extra = self._build_headers(d, hdrs)
-        body = self.req.body
-        timeout_line = b""
-        if d.timeout > 0:
-            ms = int(d.timeout * 1000)
-            rp = d.retry_policy
-            if rp is not None and rp.per_try_timeout and rp.per_try_timeout < d.timeout:
-                ms = int(rp.per_try_timeout * 1000)
-            timeout_line = b"x-envoy-expected-rq-timeout-ms: %d\r\n" % ms
+        base, muts = self._build_headers(d, hdrs)
+        req = self.req
+        body = req.body
+        # framing: chunked stays chunked (even empty); a client content-length stays where
+        # it was sent (kept in ``base``); a body-less POST/PUT/OPTIONS gets content-length: 0
+        if req.chunked:
+            tail = b"transfer-encoding: chunked\r\n\r\n"
+            payload: tuple[bytes, ...] = ((b"%x\r\n" % len(body), body, b"\r\n0\r\n\r\n") if body
+                                          else (b"0\r\n\r\n",))
+        elif body or self.method not in BODILESS_METHODS:
+            tail = b"\r\n" if self.has_length else b"content-length: %d\r\n\r\n" % len(body)
+            payload = (body,) if body else ()
+        else:
+            tail = b"\r\n"
+            payload = ()
+        self.head_base = b"".join(base)
+        self.head_muts = muts
+        self.head_tail = tail
+        self.payload = payload
+        self.first_start = time.time()
         # shadows first: Envoy dispatches them in decodeHeaders, before any upstream reply
         if d.mirrors and proxy.shadows is not None:
             for policy in d.mirrors:
-                proxy.shadows.submit(self, d, policy, head_lines, extra)
+                proxy.shadows.submit(self, d, policy, base, muts, tail, payload)
         if pool is None:
-            self.local_reply(503, b"", "NC")
+            self.local_reply(503, b"", "NC", early=True)
             return
         self.pool = pool
-        tail = []
-        if body or self.method not in BODILESS_METHODS:
-            if self.req.chunked and body:
-                tail.append(b"transfer-encoding: chunked\r\n\r\n")
-                payload: tuple[bytes, ...] = (
-                    b"%x\r\n" % len(body), body, b"\r\n0\r\n\r\n")
-            else:
-                tail.append(b"content-length: %d\r\n\r\n" % len(body))
-                payload = (body,) if body else ()
-        else:
-            tail.append(b"\r\n")
-            payload = ()
-        head = b"".join((*head_lines, timeout_line, extra, *tail))
-        self.payload = (head, *payload) if payload else (head,)
         if d.timeout > 0:
             self.timer = proxy.loop.call_later(d.timeout, self.on_timeout)
         self.send_attempt()
 
     def _build_headers(self, d: Forward, hdrs: dict[str, str]) -> tuple[list[bytes], bytes]:
-        """The request line with host, the forwarded headers, and (apart) the
-        route's header additions; the timeout and framing headers, which differ
-        between the primary and shadow copies, are the caller's."""
+        """The request line with host and the forwarded headers; and, apart, the route's
+        header operations and the x-envoy-original-* headers.  The timeout and
+        attempt-count headers go between the two (Envoy's order) and differ per attempt
+        and between the primary and its shadow copies."""
         req = self.req
         drop = connection_tokens(req.headers) if "connection" in hdrs else frozenset()
-        removes = set(d.request_headers.remove)
-        overwrite = {a.name for a in d.request_headers.add if not a.append}
+        mut = d.request_headers
+        removes = set(mut.remove)
+        overwrite = {a.name for a in mut.add if not a.append}
+        if d.original_path is not None:
+            overwrite.add("x-envoy-original-path")
         lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
             req.method.encode(), d.path.encode("latin-1"), d.authority.encode("latin-1"))]
         mutated = bool(removes or overwrite)
+        has_length = False
         for n, v in req.headers:
             ln = n.lower()
             if ln in SKIP_REQUEST_HEADERS or ln in drop:
+                if ln == b"content-length" and not req.chunked:
+                    lines.append(b"content-length: %d\r\n" % len(req.body))
+                    has_length = True
                 continue
             if ln == b"te" and v.strip().lower() != b"trailers":
                 continue
@@ -515,21 +565,34 @@ class Stream:
                 if s in removes or s in overwrite:
                     continue
             lines.append(ln + b": " + v + b"\r\n")
+        self.has_length = has_length
         if "x-forwarded-proto" not in hdrs:
-            lines.append(b"x-forwarded-proto: http\r\n")
+            lines.append(b"x-forwarded-proto: %s\r\n" % self.scheme.encode())
         if "x-request-id" not in hdrs:
             lines.append(b"x-request-id: %s\r\n" % self.request_id.encode())  # type: ignore[union-attr]
-        extra = []
-        for a in d.request_headers.add:
-            extra.append(b"%s: %s\r\n" % (a.name.encode(), a.value.encode("latin-1")))
+        extra = _mutation_lines(mut) if mut else b""
         if d.authority != self.authority:
-            extra.append(b"x-envoy-original-host: %s\r\n" % self.authority.encode("latin-1"))
+            extra += b"x-envoy-original-host: %s\r\n" % self.authority.encode("latin-1")
         if d.original_path is not None:
-            extra.append(b"x-envoy-original-path: %s\r\n" % d.original_path.encode("latin-1"))
-        # route-level mutations come after the timeout header (Envoy's order)
-        return lines, b"".join(extra)
+            extra += b"x-envoy-original-path: %s\r\n" % d.original_path.encode("latin-1")
+        return lines, extra
 
     # ------------------------------------------------------------------ upstream
+    def _attempt_head(self, d: Forward) -> bytes:
+        """This attempt's request head: Envoy sends x-envoy-expected-rq-timeout-ms as
+        the time left of the route timeout (the per-try timeout if smaller) and
+        x-envoy-attempt-count (Istio sets include_request_attempt_count)."""
+        timeout_line = b""
+        if d.timeout > 0:
+            left = d.timeout - (time.time() - self.first_start) if self.attempt > 1 else d.timeout
+            ms = max(int(left * 1000), 1)
+            rp = d.retry_policy
+            if rp is not None and rp.per_try_timeout and rp.per_try_timeout * 1000 < ms:
+                ms = int(rp.per_try_timeout * 1000)
+            timeout_line = b"x-envoy-expected-rq-timeout-ms: %d\r\n" % ms
+        return b"%s%sx-envoy-attempt-count: %d\r\n%s%s" % (
+            self.head_base, timeout_line, self.attempt, self.head_muts, self.head_tail)
+
     def send_attempt(self) -> None:
         pool = self.pool
         assert pool is not None
@@ -543,16 +606,17 @@ class Stream:
             if pool.cluster.endpoints:
                 pool.stats.upstream_rq_total += 1
             self.cancel_timer()
-            self.local_reply(503, b"no healthy upstream", "UH")
+            self.local_reply(503, b"no healthy upstream", "UH", early=self.attempt == 0)
             return
         self.endpoint = endpoint
         self.upstream_host = endpoint.host_port
         self.upstream_start = time.time()
         self.attempt += 1
-        if not pool.submit(endpoint, self, self.payload):
+        head = self._attempt_head(d)
+        if not pool.submit(endpoint, self, (head, *self.payload)):
             self.cancel_timer()
             self.local_reply(503, (UPSTREAM_RESET_PREFIX + "overflow").encode(), "UO",
-                             (("x-envoy-overloaded", "true"),))
+                             (("x-envoy-overloaded", "true"),), early=self.attempt == 1)
             return
         if rp is not None and rp.per_try_timeout and (not d.timeout or rp.per_try_timeout < d.timeout):
             self.per_try_timer = self.proxy.loop.call_later(rp.per_try_timeout, self.on_per_try_timeout)
@@ -583,8 +647,7 @@ class Stream:
             return
         pool = self.pool
         assert pool is not None
-        pool.stats.upstream_rq_timeout += 1
-        pool.stats.response(504, self.internal)
+        pool.stats.upstream_rq_per_try_timeout += 1
         conn = self.current_conn()
         if conn is not None:
             conn.abort()
@@ -626,7 +689,7 @@ class Stream:
             conn = self.current_conn()
             if conn is not None:
                 conn.abort()
-            pool.stats.response(status, self.internal)
+            pool.stats.retry_codes[status] += 1  # Envoy: cluster.<c>.retry.upstream_rq_<code>
             return
         if self.attempt > 1:
             if not retriable:
@@ -652,11 +715,10 @@ class Stream:
                 if s in removes or s in overwrite:
                     continue
             parts.append(b"%s: %s\r\n" % (ln, v))
+        parts.append(b"x-envoy-upstream-service-time: %d\r\n" % ms)
         if mut:
-            for a in mut.add:
-                parts.append(b"%s: %s\r\n" % (a.name.encode(), a.value.encode("latin-1")))
-        parts.append(b"x-envoy-upstream-service-time: %d\r\ndate: %s\r\nserver: %s\r\n" % (
-            ms, proxy.dates.get(), proxy.options.server_name))
+            parts.append(_mutation_lines(mut))
+        parts.append(b"date: %s\r\nserver: %s\r\n" % (proxy.dates.get(), proxy.options.server_name))
         if framing == "chunked" or (framing == "close" and not self.head):
             parts.append(b"transfer-encoding: chunked\r\n")
             self.chunked_out = True
@@ -739,7 +801,8 @@ class Stream:
         if connect_failure:
             reason = "remote connection failure"
         self.pool.stats.response(503, self.internal)  # type: ignore[union-attr]
-        self.local_reply(503, (UPSTREAM_RESET_PREFIX + reason).encode(), flags)
+        prefix = UPSTREAM_RESET_PREFIX if self.attempt == 1 else UPSTREAM_RETRIED_PREFIX
+        self.local_reply(503, (prefix + reason).encode(), flags)
 
     def _try_retry(self, rp: RetryPolicy) -> bool:
         """Schedule the next attempt unless the cluster's max_retries circuit breaker
@@ -836,7 +899,12 @@ class Stream:
     def local_reply(
         self, code: int, body: bytes, flags: str,
         extra: tuple[tuple[str, str], ...] = (), content_type: str = "text/plain",
+        *, early: bool = False,
     ) -> None:
+        """Answer locally.  ``early``: Envoy would answer from decodeHeaders, before
+        reading a request body, and so closes the connection when there is one."""
+        if early and self.body_pending:
+            self.keep_alive = False
         self.response_code = code
         self.flags = flags
         self.bytes_sent = 0 if self.head else len(body)
@@ -896,6 +964,10 @@ def _request_id(bits: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def _mutation_lines(mut: HeaderMutations) -> bytes:
+    return b"".join(b"%s: %s\r\n" % (n.encode(), v.encode("latin-1")) for n, v in mut.lines())
+
+
 _GRPC_RETRY_ON = {b"1": "cancelled", b"4": "deadline-exceeded", b"8": "resource-exhausted",
                   b"13": "internal", b"14": "unavailable"}
 
@@ -925,9 +997,7 @@ def _retriable_response(rp: RetryPolicy, status: int, headers: list[tuple[bytes,
 def _apply_response_mutations_str(
     extra: tuple[tuple[str, str], ...], mut: HeaderMutations
 ) -> tuple[tuple[str, str], ...]:
-    out = [(n, v) for n, v in extra if n not in mut.remove]
-    for a in mut.add:
-        if not a.append:
-            out = [(n, v) for n, v in out if n != a.name]
-        out.append((a.name, a.value))
-    return tuple(out)
+    lines = mut.lines()
+    replaced = {a.name for a in mut.add if not a.append}
+    out = [(n, v) for n, v in extra if n not in mut.remove and n not in replaced]
+    return (*out, *lines)

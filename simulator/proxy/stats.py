@@ -22,12 +22,12 @@ _COUNTERS = (
     "upstream_cx_destroy_remote", "upstream_cx_destroy_with_active_rq",
     "upstream_rq_retry_success", "upstream_rq_retry_limit_exceeded",
     "outlier_detection_ejections_active", "outlier_detection_ejections_enforced_total",
-    "outlier_detection_ejections_enforced_consecutive_5xx",
+    "outlier_detection_ejections_enforced_consecutive_5xx", "upstream_rq_per_try_timeout",
 )
 
 
 class ClusterStats:
-    __slots__ = ("name", *_COUNTERS, "codes", "external_codes", "internal_codes")
+    __slots__ = ("name", *_COUNTERS, "codes", "external_codes", "internal_codes", "retry_codes")
 
     upstream_rq_total: int
     upstream_rq_completed: int
@@ -51,6 +51,7 @@ class ClusterStats:
     outlier_detection_ejections_active: int
     outlier_detection_ejections_enforced_total: int
     outlier_detection_ejections_enforced_consecutive_5xx: int
+    upstream_rq_per_try_timeout: int
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -59,6 +60,7 @@ class ClusterStats:
         self.codes: dict[int, int] = defaultdict(int)
         self.external_codes: dict[int, int] = defaultdict(int)
         self.internal_codes: dict[int, int] = defaultdict(int)
+        self.retry_codes: dict[int, int] = defaultdict(int)  # responses that were retried
 
     def response(self, code: int, internal: bool) -> None:
         """Count one completed upstream request with its status code."""
@@ -77,7 +79,7 @@ class ClusterStats:
                 name = s.replace("outlier_detection_", "outlier_detection.", 1)
                 out[p + name] = v
         for prefix, codes in (("", self.codes), ("external.", self.external_codes),
-                              ("internal.", self.internal_codes)):
+                              ("internal.", self.internal_codes), ("retry.", self.retry_codes)):
             if not codes:
                 continue
             classes: dict[int, int] = defaultdict(int)
@@ -88,7 +90,7 @@ class ClusterStats:
                 total += n
             for c, n in classes.items():
                 out[f"{p}{prefix}upstream_rq_{c}xx"] = n
-            if prefix:
+            if prefix in ("external.", "internal."):
                 out[f"{p}{prefix}upstream_rq_completed"] = total
 
 

@@ -91,7 +91,8 @@ async def test_https_redirect():
         finally:
             await rp.close()
     assert resp.status == 301
-    assert resp.header("location") == "https://shop.example.com/productpage?x=1"
+    # Envoy's require_tls redirect is https://{Host as sent}{path}: the port stays
+    assert resp.header("location") == "https://shop.example.com:8443/productpage?x=1"
     assert a.requests == []
 
 

@@ -51,13 +51,14 @@ async def test_primary_and_mirror_headers_match_envoy(run_proxy):
         ("host", "httpbin:8000"), ("x-forwarded-for", "1.2.3.4"),
         ("x-request-id", "client-supplied-id"), ("x-custom", "Keep"),
         ("x-forwarded-proto", "https"), ("te", "trailers"), ("upgrade-insecure-requests", "1"),
-        ("x-envoy-expected-rq-timeout-ms", "2000"),
+        ("x-envoy-expected-rq-timeout-ms", "2000"), ("x-envoy-attempt-count", "1"),
     ]
     assert shadow.headers == [
         ("host", "httpbin-shadow:8000"), ("x-forwarded-for", "1.2.3.4,192.0.2.2"),
         ("x-request-id", "client-supplied-id"), ("x-custom", "Keep"),
         ("x-forwarded-proto", "https"), ("te", "trailers"), ("upgrade-insecure-requests", "1"),
-        ("x-envoy-expected-rq-timeout-ms", "2000"), ("x-envoy-internal", "true"),
+        ("x-envoy-expected-rq-timeout-ms", "2000"), ("x-envoy-attempt-count", "1"),
+        ("x-envoy-internal", "true"),
     ]
 
 
@@ -67,11 +68,12 @@ async def test_plain_get_generates_request_id_shared_with_mirror(run_proxy):
         await get(rp.port, "/get")
         (primary,) = await a.wait_for(1)
         (shadow,) = await b.wait_for(1)
+    # Istio sets include_request_attempt_count on every virtual host
     assert primary.header_names() == ["host", "x-forwarded-proto", "x-request-id",
-                                      "x-envoy-expected-rq-timeout-ms"]
+                                      "x-envoy-expected-rq-timeout-ms", "x-envoy-attempt-count"]
     assert shadow.header_names() == ["host", "x-forwarded-proto", "x-request-id",
-                                     "x-envoy-expected-rq-timeout-ms", "x-envoy-internal",
-                                     "x-forwarded-for"]
+                                     "x-envoy-expected-rq-timeout-ms", "x-envoy-attempt-count",
+                                     "x-envoy-internal", "x-forwarded-for"]
     rid = primary.header("x-request-id")
     assert rid and len(rid) == 36 and shadow.header("x-request-id") == rid
     assert shadow.header("x-forwarded-for") == "192.0.2.2"
@@ -168,7 +170,7 @@ async def test_mirror_sent_when_primary_refused(run_proxy):
         await rp.drain_shadows()
     assert resp.status == 503
     assert resp.body == (b"upstream connect error or disconnect/reset before headers. "
-                         b"reset reason: remote connection failure")
+                         b"retried and the latest reset reason: remote connection failure")
     # Istio's default retry policy retried the connect failure twice; one shadow only
     assert rp.stats.snapshot()[V1 + "upstream_cx_connect_fail"] == 3
     assert len(b.requests) == 1
