@@ -236,6 +236,7 @@ class ClusterPool:
         self.endpoint_active: dict[Endpoint, int] = {}
         self._ring: tuple[list[int], list[Endpoint]] | None = None
         self.retry_active = 0  # outstanding retries (max_retries circuit breaker)
+        self.connect_failed_at: dict[Endpoint, float] = {}  # last failed connect (shadow fast-fail)
         self.ejected: dict[Endpoint, float] = {}  # host -> loop time it returns
         self.consecutive_5xx: dict[Endpoint, int] = {}
         self.consecutive_gw: dict[Endpoint, int] = {}
@@ -371,6 +372,11 @@ class ClusterPool:
             st.upstream_cx_overflow += 1
         return True
 
+    def recently_unreachable(self, endpoint: Endpoint, window: float) -> bool:
+        """True when connecting to ``endpoint`` failed less than ``window`` seconds ago."""
+        t = self.connect_failed_at.get(endpoint)
+        return t is not None and self.loop.time() - t < window
+
     def cancel(self, exchange: Exchange) -> None:
         """Drop a request still waiting in the pending queue."""
         for item in self.pending:
@@ -402,6 +408,7 @@ class ClusterPool:
             st.upstream_cx_connect_fail += 1
             if isinstance(exc, asyncio.TimeoutError):
                 st.upstream_cx_connect_timeout += 1
+            self.connect_failed_at[endpoint] = self.loop.time()
             self._fail_pending(endpoint)
             return
         self.connecting -= 1
