@@ -163,12 +163,13 @@ def _run_workers(args: argparse.Namespace, table, gateways) -> int:  # type: ign
 
 
 async def _serve(args: argparse.Namespace, table, gateways) -> None:  # type: ignore[no-untyped-def]
-    from simulator.proxy.runner import start_proxy
+    from simulator.proxy.runner import freeze_startup_objects, start_proxy
 
     loop = asyncio.get_running_loop()
     lhost = args.listen[0]
     opts = _run_options(args, loop)
     rp = await start_proxy(table, opts, gateways)
+    freeze_startup_objects()
     nclusters = len(table.clusters)
     nhosts = sum(len(rc.virtual_hosts) for rc in table.route_configs.values())
     print(f"mirrorsim {__version__}: {nhosts} virtual host(s), {nclusters} cluster(s)",

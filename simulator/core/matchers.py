@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import re2
+import re2  # type: ignore[import-untyped,unused-ignore]
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # no absl log lines on stderr for bad user input

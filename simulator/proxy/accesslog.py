@@ -9,8 +9,9 @@ Envoy's default format::
 
 Shadow copies get a line too (Envoy's async client logs nothing; mirrorsim
 shows them so a user can see the mirror's fate); their ``:authority`` is the
-shadow host, e.g. ``httpbin-shadow:8000``.  Lines are buffered and flushed once
-per event-loop turn, so logging costs no syscall per request.
+shadow host, e.g. ``httpbin-shadow:8000``.  Lines are buffered and written every
+second or every 64 KiB, whichever comes first (Envoy's file access log flushes
+every second too), so logging costs no syscall per request.
 """
 
 from __future__ import annotations
@@ -20,12 +21,17 @@ import sys
 import time
 from typing import IO
 
+FLUSH_INTERVAL = 1.0  # seconds, as Envoy's file_flush_interval default
+FLUSH_BYTES = 64 * 1024
+
 
 class AccessLog:
     def __init__(self, stream: IO[str] | None, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.stream = stream
         self._buf: list[str] = []
+        self._size = 0
         self._scheduled = False
+        self._handle: asyncio.TimerHandle | None = None
         self._loop = loop
         self._sec = -1
         self._sec_str = ""
@@ -74,13 +80,20 @@ class AccessLog:
             f'"{xff or "-"}" "{user_agent or "-"}" "{request_id or "-"}" "{authority or "-"}" '
             f'"{upstream_host or "-"}"\n'
         )
-        if not self._scheduled:
+        self._size += len(self._buf[-1])
+        if self._size >= FLUSH_BYTES:
+            self.flush()
+        elif not self._scheduled:
             self._scheduled = True
             loop = self._loop or asyncio.get_running_loop()
-            loop.call_soon(self.flush)
+            self._handle = loop.call_later(FLUSH_INTERVAL, self.flush)
 
     def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
         self._scheduled = False
+        self._size = 0
         if self._buf and self.stream is not None:
             data = "".join(self._buf)
             self._buf.clear()

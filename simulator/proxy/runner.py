@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import socket
 import struct
 import time
@@ -69,6 +70,14 @@ class GatewayListener:
     host: str = "127.0.0.1"
     port: int = 0
     sock: socket.socket | None = None  # a pre-bound listening socket (--workers)
+
+
+def freeze_startup_objects() -> None:
+    """The route table and everything loaded at start live as long as the process:
+    move them out of the cyclic GC's generations, so collections under load stay
+    short (a refused-mirror load showed 180 ms gen-2 pauses without this)."""
+    gc.collect()
+    gc.freeze()
 
 
 class RunningProxy:

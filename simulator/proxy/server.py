@@ -126,8 +126,8 @@ class Proxy:
                 cluster, self.stats.cluster(cluster_name), self.rng, self.loop)
         return pool
 
-    def protocol_factory(self) -> DownstreamConnection:
-        return DownstreamConnection(self)
+    def protocol_factory(self) -> asyncio.BaseProtocol:
+        return DownstreamConnection(self)  # type: ignore[return-value]  # duck-typed protocol
 
     def close(self) -> None:
         for conn in list(self.connections):
@@ -136,8 +136,9 @@ class Proxy:
             pool.close()
 
 
-class DownstreamConnection(asyncio.Protocol):
-    """One client connection."""
+class DownstreamConnection:
+    """One client connection (an asyncio protocol; no base class, so the module can
+    also be compiled with mypyc, see benchmarks/compile.py)."""
 
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
@@ -183,6 +184,9 @@ class DownstreamConnection(asyncio.Protocol):
         if self.active is not None:
             self.active.downstream_lost()
         self.queue.clear()
+
+    def eof_received(self) -> bool:
+        return False  # close the transport; a half-closed client gets its responses first
 
     def pause_writing(self) -> None:
         self.write_paused = True

@@ -62,7 +62,7 @@ class _HeadResponseDone(Exception):
     """Raised from the parser callback to end a bodiless (HEAD) response early."""
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilable)
     __slots__ = (
         "pool", "endpoint", "transport", "parser", "exchange", "served", "_headers",
         "_got_bytes", "_framing", "_status", "_head", "closed", "_payload", "paused",
@@ -399,7 +399,7 @@ class ClusterPool:
         st = self.stats
         try:
             _, conn = await asyncio.wait_for(
-                self.loop.create_connection(lambda: UpstreamConnection(self, endpoint),
+                self.loop.create_connection(lambda: UpstreamConnection(self, endpoint),  # type: ignore[arg-type,type-var]
                                             endpoint.address, endpoint.port),
                 self.cluster.connect_timeout,
             )

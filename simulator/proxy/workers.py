@@ -25,7 +25,7 @@ from aiohttp import web
 
 from simulator.core.table import RouteTable
 from simulator.proxy.admin import proxy_stats, ready, stats_response
-from simulator.proxy.runner import GatewayListener, RunOptions, start_proxy
+from simulator.proxy.runner import GatewayListener, RunOptions, freeze_startup_objects, start_proxy
 
 
 def bind_reuseport(host: str, port: int, n: int) -> list[socket.socket]:
@@ -51,6 +51,7 @@ def _worker(index: int, table: RouteTable, opts: RunOptions, gateways: Sequence[
 
     async def main() -> None:
         rp = await start_proxy(table, opts, gateways)
+        freeze_startup_objects()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
