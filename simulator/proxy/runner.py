@@ -148,7 +148,8 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
         admin_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     running = RunningProxy(proxy, server, admin, port, admin_port)
     for gw in gateways:
-        sibling = proxy.sibling(gw.table)
+        listen_port = gw.sock.getsockname()[1] if gw.sock is not None else gw.port
+        sibling = proxy.sibling(gw.table, f"outbound_0.0.0.0_{gw.table.listener_port or listen_port}")
         if gw.sock is not None:
             gs = await loop.create_server(sibling.protocol_factory, sock=gw.sock, backlog=1024)
         else:

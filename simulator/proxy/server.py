@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import random
 import time
 from collections.abc import Mapping
@@ -107,11 +108,13 @@ class Proxy:
         self.shadows: ShadowDispatcher | None = None
         self.connections: set[DownstreamConnection] = set()
 
-    def sibling(self, table: RouteTable) -> Proxy:
+    def sibling(self, table: RouteTable, http_prefix: str, server_name: bytes = b"istio-envoy") -> Proxy:
         """A proxy for another listener (a gateway server) sharing this one's
-        connection pools, circuit breakers, stats, shadow dispatcher and logs."""
-        other = Proxy(table, stats=self.stats, access_log=self.access_log, options=self.options,
-                      loop=self.loop)
+        connection pools, circuit breakers, cluster stats, shadow dispatcher and logs,
+        with its own HTTP stat prefix and server name (Istio's gateways say istio-envoy)."""
+        options = dataclasses.replace(self.options, server_name=server_name)
+        other = Proxy(table, stats=self.stats.listener(http_prefix), access_log=self.access_log,
+                      options=options, loop=self.loop)
         other.pools = self.pools
         other.shadows = self.shadows
         return other

@@ -95,15 +95,25 @@ class ClusterStats:
 
 
 class Stats:
-    """All counters of one proxy process."""
+    """All counters of one proxy process.  Each listener has its own HTTP stat
+    prefix (``http.<prefix>.downstream_rq_2xx``...); a gateway listener gets a
+    ``listener()`` child sharing the cluster counters."""
 
-    def __init__(self, http_prefix: str = "outbound_0.0.0.0_15001") -> None:
+    def __init__(self, http_prefix: str = "outbound_0.0.0.0_15001",
+                 clusters: dict[str, ClusterStats] | None = None) -> None:
         self.http_prefix = http_prefix
-        self.clusters: dict[str, ClusterStats] = {}
+        self.clusters: dict[str, ClusterStats] = {} if clusters is None else clusters
         self.counters: dict[str, int] = defaultdict(int)
         self.downstream_codes: dict[int, int] = defaultdict(int)
         self.flags: dict[str, int] = defaultdict(int)
         self.downstream_rq_total = 0
+        self.children: list[Stats] = []
+
+    def listener(self, http_prefix: str) -> Stats:
+        """Counters of another listener: own HTTP prefix, shared clusters."""
+        child = Stats(http_prefix, self.clusters)
+        self.children.append(child)
+        return child
 
     def cluster(self, name: str) -> ClusterStats:
         cs = self.clusters.get(name)
@@ -120,10 +130,7 @@ class Stats:
             for f in flags.split(","):
                 self.flags[f] += 1
 
-    def snapshot(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for cs in self.clusters.values():
-            cs.render(out)
+    def _render_listener(self, out: dict[str, int]) -> None:
         p = f"http.{self.http_prefix}."
         classes: dict[int, int] = defaultdict(int)
         for code, n in self.downstream_codes.items():
@@ -134,7 +141,16 @@ class Stats:
             out[f"{p}mirrorsim_response_flag_{f}"] = n
         out[p + "downstream_rq_total"] = self.downstream_rq_total
         for k, v in self.counters.items():
-            out[k if k.startswith(("http.", "mirrorsim.", "cluster.")) else p + k] = v
+            key = k if k.startswith(("http.", "mirrorsim.", "cluster.")) else p + k
+            out[key] = out.get(key, 0) + v
+
+    def snapshot(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for cs in self.clusters.values():
+            cs.render(out)
+        self._render_listener(out)
+        for child in self.children:
+            child._render_listener(out)
         return dict(sorted(out.items()))
 
     def render_text(self) -> str:

@@ -106,3 +106,17 @@ async def test_gateway_without_matching_host_is_404_nr():
     assert (d.status, d.flags) == (404, "NR")  # type: ignore[union-attr]
     d = table.route("GET", "shop.example.com:80", "/productpage", {}, 0)
     assert d.cluster == "outbound|8000|v1|httpbin.default.svc.cluster.local"  # type: ignore[union-attr]
+
+
+async def test_gateway_listener_has_its_own_stat_prefix_and_server_name():
+    async with Recorder("v1") as a, Recorder("v2") as b:
+        rp = await start(a.port, b.port)
+        try:
+            resp = await get(rp.gateway_ports["gw"], "/nowhere-else", host="x")  # web-extra catch-all
+            mesh = await get(rp.port, "/", host="httpbin:8000")
+        finally:
+            await rp.close()
+    assert resp.header("server") == "istio-envoy" and mesh.header("server") == "envoy"
+    snap = rp.stats.snapshot()
+    assert snap["http.outbound_0.0.0.0_80.downstream_rq_2xx"] == 1
+    assert snap["http.outbound_0.0.0.0_15001.downstream_rq_2xx"] == 1
