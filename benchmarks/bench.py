@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+MIRRORSIM_ROOT = ROOT  # --compiled: a mypyc-built copy of the package
 BENCH = ROOT / "benchmarks"
 LUA = BENCH / "wrk" / "bench.lua"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -461,7 +462,12 @@ class Proxy:
             assert envoy and self.envoy_yaml
             cmd = [envoy, "-c", str(self.envoy_yaml), "--concurrency", str(self.parallel), "--disable-hot-restart",
                    "--log-level", "error"]
-        self.proc = _start(cmd, log, cwd=ROOT)
+        if self.kind == "mirrorsim" and MIRRORSIM_ROOT != ROOT:
+            # a mypyc-compiled copy (benchmarks/compile.py): run it from its own directory
+            env = {**os.environ, "PYTHONPATH": str(MIRRORSIM_ROOT)}
+            self.proc = _start(cmd, log, cwd=MIRRORSIM_ROOT, env=env)
+        else:
+            self.proc = _start(cmd, log, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -982,7 +988,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="output prefix: writes PREFIX.md, PREFIX.json, PREFIX.png")
     ap.add_argument("--quick", action="store_true", help="development run: 1 round, 2 s, 1 s warm-up, 5 s soak")
     ap.add_argument("--no-install", dest="install", action="store_false", help="fail instead of installing tools")
+    ap.add_argument("--compiled", metavar="DIR", default=None,
+                    help="run mirrorsim from a mypyc-compiled copy built by benchmarks/compile.py DIR")
     args = ap.parse_args(argv)
+    global MIRRORSIM_ROOT
+    if args.compiled:
+        MIRRORSIM_ROOT = Path(args.compiled).resolve()
     quick = {"rounds": 1, "duration": 2, "warmup": 1, "soak": 5, "route_seconds": 0.3,
              "scaling": min(4, os.cpu_count() or 1)}
     for k, v in quick.items():  # --quick changes only what was not given explicitly
