@@ -64,7 +64,7 @@ class _HeadResponseDone(Exception):
 
 class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilable)
     __slots__ = (
-        "pool", "endpoint", "transport", "parser", "exchange", "served", "_headers",
+        "pool", "endpoint", "transport", "parser", "exchange", "served", "_headers", "idle_since",
         "_got_bytes", "_framing", "_status", "_head", "closed", "_payload", "paused",
     )
 
@@ -83,6 +83,7 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
         self.closed = False
         self._payload: tuple[bytes, ...] = ()
         self.paused = False
+        self.idle_since = 0.0
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -358,9 +359,13 @@ class ClusterPool:
         idle = self.idle.get(endpoint)
         while idle:
             conn = idle.pop()
-            if not conn.closed:
-                self._start(conn, exchange, payload)
-                return True
+            if conn.closed:
+                continue
+            if self.loop.time() - conn.idle_since > self.cluster.idle_timeout:
+                conn.abort()  # Istio connectionPool idleTimeout (default 1 h)
+                continue
+            self._start(conn, exchange, payload)
+            return True
         if len(self.pending) >= self.max_pending:
             st.upstream_rq_pending_overflow += 1
             return False
@@ -437,6 +442,7 @@ class ClusterPool:
             # waiting requests are for another endpoint: trade this connection for one there
             conn.abort()  # connection_closed() opens one for the first pending request
             return
+        conn.idle_since = self.loop.time()
         self.idle.setdefault(conn.endpoint, []).append(conn)
 
     def release(self, conn: UpstreamConnection, keep_alive: bool) -> None:

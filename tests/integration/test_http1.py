@@ -113,3 +113,20 @@ spec:
     assert sorted((e.address, e.port) for e in all_eps) == [("127.0.0.1", 19081), ("127.0.0.2", 9080)]
     v2 = table.clusters["outbound|9080|v2|reviews.default.svc.cluster.local"].endpoints
     assert [(e.address, e.port) for e in v2] == [("127.0.0.2", 9080)]
+
+
+async def test_idle_timeout_closes_pooled_connections(run_proxy):
+    policy = """  trafficPolicy:
+    connectionPool:
+      http: {idleTimeout: 1ms}
+  subsets:"""
+    async with Recorder("v1") as a:
+        text = registry_yaml({"v1": a.port}).replace("  subsets:", policy) + virtual_service(ROUTE)
+        rp = await run_proxy(table_from_yaml(text))
+        for _ in range(3):
+            assert (await get(rp.port, "/")).status == 200
+            # not waiting for an event: the pooled connection must stay idle past 1 ms
+            await asyncio.sleep(0.01)
+        reqs = await a.wait_for(3)
+    # each request found its pooled connection idle for longer than 1 ms: a new one each time
+    assert len({r.peer_port for r in reqs}) == 3
