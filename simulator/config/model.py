@@ -32,15 +32,21 @@ class Source:
 
     def line_of(self, path: str) -> int:
         """The line of ``path``, or of its nearest ancestor that has one."""
-        p = path
-        while p:
-            if p in self.lines:
-                return self.lines[p]
-            cut = max(p.rfind("."), p.rfind("["))
-            if cut <= 0:
-                break
-            p = p[:cut]
-        return self.line
+        return line_of(self.lines, path, self.line)
+
+
+def line_of(lines: dict[str, int], path: str, default: int) -> int:
+    """The line of field path ``path`` in ``lines``, or of its nearest ancestor
+    (``spec.http[0].route`` for ``spec.http[0].route[1].weight``), else ``default``."""
+    p = path
+    while p:
+        if p in lines:
+            return lines[p]
+        cut = max(p.rfind("."), p.rfind("["))
+        if cut <= 0:
+            break
+        p = p[:cut]
+    return default
 
 
 @dataclass(frozen=True, slots=True)

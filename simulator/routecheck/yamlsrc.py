@@ -17,6 +17,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from simulator.config.model import line_of
 from simulator.diagnostics import Diagnostic
 
 try:
@@ -36,15 +37,7 @@ class Doc:
     lines: dict[str, int] = field(default_factory=dict)
 
     def line_of(self, path: str) -> int:
-        p = path
-        while p:
-            if p in self.lines:
-                return self.lines[p]
-            cut = max(p.rfind("."), p.rfind("["))
-            if cut <= 0:
-                break
-            p = p[:cut]
-        return self.line
+        return line_of(self.lines, path, self.line)
 
 
 @contextmanager
