@@ -530,17 +530,18 @@ class Stream:
         self.head_tail = tail
         self.payload = payload
         self.first_start = time.time()
-        # shadows first: Envoy dispatches them in decodeHeaders, before any upstream reply
+        if pool is None:
+            self.local_reply(503, b"", "NC", early=True)
+        else:
+            self.pool = pool
+            if d.timeout > 0:
+                self.timer = proxy.loop.call_later(d.timeout, self.on_timeout)
+            self.send_attempt()
+        # Envoy dispatches the shadow copies in decodeHeaders right after creating the
+        # primary's upstream request, whatever happens to the primary afterwards
         if d.mirrors and proxy.shadows is not None:
             for policy in d.mirrors:
                 proxy.shadows.submit(self, d, policy, base, muts, tail, payload)
-        if pool is None:
-            self.local_reply(503, b"", "NC", early=True)
-            return
-        self.pool = pool
-        if d.timeout > 0:
-            self.timer = proxy.loop.call_later(d.timeout, self.on_timeout)
-        self.send_attempt()
 
     def _build_headers(self, d: Forward, hdrs: dict[str, str]) -> tuple[list[bytes], bytes]:
         """The request line with host and the forwarded headers; and, apart, the route's
