@@ -21,7 +21,6 @@ from simulator.core.translate import TranslateOptions, translate
 from simulator.proxy.runner import RunOptions, start_proxy
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "configs" / "examples" / "mirroring"
-BUNDLED_PORTS = {18081: "httpbin-v1", 18082: "httpbin-v2"}
 
 
 def _rebind(cfg: m.Config, ports: dict[int, int]) -> m.Config:

@@ -380,9 +380,6 @@ class RouteTable:
     # blackhole virtual host) instead of the mesh's 502.
     listener_port: int | None = None
 
-    def route_config_for(self, port: int) -> RouteConfiguration | None:
-        return self.route_configs.get(port)
-
     def select_virtual_host(
         self, authority: str, scheme: str = "http"
     ) -> tuple[int, VirtualHost | None]:

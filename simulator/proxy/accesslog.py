@@ -38,10 +38,6 @@ class AccessLog:
         self._ms = -1
         self._ms_str = ""
 
-    @property
-    def enabled(self) -> bool:
-        return self.stream is not None
-
     def _start_time(self, t: float) -> str:
         ms = int(t * 1000)
         if ms == self._ms:

@@ -189,9 +189,6 @@ class ShadowExchange:
         else:
             self._end(503, flag)
 
-    def on_pause_reading(self) -> None:
-        pass
-
     def on_data_end(self) -> None:
         pass
 

@@ -78,7 +78,6 @@ class Request:
     keep_alive: bool
     chunked: bool
     start: float
-    received: int
     too_big: bool = False
 
 
@@ -159,7 +158,6 @@ class DownstreamConnection:
         self._chunked = False
         self._too_big = False
         self._start = 0.0
-        self._received = 0
         self.peer = ""
 
     # -- asyncio.Protocol
@@ -171,7 +169,6 @@ class DownstreamConnection:
         self.peer = peer[0] if peer else ""
 
     def data_received(self, data: bytes) -> None:
-        self._received += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -240,9 +237,7 @@ class DownstreamConnection:
             keep_alive=p.should_keep_alive(),
             chunked=self._chunked,
             start=self._start,
-            received=self._received,
         )
-        self._received = 0
         if self._too_big:
             req.body = b""
             req.keep_alive = False
@@ -842,9 +837,6 @@ class Stream:
     def _retry_now(self) -> None:
         if not self.done:
             self.send_attempt()
-
-    def on_pause_reading(self) -> None:
-        pass
 
     def current_conn(self) -> UpstreamConnection | None:
         c = self.upstream_conn

@@ -50,7 +50,6 @@ class Exchange(Protocol):
     def on_body(self, data: bytes) -> None: ...
     def on_complete(self) -> None: ...
     def on_reset(self, reason: str, flag: str) -> None: ...
-    def on_pause_reading(self) -> None: ...
     def on_data_end(self) -> None: ...
 
 
@@ -476,10 +475,6 @@ class ClusterPool:
             idle.remove(conn)
         if self.pending and len(self.connections) + self.connecting < self.max_connections:
             self._connect(self.pending[0][0])
-
-    def request_aborted(self, conn: UpstreamConnection) -> None:
-        """The exchange on ``conn`` was given up (timeout or downstream gone)."""
-        conn.abort()
 
     def resend_stale(self, exchange: Exchange, endpoint: Endpoint, payload: tuple[bytes, ...]) -> None:
         # the request never reached a live server: re-send it on a fresh connection
