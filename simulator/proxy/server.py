@@ -760,9 +760,7 @@ class Stream:
 
     def on_complete(self) -> None:
         if self.done or not self.headers_sent:
-            if not self.done and not self.headers_sent:
-                return  # a retried attempt finished after we gave up on it
-            return
+            return  # given up on (timeout, downstream gone) or an attempt being retried
         head = self.pending_head
         if head:
             self.pending_head = b""
