@@ -14,6 +14,8 @@ from typing import Literal
 
 Severity = Literal["error", "warning", "info"]
 
+DEFAULT_CODES = {"error": "IST0106", "warning": "IST0133", "info": "IST0133"}
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
@@ -25,13 +27,29 @@ class Diagnostic:
     code: str = ""  # Istio analyzer/validation code, e.g. IST0101; "" when none applies
     resource: str = ""  # "VirtualService default/httpbin"
 
-    def format(self) -> str:
-        """Render as ``FILE:LINE: severity CODE message (at PATH)``."""
+    @property
+    def display_code(self) -> str:
+        """The code, or the one istioctl analyze uses for schema problems without their
+        own: IST0106 SchemaValidationError for errors, IST0133 SchemaWarning otherwise."""
+        return self.code or DEFAULT_CODES.get(self.severity, "")
+
+    @property
+    def display_message(self) -> str:
+        """The message without a leading copy of the field path (shown once, at the end)."""
+        msg = self.message
+        if self.path and msg.startswith(self.path + ": "):
+            msg = msg[len(self.path) + 2:]
+        return msg
+
+    def format(self, default_code: bool = True) -> str:
+        """``FILE:LINE: error|warning CODE message (at PATH in Kind ns/name)``."""
         where = f"{self.file}:{self.line}" if self.file else "<config>"
-        code = f" {self.code}" if self.code else ""
-        res = f" [{self.resource}]" if self.resource else ""
-        at = f" (at {self.path})" if self.path else ""
-        return f"{where}: {self.severity}{code}{res} {self.message}{at}"
+        code = self.display_code if default_code else self.code
+        at = self.path
+        if self.resource:
+            at = f"{at} in {self.resource}" if at else self.resource
+        return (f"{where}: {self.severity}{' ' + code if code else ''} {self.display_message}"
+                + (f" (at {at})" if at else ""))
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -248,30 +248,17 @@ def _raw_virtual_services(file: str, namespace: str) -> dict[tuple[str, str], An
 
 # --------------------------------------------------------------------------- diagnostics
 
-# istioctl analyze reports schema problems without an analyzer code of their
-# own as IST0106 SchemaValidationError (errors) and IST0133 SchemaWarning.
-DEFAULT_CODES = {"error": "IST0106", "warning": "IST0133", "info": "IST0133"}
-
-
 def diagnostic_code(d: Diagnostic) -> str:
-    return d.code or DEFAULT_CODES.get(d.severity, "")
+    return d.display_code
 
 
 def diagnostic_message(d: Diagnostic) -> str:
-    msg = d.message
-    if d.path and msg.startswith(d.path + ": "):  # the path is shown once, at the end
-        msg = msg[len(d.path) + 2:]
-    return msg
+    return d.display_message
 
 
 def format_diagnostic(d: Diagnostic, code: bool = True) -> str:
     """``FILE:LINE: error|warning CODE message (at PATH in Kind ns/name)``."""
-    where = f"{d.file}:{d.line}" if d.file else "<config>"
-    c = diagnostic_code(d) if code else d.code
-    at = d.path
-    if d.resource:
-        at = f"{at} in {d.resource}" if at else d.resource
-    return f"{where}: {d.severity}{' ' + c if c else ''} {diagnostic_message(d)}" + (f" (at {at})" if at else "")
+    return d.format(code)
 
 
 def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:
