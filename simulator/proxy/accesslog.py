@@ -17,12 +17,14 @@ every second too), so logging costs no syscall per request.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from typing import IO
 
 FLUSH_INTERVAL = 1.0  # seconds, as Envoy's file_flush_interval default
 FLUSH_BYTES = 64 * 1024
+ATOMIC_WRITE = 4096  # PIPE_BUF on Linux: a pipe write up to this size is atomic
 
 
 class AccessLog:
@@ -91,13 +93,40 @@ class AccessLog:
         self._scheduled = False
         self._size = 0
         if self._buf and self.stream is not None:
-            data = "".join(self._buf)
-            self._buf.clear()
+            lines = self._buf
+            self._buf = []
             try:
-                self.stream.write(data)
                 self.stream.flush()
+                fd = self.stream.fileno()
+            except (OSError, ValueError, AttributeError):
+                fd = -1
+            try:
+                if fd < 0:
+                    self.stream.write("".join(lines))
+                    self.stream.flush()
+                    return
+                # Whole lines per write(), each at most PIPE_BUF bytes: with --workers
+                # several processes share stdout, and writes that size do not interleave.
+                chunk: list[bytes] = []
+                size = 0
+                for line in lines:
+                    b = line.encode("utf-8", "replace")
+                    if size + len(b) > ATOMIC_WRITE and chunk:
+                        _write_all(fd, b"".join(chunk))
+                        chunk, size = [], 0
+                    chunk.append(b)
+                    size += len(b)
+                if chunk:
+                    _write_all(fd, b"".join(chunk))
             except (OSError, ValueError):  # closed stdout: keep serving
                 self.stream = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 def open_access_log(spec: str) -> IO[str] | None:
