@@ -58,6 +58,11 @@ UPSTREAM_RESET_PREFIX = "upstream connect error or disconnect/reset before heade
 UPSTREAM_RETRIED_PREFIX = ("upstream connect error or disconnect/reset before headers. "
                            "retried and the latest reset reason: ")
 MAX_PIPELINE = 16
+MAX_HEADER_BYTES = 60 * 1024  # Envoy's max_request_headers_kb default: larger heads get 431
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback when a request head exceeds MAX_HEADER_BYTES."""
 
 
 @dataclass(slots=True)
@@ -158,6 +163,9 @@ class DownstreamConnection:
         self._chunked = False
         self._too_big = False
         self._start = 0.0
+        self._in_head = False
+        self._head_bytes = 0
+        self._head_raw = 0
         self.peer = ""
 
     # -- asyncio.Protocol
@@ -171,6 +179,18 @@ class DownstreamConnection:
     def data_received(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
+            if self._in_head:
+                # still inside a request head after a whole read: bound what llhttp buffers
+                self._head_raw += len(data)
+                if self._head_raw > MAX_HEADER_BYTES:
+                    self._error_reply(431, b"")
+        except _HeadTooLarge:
+            self._error_reply(431, b"")
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._error_reply(431, b"")
+            elif not self.closed:
+                self._error_reply(400, b"Bad Request")
         except httptools.HttpParserUpgrade:
             self._error_reply(400, b"upgrade not supported")
         except httptools.HttpParserError as exc:
@@ -200,6 +220,9 @@ class DownstreamConnection:
 
     # -- httptools callbacks
     def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_raw = 0
         self._url = b""
         self._headers = []
         self._body = []
@@ -210,9 +233,16 @@ class DownstreamConnection:
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._head_bytes += len(url)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > MAX_HEADER_BYTES:
+            raise _HeadTooLarge
         if len(name) == 17 and name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
             self._chunked = True
 
