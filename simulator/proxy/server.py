@@ -428,10 +428,7 @@ class Stream:
         if "#" in target:
             # Envoy's codec rejects a request-target with a fragment
             self.keep_alive = False
-            self.response_code, self.flags = 400, "DPE"
-            self.conn.write(_local_reply_bytes(proxy, 400, b"", close=True))
-            self.headers_sent = True
-            self.finish(False)
+            self.local_reply(400, b"", "DPE")
             return
         authority = ""
         scheme = ""
@@ -512,12 +509,13 @@ class Stream:
         aborts = fault.abort_status is not None or fault.abort_grpc_status is not None
         if aborts and proxy.rng.getrandbits(64) % 1_000_000 < fault.abort_numerator:
             proxy.stats.inc("fault.aborts_injected")
+            # without a delay the abort comes from decodeHeaders, before any body was read
+            early = not self.fault_flags
             self.fault_flags = (self.fault_flags + ",FI") if self.fault_flags else "FI"
             if fault.abort_grpc_status is not None:
                 grpc = hdrs.get("content-type", "").startswith("application/grpc")
                 extra = (("grpc-status", str(fault.abort_grpc_status)),
                          ("grpc-message", "fault filter abort"))
-                early = self.timer is None and "DI" not in self.fault_flags
                 if grpc:
                     self.local_reply(200, b"", "-", (("content-type", "application/grpc"), *extra),
                                      early=early)
@@ -526,8 +524,7 @@ class Stream:
                                      "-", extra, early=early)
                 return
             assert fault.abort_status is not None
-            self.local_reply(fault.abort_status, b"fault filter abort", "-",
-                             early="DI" not in self.fault_flags)
+            self.local_reply(fault.abort_status, b"fault filter abort", "-", early=early)
             return
         self.forward(d, hdrs)
 
