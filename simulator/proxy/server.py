@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from simulator.core.matchers import parse_query
 from simulator.core.table import (
     Endpoint,
     FaultConfig,
@@ -664,8 +665,6 @@ class Stream:
                     return v
             return None
         if kind == "query_parameter":
-            from simulator.core.matchers import parse_query
-
             q = self.path.partition("?")[2]
             return parse_query(q).get(name)
         return None
