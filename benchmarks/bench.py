@@ -35,6 +35,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,24 +163,23 @@ def tree_pids(pid: int) -> list[int]:
     return out
 
 
-def tree_cpu(pid: int) -> float:
+def _tree_sum(pid: int, measure: Callable[[int], float]) -> float:
+    """``measure`` summed over ``pid`` and its descendants (processes that vanish count 0)."""
     total = 0.0
     for p in tree_pids(pid):
         try:
-            total += proc_cpu(p)
+            total += measure(p)
         except OSError:
             pass
     return total
+
+
+def tree_cpu(pid: int) -> float:
+    return _tree_sum(pid, proc_cpu)
 
 
 def tree_rss(pid: int) -> int:
-    total = 0
-    for p in tree_pids(pid):
-        try:
-            total += proc_rss(p)
-        except OSError:
-            pass
-    return total
+    return int(_tree_sum(pid, proc_rss))
 
 
 def proc_rss(pid: int) -> int:

@@ -23,8 +23,8 @@ from simulator.proxy.runner import RunOptions, start_proxy
 DEMO_DIR = Path(__file__).resolve().parent.parent / "configs" / "examples" / "mirroring"
 
 
-def _rebind(cfg: m.Config, ports: dict[int, int]) -> m.Config:
-    """Point endpoints declared on the bundled ports at the ports actually bound."""
+def rebind_endpoints(cfg: m.Config, ports: dict[int, int]) -> m.Config:
+    """Point ServiceEntry endpoints declared on the bundled ports at the ports actually bound."""
     ses = []
     for se in cfg.service_entries:
         eps = tuple(
@@ -57,7 +57,7 @@ async def run_demo(requests: int = 3, color: bool = True, config_dir: Path = DEM
     logs: list[str] = []
     async with Backend("httpbin-v1", log=logs.append) as v1, \
             Backend("httpbin-v2", log=logs.append) as v2:
-        cfg = _rebind(result.config, {18081: v1.port, 18082: v2.port})
+        cfg = rebind_endpoints(result.config, {18081: v1.port, 18082: v2.port})
         table = translate(cfg, TranslateOptions(shadow_suffix=True))
         rp = await start_proxy(table, RunOptions(listen_port=0, admin_port=0, seed=1))
         try:

@@ -677,11 +677,7 @@ class Stream:
         pool = self.pool
         assert pool is not None
         pool.stats.upstream_rq_per_try_timeout += 1
-        conn = self.current_conn()
-        if conn is not None:
-            conn.abort()
-        else:
-            pool.cancel(self)
+        self._abandon_attempt()
         d = self.decision
         assert isinstance(d, Forward)
         rp = d.retry_policy
@@ -715,9 +711,7 @@ class Stream:
         retriable = rp is not None and _retriable_response(rp, status, headers)
         if rp is not None and retriable and self.attempt <= rp.num_retries and self._try_retry(rp):
             # Envoy resets the upstream stream and tries again after a backoff
-            conn = self.current_conn()
-            if conn is not None:
-                conn.abort()
+            self._abandon_attempt()
             pool.stats.retry_codes[status] += 1  # Envoy: cluster.<c>.retry.upstream_rq_<code>
             return
         if self.attempt > 1:
@@ -883,11 +877,7 @@ class Stream:
         pool = self.pool
         if pool is not None:
             pool.stats.upstream_rq_timeout += 1
-            conn = self.current_conn()
-            if conn is not None:
-                conn.abort()
-            else:
-                pool.cancel(self)
+            self._abandon_attempt()
         if self.headers_sent:
             self.flags = "UT"
             self.finish(False, abort=True)
@@ -895,6 +885,15 @@ class Stream:
         if pool is not None:
             pool.stats.response(504, self.internal)
         self.local_reply(504, b"upstream request timeout", "UT")
+
+    def _abandon_attempt(self) -> None:
+        """Give up on the attempt in flight: reset its upstream connection, or take it
+        out of the pending queue if it never got one."""
+        conn = self.current_conn()
+        if conn is not None:
+            conn.abort()
+        elif self.pool is not None:
+            self.pool.cancel(self)
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -909,11 +908,7 @@ class Stream:
             return
         self.done = True
         self.cancel_timer()
-        conn = self.current_conn()
-        if conn is not None:
-            conn.abort()
-        elif self.pool is not None:
-            self.pool.cancel(self)
+        self._abandon_attempt()
         self.flags = "DC"
         self._release_retry()
         self.response_code = self.response_code or 0

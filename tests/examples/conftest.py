@@ -21,6 +21,7 @@ from simulator.config import load, load_text
 from simulator.config import model as m
 from simulator.core.table import RouteTable
 from simulator.core.translate import TranslateOptions, translate
+from simulator.demo import rebind_endpoints
 from simulator.proxy.runner import RunningProxy, RunOptions, start_proxy
 from tests.support.client import Response, get
 
@@ -41,19 +42,6 @@ def load_example(*paths: str, replace: dict[str, str] | None = None) -> m.Config
     problems = [d.format() for d in result.diagnostics if d.code != "IST0002"]  # IST0002: deprecated field
     assert result.ok and not problems, "\n".join(problems)
     return result.config
-
-
-def rebind(cfg: m.Config, ports: dict[int, int]) -> m.Config:
-    """Point ServiceEntry endpoints declared on the bundled ports at the ports actually bound
-    (as simulator/demo.py's ``_rebind``)."""
-    ses = []
-    for se in cfg.service_entries:
-        eps = tuple(
-            dataclasses.replace(e, ports={k: ports.get(v, v) for k, v in e.ports.items()})
-            for e in se.endpoints
-        )
-        ses.append(dataclasses.replace(se, endpoints=eps))
-    return dataclasses.replace(cfg, service_entries=tuple(ses))
 
 
 @dataclasses.dataclass
@@ -95,7 +83,7 @@ async def start_example(cfg: m.Config, *, seed: int | None = 1, gateways: Sequen
         assert spec.name not in backends and spec.port not in ports
         backends[spec.name] = b
         ports[spec.port] = b.port
-    cfg = rebind(cfg, ports)
+    cfg = rebind_endpoints(cfg, ports)
     table = translate(cfg, TranslateOptions())
     listeners = build_gateways(cfg, [f"{g}=127.0.0.1:0" for g in gateways], "default", True, table)
     rp = await start_proxy(table, RunOptions(listen_port=0, admin_port=0, seed=seed, local_address="192.0.2.2"),
