@@ -3,7 +3,14 @@
 Drives the real data-plane objects (DownstreamConnection, Stream, ClusterPool,
 UpstreamConnection, ShadowDispatcher) through in-memory transports that answer
 at once, so the figure is the interpreter's share of the per-request CPU, free
-of kernel and network noise.  Usage: python benchmarks/dataplane_micro.py [N]
+of kernel and network noise.
+
+    python benchmarks/dataplane_micro.py [N] [--mirror ok|off|fast-fail|dropped]
+
+``--mirror`` picks what happens to the shadow copy: ``ok`` (default) answered at
+once, ``off`` no mirror policy, ``fast-fail`` the mirror refused a connection a
+moment ago (the refused-mirror path), ``dropped`` the in-flight cap is reached
+(the slow-mirror path).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator.config import load  # noqa: E402
+from simulator.config import load_text  # noqa: E402
 from simulator.core.translate import translate  # noqa: E402
 from simulator.proxy.accesslog import AccessLog  # noqa: E402
 from simulator.proxy.mirror import ShadowDispatcher  # noqa: E402
@@ -51,16 +58,23 @@ class FakeTransport:
         return False
 
 
-async def main(n: int) -> None:
+async def main(n: int, mode: str) -> None:
     loop = asyncio.get_running_loop()
-    cfg = load([str(Path(__file__).resolve().parents[1] / "configs/examples/mirroring")]).config
+    text = (Path(__file__).resolve().parents[1] / "configs/examples/mirroring/httpbin.yaml").read_text()
+    if mode == "off":
+        text = text.replace("    mirror:\n      host: httpbin\n      subset: v2\n", "").replace(
+            "    mirrorPercentage:\n      value: 100.0\n", "")
+    cfg = load_text(text, "httpbin.yaml").config
     table = translate(cfg)
     log = open("/dev/null", "w")
     proxy = Proxy(table, access_log=AccessLog(log, loop), options=ProxyOptions(seed=1), loop=loop)
-    proxy.shadows = ShadowDispatcher(proxy)
+    proxy.shadows = ShadowDispatcher(proxy, max_inflight=0 if mode == "dropped" else 1024)
     pending: list[UpstreamConnection] = []
     for name, cluster in table.clusters.items():
         if "|v" not in name:
+            continue
+        if mode == "fast-fail" and "|v2|" in name:
+            proxy.pool(name).connect_failed_at[cluster.endpoints[0]] = loop.time() + 3600  # type: ignore[union-attr]
             continue
         pool = proxy.pool(name)
         ep = cluster.endpoints[0]
@@ -84,7 +98,7 @@ async def main(n: int) -> None:
     snap = proxy.stats.snapshot()
     ok = snap.get("http.outbound_0.0.0.0_15001.downstream_rq_2xx", 0)
     assert ok == n, f"only {ok} of {n} requests answered 2xx: the benchmark is not measuring the proxy path"
-    print(f"{n} requests with a 100% mirror: {(c1 - c0) / n * 1e6:.1f} us CPU per request "
+    print(f"{n} requests, mirror {mode}: {(c1 - c0) / n * 1e6:.1f} us CPU per request "
           f"({(t1 - t0) / n * 1e6:.1f} us wall)")
 
 
@@ -94,4 +108,10 @@ if __name__ == "__main__":
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20000))
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("n", nargs="?", type=int, default=20000)
+    ap.add_argument("--mirror", choices=("ok", "off", "fast-fail", "dropped"), default="ok")
+    a = ap.parse_args()
+    asyncio.run(main(a.n, a.mirror))

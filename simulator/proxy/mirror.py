@@ -35,6 +35,7 @@ from simulator.core.table import Forward, MirrorPolicy
 if TYPE_CHECKING:
     import asyncio
 
+    from simulator.core.table import Endpoint
     from simulator.proxy.server import Proxy, Stream
     from simulator.proxy.upstream import ClusterPool, UpstreamConnection
 
@@ -53,13 +54,20 @@ class ShadowDispatcher:
         self.max_bytes = max_bytes
         self.inflight = 0
         self.inflight_bytes = 0
-        self.local_xff = proxy.options.local_address.encode()
+        self.local = proxy.options.local_address
+        self.local_xff = self.local.encode()
+        self._shadow_hosts: dict[str, str] = {}  # authority -> shadow authority
         self._idle_waiters: list[asyncio.Future[None]] = []
 
     def submit(self, stream: Stream, d: Forward, policy: MirrorPolicy, base: list[bytes],
                muts: bytes, tail: bytes, payload: tuple[bytes, ...]) -> None:
         """Send one shadow copy of ``stream``'s request (head pieces from the primary:
-        request line and headers, route header operations, framing; then the body)."""
+        request line and headers, route header operations, framing; then the body).
+
+        The two ways a bad mirror shows up under load are the cheapest paths here: a
+        copy over the in-flight cap (a slow mirror) is only counted, and a copy to an
+        endpoint that refused a connection a moment ago (a dead mirror) is failed and
+        logged without building its request."""
         proxy = self.proxy
         stats = proxy.stats
         pool = proxy.pool(policy.cluster)
@@ -67,13 +75,32 @@ class ShadowDispatcher:
             # Envoy: "shadow cluster 'X' does not exist", debug log only, no stat
             stats.inc("mirrorsim.shadow_unknown_cluster")
             return
-        body = stream.req.body
+        req = stream.req
+        body = req.body
         if self.inflight >= self.max_inflight or self.inflight_bytes + len(body) > self.max_bytes:
             stats.inc("mirrorsim.shadow_dropped")
             return
-        authority = d.authority if policy.disable_shadow_host_suffix_append else shadow_host(
-            d.authority)
-        req = stream.req
+        stats.inc("http.async-client.rq_total")
+        if policy.disable_shadow_host_suffix_append:
+            authority = d.authority
+        else:
+            authority = self._shadow_hosts.get(d.authority)  # type: ignore[assignment]
+            if authority is None:
+                authority = self._shadow_hosts[d.authority] = shadow_host(d.authority)
+                if len(self._shadow_hosts) > 4096:
+                    self._shadow_hosts.clear()
+        endpoint = pool.pick()
+        if endpoint is None:
+            pool.stats.upstream_rq_total += 1
+            self._failed(pool, stream, d, authority, "", len(body), 503, "UH")
+            return
+        if pool.connect_failed_at and self._unreachable(pool, endpoint):
+            # a dead mirror must not cost a connection attempt per request (each costs
+            # more CPU than proxying the primary): fail the copy at once, as it would fail
+            pool.stats.upstream_rq_total += 1
+            stats.inc("mirrorsim.shadow_fast_failed")
+            self._failed(pool, stream, d, authority, endpoint.host_port, len(body), 503, "UF")
+            return
         lines = list(base)
         lines[0] = b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
             req.method.encode(), d.path.encode("latin-1"), authority.encode("latin-1"))
@@ -94,8 +121,34 @@ class ShadowDispatcher:
         lines.append(tail)
         self.inflight += 1
         self.inflight_bytes += len(body)
-        stats.inc("http.async-client.rq_total")
-        ShadowExchange(self, pool, stream, d, authority, (b"".join(lines), *payload), len(body)).start()
+        ShadowExchange(self, pool, stream, d, authority, (b"".join(lines), *payload),
+                       len(body)).start(endpoint)
+
+    def _unreachable(self, pool: ClusterPool, endpoint: Endpoint) -> bool:
+        """Whether a copy to ``endpoint`` fails at once: a connection to it failed less
+        than SHADOW_FAST_FAIL_WINDOW ago, or the one attempt let through after that
+        window (the probe) has not finished yet.  A successful connection clears it."""
+        t = pool.connect_failed_at.get(endpoint)
+        if t is None:
+            return False
+        now = pool.loop.time()
+        if now - t < SHADOW_FAST_FAIL_WINDOW:
+            return True
+        # this copy is the probe: until its connection attempt ends, the others fail
+        pool.connect_failed_at[endpoint] = now
+        return False
+
+    def _failed(self, pool: ClusterPool, stream: Stream, d: Forward, authority: str, upstream_host: str,
+                nbytes: int, status: int, flags: str) -> None:
+        """A copy that fails before anything is sent: its stats and access-log line."""
+        pool.stats.response(status, True)
+        al = self.proxy.access_log
+        if al.stream is not None:
+            req = stream.req
+            now = time.time()
+            xff = self.local if stream.xff is None else f"{stream.xff},{self.local}"
+            al.log(now, req.method, d.original_path or d.path, "HTTP/" + req.version, status, flags,
+                   nbytes, 0, 0, "-", xff, stream.user_agent, stream.request_id, authority, upstream_host)
 
     def done(self, nbytes: int) -> None:
         self.inflight -= 1
@@ -149,21 +202,9 @@ class ShadowExchange:
         self.upstream_time = "-"
         self.version = stream.req.version
 
-    def start(self) -> None:
+    def start(self, endpoint: Endpoint) -> None:
         pool = self.pool
-        endpoint = pool.pick()
-        if endpoint is None:
-            pool.stats.upstream_rq_total += 1
-            self._end(503, "UH")
-            return
         self.upstream_host = endpoint.host_port
-        if pool.recently_unreachable(endpoint, SHADOW_FAST_FAIL_WINDOW):
-            # a dead mirror must not cost a connection attempt per request (each costs
-            # more CPU than proxying the primary): fail the copy at once, as it would fail
-            pool.stats.upstream_rq_total += 1
-            self.dispatcher.proxy.stats.inc("mirrorsim.shadow_fast_failed")
-            self._end(503, "UF")
-            return
         if self.timeout > 0:
             self.timer = self.dispatcher.proxy.loop.call_later(self.timeout, self.on_timeout)
         if not pool.submit(endpoint, self, self.payload):

@@ -376,11 +376,6 @@ class ClusterPool:
             st.upstream_cx_overflow += 1
         return True
 
-    def recently_unreachable(self, endpoint: Endpoint, window: float) -> bool:
-        """True when connecting to ``endpoint`` failed less than ``window`` seconds ago."""
-        t = self.connect_failed_at.get(endpoint)
-        return t is not None and self.loop.time() - t < window
-
     def cancel(self, exchange: Exchange) -> None:
         """Drop a request still waiting in the pending queue."""
         for item in self.pending:
@@ -416,6 +411,8 @@ class ClusterPool:
             self._fail_pending(endpoint)
             return
         self.connecting -= 1
+        if self.connect_failed_at:
+            self.connect_failed_at.pop(endpoint, None)
         st.upstream_cx_total += 1
         st.upstream_cx_active += 1
         self.connections.add(conn)

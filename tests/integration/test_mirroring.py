@@ -165,6 +165,45 @@ async def test_refused_mirror(run_proxy):
     assert snap["http.async-client.rq_total"] == 3
 
 
+async def test_refused_mirror_one_probe_after_the_window(run_proxy):
+    """Once the fast-fail window is over, one copy tries to connect again (the probe);
+    copies dispatched while that attempt is in flight fail at once."""
+    async with Recorder("v1") as a, Recorder("v2", refuse=True) as b:
+        rp = await run_proxy(mirror_table(a.port, b.port))
+        assert (await get(rp.port, "/")).status == 200
+        await rp.drain_shadows()
+        pool = rp.proxy.pools["outbound|8000|v2|httpbin.default.svc.cluster.local"]
+        (endpoint,) = pool.connect_failed_at
+        pool.connect_failed_at[endpoint] -= 10  # the failure is now older than the window
+        async with Client(rp.port) as c1, Client(rp.port) as c2:
+            # both requests arrive in the same event-loop turn, before the probe's
+            # connection attempt can end
+            r1, r2 = await asyncio.gather(c1.send(request(path="/1")), c2.send(request(path="/2")))
+        assert r1[0].status == r2[0].status == 200
+        await rp.drain_shadows()
+    snap = rp.stats.snapshot()
+    assert snap[V2 + "upstream_cx_connect_fail"] == 2  # the first copy and the probe
+    assert snap["mirrorsim.shadow_fast_failed"] == 1
+    assert snap[V2 + "internal.upstream_rq_503"] == 3
+
+
+async def test_mirror_back_after_refusing(run_proxy):
+    """A mirror that refused connections and listens again gets every copy once the
+    probe's connection succeeded."""
+    async with Recorder("v1") as a, Recorder("v2") as b:
+        rp = await run_proxy(mirror_table(a.port, b.port))
+        pool = rp.proxy.pool("outbound|8000|v2|httpbin.default.svc.cluster.local")
+        assert pool is not None
+        (endpoint,) = pool.cluster.endpoints
+        pool.connect_failed_at[endpoint] = pool.loop.time() - 10  # it refused, long ago
+        for i in range(3):
+            assert (await get(rp.port, f"/{i}")).status == 200
+            await rp.drain_shadows()
+        assert [r.target for r in await b.wait_for(3)] == ["/0", "/1", "/2"]
+        assert not pool.connect_failed_at
+    assert rp.stats.snapshot().get("mirrorsim.shadow_fast_failed", 0) == 0
+
+
 async def test_mirror_sent_when_primary_refused(run_proxy):
     async with Recorder("v1", refuse=True) as a, Recorder("v2") as b:
         rp = await run_proxy(mirror_table(a.port, b.port))
