@@ -484,8 +484,14 @@ class RouteTable:
                 new_path = new_only + ("?" + query if query or path.endswith("?") else "")
             original_path = path  # Envoy sets it even when the rewrite changed nothing
         mirrors: tuple[MirrorPolicy, ...] = ()
-        if a.mirror_policies and method != "CONNECT":
-            mirrors = tuple(m for m in a.mirror_policies if m.samples(random_value))
+        mp = a.mirror_policies
+        if mp and method != "CONNECT":
+            if len(mp) == 1:
+                m = mp[0]
+                if random_value % m.denominator < m.numerator:  # m.samples(), inlined
+                    mirrors = mp
+            else:
+                mirrors = tuple(m for m in mp if m.samples(random_value))
         return Forward(
             route=r,
             virtual_host=vh,

@@ -44,6 +44,10 @@ DEFAULT_MAX_INFLIGHT = 1024
 # (docs/deviations.md): Envoy tries to connect for every copy.
 SHADOW_FAST_FAIL_WINDOW = 0.5
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+# Copies to a mirror whose answers take longer than this (moving average) are paced
+# to max_inflight / latency per second (ShadowDispatcher._paced); a fast mirror never is.
+PACE_ABOVE_LATENCY = 0.05
+PACE_BURST = 16.0
 
 
 class ShadowDispatcher:
@@ -64,10 +68,10 @@ class ShadowDispatcher:
         """Send one shadow copy of ``stream``'s request (head pieces from the primary:
         request line and headers, route header operations, framing; then the body).
 
-        The two ways a bad mirror shows up under load are the cheapest paths here: a
-        copy over the in-flight cap (a slow mirror) is only counted, and a copy to an
-        endpoint that refused a connection a moment ago (a dead mirror) is failed and
-        logged without building its request."""
+        The ways a bad mirror shows up under load are the cheapest paths here: a copy
+        over the in-flight cap, or over the slow mirror's pace, is only counted; a copy
+        to an endpoint that refused a connection a moment ago is failed and counted
+        without building its request."""
         proxy = self.proxy
         stats = proxy.stats
         pool = proxy.pool(policy.cluster)
@@ -80,7 +84,20 @@ class ShadowDispatcher:
         if self.inflight >= self.max_inflight or self.inflight_bytes + len(body) > self.max_bytes:
             stats.inc("mirrorsim.shadow_dropped")
             return
+        if pool.shadow_latency > PACE_ABOVE_LATENCY and not self._paced(pool, pool.loop.time()):
+            stats.inc("mirrorsim.shadow_dropped")
+            return
         stats.inc("http.async-client.rq_total")
+        endpoint = pool.pick()
+        if endpoint is not None and pool.connect_failed_at and self._unreachable(pool, endpoint):
+            # a dead mirror must not cost a connection attempt per request (each costs
+            # more CPU than proxying the primary): the copy fails at once, as it would;
+            # only counted (docs/deviations.md)
+            st = pool.stats
+            st.upstream_rq_total += 1
+            st.response(503, True)
+            stats.inc("mirrorsim.shadow_fast_failed")
+            return
         if policy.disable_shadow_host_suffix_append:
             authority = d.authority
         else:
@@ -89,17 +106,9 @@ class ShadowDispatcher:
                 authority = self._shadow_hosts[d.authority] = shadow_host(d.authority)
                 if len(self._shadow_hosts) > 4096:
                     self._shadow_hosts.clear()
-        endpoint = pool.pick()
         if endpoint is None:
             pool.stats.upstream_rq_total += 1
-            self._failed(pool, stream, d, authority, "", len(body), 503, "UH")
-            return
-        if pool.connect_failed_at and self._unreachable(pool, endpoint):
-            # a dead mirror must not cost a connection attempt per request (each costs
-            # more CPU than proxying the primary): fail the copy at once, as it would fail
-            pool.stats.upstream_rq_total += 1
-            stats.inc("mirrorsim.shadow_fast_failed")
-            self._failed(pool, stream, d, authority, endpoint.host_port, len(body), 503, "UF")
+            self._failed(pool, stream, d, authority, len(body), 503, "UH")
             return
         lines = list(base)
         lines[0] = b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
@@ -138,17 +147,33 @@ class ShadowDispatcher:
         pool.connect_failed_at[endpoint] = now
         return False
 
-    def _failed(self, pool: ClusterPool, stream: Stream, d: Forward, authority: str, upstream_host: str,
+    def _paced(self, pool: ClusterPool, now: float) -> bool:
+        """Whether a copy to a slow mirror may go now.  A mirror whose copies take
+        ``L`` seconds can hold ``max_inflight`` copies only at ``max_inflight / L``
+        copies per second; the copies are paced to that rate by a token bucket.
+        Without it, a slow mirror frees its slots in bursts (its answers echo the
+        moments the copies were sent) and every request of a burst sends a copy, so
+        the primaries of that moment pay for all of them at once."""
+        tokens = pool.shadow_tokens + (now - pool.shadow_refill) * (self.max_inflight / pool.shadow_latency)
+        pool.shadow_refill = now
+        if tokens > PACE_BURST:
+            tokens = PACE_BURST
+        if tokens < 1.0:
+            pool.shadow_tokens = tokens
+            return False
+        pool.shadow_tokens = tokens - 1.0
+        return True
+
+    def _failed(self, pool: ClusterPool, stream: Stream, d: Forward, authority: str,
                 nbytes: int, status: int, flags: str) -> None:
         """A copy that fails before anything is sent: its stats and access-log line."""
         pool.stats.response(status, True)
         al = self.proxy.access_log
         if al.stream is not None:
             req = stream.req
-            now = time.time()
             xff = self.local if stream.xff is None else f"{stream.xff},{self.local}"
-            al.log(now, req.method, d.original_path or d.path, "HTTP/" + req.version, status, flags,
-                   nbytes, 0, 0, "-", xff, stream.user_agent, stream.request_id, authority, upstream_host)
+            al.log(time.time(), req.method, d.original_path or d.path, "HTTP/" + req.version, status, flags,
+                   nbytes, 0, 0, "-", xff, stream.user_agent, stream.request_id, authority, "")
 
     def done(self, nbytes: int) -> None:
         self.inflight -= 1
@@ -216,7 +241,10 @@ class ShadowExchange:
         conn = self.upstream_conn
         if conn is not None:
             self.pool.record_outcome(conn.endpoint, status)
-        self.upstream_time = str(int((time.time() - self.start_time) * 1000))
+        elapsed = time.time() - self.start_time
+        self.upstream_time = str(int(elapsed * 1000))
+        pool = self.pool
+        pool.shadow_latency += (elapsed - pool.shadow_latency) * 0.125
 
     def on_body(self, data: bytes) -> None:
         self.bytes_in += len(data)  # read and discarded
@@ -237,7 +265,9 @@ class ShadowExchange:
         self.timer = None
         if self.finished:
             return
-        self.pool.stats.upstream_rq_timeout += 1
+        pool = self.pool
+        pool.stats.upstream_rq_timeout += 1
+        pool.shadow_latency += (self.timeout - pool.shadow_latency) * 0.125
         conn = self.upstream_conn
         if conn is not None and conn.exchange is self:
             conn.abort()

@@ -355,6 +355,28 @@ async def test_shadow_cap_drops_and_counts(run_proxy):
     assert len(b.requests) == 2
 
 
+async def test_slow_mirror_is_paced(run_proxy):
+    """Copies to a mirror known to be slow go at max_inflight / latency per second;
+    the ones over that pace are dropped and counted like copies over the cap."""
+    async with Recorder("v1") as a, Recorder("v2") as b:
+        rp = await run_proxy(mirror_table(a.port, b.port), max_shadow_inflight=10)
+        pool = rp.proxy.pool("outbound|8000|v2|httpbin.default.svc.cluster.local")
+        assert pool is not None
+        assert (await get(rp.port, "/fast")).status == 200
+        await rp.drain_shadows()
+        # the answer's latency feeds the moving average; a fast mirror is never paced
+        assert 0 < pool.shadow_latency < 0.05
+        pool.shadow_latency = 100.0  # as if its copies took 100 s: 10 slots -> 0.1 copy/s
+        pool.shadow_tokens, pool.shadow_refill = 0.0, pool.loop.time()
+        for _ in range(3):
+            assert (await get(rp.port, "/paced")).status == 200
+        await rp.drain_shadows()
+        assert [r.target for r in b.requests] == ["/fast"]
+    snap = rp.stats.snapshot()
+    assert snap["mirrorsim.shadow_dropped"] == 3
+    assert snap["http.async-client.rq_total"] == 1
+
+
 async def test_local_replies(run_proxy):
     http = """
 - match:
