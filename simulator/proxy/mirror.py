@@ -45,7 +45,7 @@ DEFAULT_MAX_INFLIGHT = 1024
 SHADOW_FAST_FAIL_WINDOW = 0.5
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 # Copies to a mirror whose answers take longer than this (moving average) are paced
-# to max_inflight / latency per second (ShadowDispatcher._paced); a fast mirror never is.
+# to max_inflight / latency per second (ShadowPacer); a fast mirror never is.
 PACE_ABOVE_LATENCY = 0.05
 PACE_BURST = 16.0
 
@@ -61,6 +61,7 @@ class ShadowDispatcher:
         self.local = proxy.options.local_address
         self.local_xff = self.local.encode()
         self._shadow_hosts: dict[str, str] = {}  # authority -> shadow authority
+        self.pacers: dict[str, ShadowPacer] = {}  # mirror cluster -> its pace
         self._idle_waiters: list[asyncio.Future[None]] = []
 
     def submit(self, stream: Stream, d: Forward, policy: MirrorPolicy, base: list[bytes],
@@ -84,7 +85,10 @@ class ShadowDispatcher:
         if self.inflight >= self.max_inflight or self.inflight_bytes + len(body) > self.max_bytes:
             stats.inc("mirrorsim.shadow_dropped")
             return
-        if pool.shadow_latency > PACE_ABOVE_LATENCY and not self._paced(pool, pool.loop.time()):
+        pacer = self.pacers.get(policy.cluster)
+        if pacer is None:
+            pacer = self.pacers[policy.cluster] = ShadowPacer()
+        elif pacer.latency > PACE_ABOVE_LATENCY and not pacer.admit(pool.loop.time(), self.max_inflight):
             stats.inc("mirrorsim.shadow_dropped")
             return
         stats.inc("http.async-client.rq_total")
@@ -98,14 +102,14 @@ class ShadowDispatcher:
             st.response(503, True)
             stats.inc("mirrorsim.shadow_fast_failed")
             return
-        if policy.disable_shadow_host_suffix_append:
-            authority = d.authority
-        else:
-            authority = self._shadow_hosts.get(d.authority)  # type: ignore[assignment]
-            if authority is None:
-                authority = self._shadow_hosts[d.authority] = shadow_host(d.authority)
+        authority = d.authority
+        if not policy.disable_shadow_host_suffix_append:
+            cached = self._shadow_hosts.get(authority)
+            if cached is None:
+                cached = self._shadow_hosts[authority] = shadow_host(authority)
                 if len(self._shadow_hosts) > 4096:
                     self._shadow_hosts.clear()
+            authority = cached
         if endpoint is None:
             pool.stats.upstream_rq_total += 1
             self._failed(pool, stream, d, authority, len(body), 503, "UH")
@@ -130,7 +134,7 @@ class ShadowDispatcher:
         lines.append(tail)
         self.inflight += 1
         self.inflight_bytes += len(body)
-        ShadowExchange(self, pool, stream, d, authority, (b"".join(lines), *payload),
+        ShadowExchange(self, pool, pacer, stream, d, authority, (b"".join(lines), *payload),
                        len(body)).start(endpoint)
 
     def _unreachable(self, pool: ClusterPool, endpoint: Endpoint) -> bool:
@@ -146,23 +150,6 @@ class ShadowDispatcher:
         # this copy is the probe: until its connection attempt ends, the others fail
         pool.connect_failed_at[endpoint] = now
         return False
-
-    def _paced(self, pool: ClusterPool, now: float) -> bool:
-        """Whether a copy to a slow mirror may go now.  A mirror whose copies take
-        ``L`` seconds can hold ``max_inflight`` copies only at ``max_inflight / L``
-        copies per second; the copies are paced to that rate by a token bucket.
-        Without it, a slow mirror frees its slots in bursts (its answers echo the
-        moments the copies were sent) and every request of a burst sends a copy, so
-        the primaries of that moment pay for all of them at once."""
-        tokens = pool.shadow_tokens + (now - pool.shadow_refill) * (self.max_inflight / pool.shadow_latency)
-        pool.shadow_refill = now
-        if tokens > PACE_BURST:
-            tokens = PACE_BURST
-        if tokens < 1.0:
-            pool.shadow_tokens = tokens
-            return False
-        pool.shadow_tokens = tokens - 1.0
-        return True
 
     def _failed(self, pool: ClusterPool, stream: Stream, d: Forward, authority: str,
                 nbytes: int, status: int, flags: str) -> None:
@@ -195,18 +182,51 @@ class ShadowDispatcher:
         await asyncio.wait_for(fut, timeout)
 
 
+class ShadowPacer:
+    """The pace of copies to one mirror cluster.  A mirror whose copies take ``L``
+    seconds can hold ``max_inflight`` copies only at ``max_inflight / L`` copies per
+    second; when ``L`` (a moving average) is over PACE_ABOVE_LATENCY, copies are
+    admitted at that rate by a token bucket.  Without it, a slow mirror frees its
+    slots in bursts (its answers echo the moments the copies were sent) and every
+    request of a burst sends a copy, so the primaries of that moment pay for all of
+    them at once."""
+
+    __slots__ = ("latency", "tokens", "refill")
+
+    def __init__(self) -> None:
+        self.latency = 0.0
+        self.tokens = PACE_BURST
+        self.refill = 0.0
+
+    def observe(self, seconds: float) -> None:
+        """One copy's time to its answer (or to its timeout)."""
+        self.latency += (seconds - self.latency) * 0.125
+
+    def admit(self, now: float, max_inflight: int) -> bool:
+        tokens = self.tokens + (now - self.refill) * (max_inflight / self.latency)
+        self.refill = now
+        if tokens > PACE_BURST:
+            tokens = PACE_BURST
+        if tokens < 1.0:
+            self.tokens = tokens
+            return False
+        self.tokens = tokens - 1.0
+        return True
+
+
 class ShadowExchange:
     """One shadow copy in flight; implements the upstream Exchange protocol."""
 
-    __slots__ = ("dispatcher", "pool", "method", "internal", "upstream_conn", "payload",
+    __slots__ = ("dispatcher", "pool", "pacer", "method", "internal", "upstream_conn", "payload",
                  "nbytes", "timer", "status", "finished", "start_time", "authority", "path",
                  "request_id", "xff", "user_agent", "timeout", "upstream_host", "bytes_in",
                  "upstream_time", "version")
 
-    def __init__(self, dispatcher: ShadowDispatcher, pool: ClusterPool, stream: Stream,
+    def __init__(self, dispatcher: ShadowDispatcher, pool: ClusterPool, pacer: ShadowPacer, stream: Stream,
                  d: Forward, authority: str, payload: tuple[bytes, ...], nbytes: int) -> None:
         self.dispatcher = dispatcher
         self.pool = pool
+        self.pacer = pacer
         self.method = stream.req.method
         self.internal = True
         self.upstream_conn: UpstreamConnection | None = None
@@ -243,8 +263,7 @@ class ShadowExchange:
             self.pool.record_outcome(conn.endpoint, status)
         elapsed = time.time() - self.start_time
         self.upstream_time = str(int(elapsed * 1000))
-        pool = self.pool
-        pool.shadow_latency += (elapsed - pool.shadow_latency) * 0.125
+        self.pacer.observe(elapsed)
 
     def on_body(self, data: bytes) -> None:
         self.bytes_in += len(data)  # read and discarded
@@ -265,9 +284,8 @@ class ShadowExchange:
         self.timer = None
         if self.finished:
             return
-        pool = self.pool
-        pool.stats.upstream_rq_timeout += 1
-        pool.shadow_latency += (self.timeout - pool.shadow_latency) * 0.125
+        self.pool.stats.upstream_rq_timeout += 1
+        self.pacer.observe(self.timeout)
         conn = self.upstream_conn
         if conn is not None and conn.exchange is self:
             conn.abort()

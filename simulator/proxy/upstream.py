@@ -237,11 +237,6 @@ class ClusterPool:
         self._ring: tuple[list[int], list[Endpoint]] | None = None
         self.retry_active = 0  # outstanding retries (max_retries circuit breaker)
         self.connect_failed_at: dict[Endpoint, float] = {}  # last failed connect (shadow fast-fail)
-        # shadow copies to this cluster (mirror.py): moving average of their latency, and
-        # the token bucket that paces them when the mirror is slow
-        self.shadow_latency = 0.0
-        self.shadow_tokens = 16.0
-        self.shadow_refill = 0.0
         self.ejected: dict[Endpoint, float] = {}  # host -> loop time it returns
         self.consecutive_5xx: dict[Endpoint, int] = {}
         self.consecutive_gw: dict[Endpoint, int] = {}

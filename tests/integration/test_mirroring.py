@@ -360,14 +360,13 @@ async def test_slow_mirror_is_paced(run_proxy):
     the ones over that pace are dropped and counted like copies over the cap."""
     async with Recorder("v1") as a, Recorder("v2") as b:
         rp = await run_proxy(mirror_table(a.port, b.port), max_shadow_inflight=10)
-        pool = rp.proxy.pool("outbound|8000|v2|httpbin.default.svc.cluster.local")
-        assert pool is not None
         assert (await get(rp.port, "/fast")).status == 200
         await rp.drain_shadows()
         # the answer's latency feeds the moving average; a fast mirror is never paced
-        assert 0 < pool.shadow_latency < 0.05
-        pool.shadow_latency = 100.0  # as if its copies took 100 s: 10 slots -> 0.1 copy/s
-        pool.shadow_tokens, pool.shadow_refill = 0.0, pool.loop.time()
+        pacer = rp.proxy.shadows.pacers["outbound|8000|v2|httpbin.default.svc.cluster.local"]
+        assert 0 < pacer.latency < 0.05
+        pacer.latency = 100.0  # as if its copies took 100 s: 10 slots -> 0.1 copy/s
+        pacer.tokens, pacer.refill = 0.0, rp.proxy.loop.time()
         for _ in range(3):
             assert (await get(rp.port, "/paced")).status == 200
         await rp.drain_shadows()

@@ -1,4 +1,4 @@
-"""Pacing of shadow copies to a slow mirror (ShadowDispatcher._paced), on a simulated clock.
+"""Pacing of shadow copies to a slow mirror (ShadowPacer), on a simulated clock.
 
 A mirror whose copies take L seconds can hold max_inflight copies only at
 max_inflight / L copies per second; copies are admitted at that pace, evenly,
@@ -7,20 +7,15 @@ instead of in the bursts a plain in-flight cap lets through (docs/deviations.md,
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
-from simulator.proxy.mirror import PACE_BURST, ShadowDispatcher
+from simulator.proxy.mirror import PACE_BURST, ShadowPacer
 
 
-def dispatcher(max_inflight: int) -> ShadowDispatcher:
-    proxy = SimpleNamespace(options=SimpleNamespace(local_address="127.0.0.1"))
-    return ShadowDispatcher(proxy, max_inflight=max_inflight)  # type: ignore[arg-type]
-
-
-def mirror_pool(latency: float) -> SimpleNamespace:
-    return SimpleNamespace(shadow_latency=latency, shadow_tokens=PACE_BURST, shadow_refill=0.0)
+def pacer(latency: float) -> ShadowPacer:
+    p = ShadowPacer()
+    p.latency = latency
+    return p
 
 
 @pytest.mark.parametrize(("latency", "max_inflight", "per_second", "admitted_per_second"), [
@@ -30,9 +25,9 @@ def mirror_pool(latency: float) -> SimpleNamespace:
     (10.0, 1000, 500, 100),
 ])
 def test_admits_max_inflight_over_latency_per_second(latency, max_inflight, per_second, admitted_per_second):
-    d, pool = dispatcher(max_inflight), mirror_pool(latency)
+    p = pacer(latency)
     seconds = 10
-    admitted = [t for t in range(per_second * seconds) if d._paced(pool, 1.0 + t / per_second)]  # type: ignore[arg-type]
+    admitted = [t for t in range(per_second * seconds) if p.admit(1.0 + t / per_second, max_inflight)]
     expected = min(per_second, admitted_per_second) * seconds
     assert expected <= len(admitted) <= expected + PACE_BURST
     # evenly: every tenth of a second gets its share, give or take the burst
@@ -42,7 +37,16 @@ def test_admits_max_inflight_over_latency_per_second(latency, max_inflight, per_
 
 
 def test_burst_after_idle_is_bounded():
-    d, pool = dispatcher(1024), mirror_pool(2.0)
-    assert sum(d._paced(pool, 1.0) for _ in range(100)) == PACE_BURST  # type: ignore[arg-type]
+    p = pacer(2.0)
+    assert sum(p.admit(1.0, 1024) for _ in range(100)) == PACE_BURST
     # an hour of silence does not buy more than the bucket
-    assert sum(d._paced(pool, 3601.0) for _ in range(100)) == PACE_BURST  # type: ignore[arg-type]
+    assert sum(p.admit(3601.0, 1024) for _ in range(100)) == PACE_BURST
+
+
+def test_latency_is_a_moving_average():
+    p = ShadowPacer()
+    for _ in range(40):
+        p.observe(2.0)
+    assert 1.9 < p.latency <= 2.0
+    p.observe(0.001)  # one fast answer moves it by an eighth of the way
+    assert p.latency == pytest.approx(2.0 - (2.0 - 0.001) / 8, rel=0.05)
