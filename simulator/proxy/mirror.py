@@ -81,14 +81,15 @@ class ShadowDispatcher:
             stats.inc("mirrorsim.shadow_dropped")
             return
         stats.inc("http.async-client.rq_total")
-        if policy.disable_shadow_host_suffix_append:
-            authority = d.authority
-        else:
-            authority = self._shadow_hosts.get(d.authority)  # type: ignore[assignment]
-            if authority is None:
-                authority = self._shadow_hosts[d.authority] = shadow_host(d.authority)
+        authority = d.authority
+        if not policy.disable_shadow_host_suffix_append:
+            # str | None, not str: compiled by mypyc, a None in a str variable is a TypeError
+            shadow = self._shadow_hosts.get(authority)
+            if shadow is None:
+                shadow = self._shadow_hosts[authority] = shadow_host(authority)
                 if len(self._shadow_hosts) > 4096:
                     self._shadow_hosts.clear()
+            authority = shadow
         endpoint = pool.pick()
         if endpoint is None:
             pool.stats.upstream_rq_total += 1
