@@ -146,7 +146,7 @@ class Proxy:
 
 class DownstreamConnection:
     """One client connection (an asyncio protocol; no base class, so the module can
-    also be compiled with mypyc, see benchmarks/compile.py)."""
+    be compiled with mypyc: setup.py, simulator/build.py)."""
 
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
