@@ -12,11 +12,13 @@ import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 import simulator
-from simulator import build
+from simulator import __version__, build
 from simulator.build import COMPILED, COMPILED_LABEL, SHARED_LIB, build_info
+from tests.conftest import registry_yaml, table_from_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(simulator.__file__).resolve().parent
@@ -120,6 +122,22 @@ def test_stale_build_falls_back_to_source_with_a_warning(package_copy: Path):
     assert info == "pure Python (incomplete compiled build)"
     (line,) = err.splitlines()
     assert "lacks simulator.proxy.stats" in line and "pip install -e ." in line
+
+
+@pytest.mark.slow
+def test_version_names_the_build():
+    r = subprocess.run([sys.executable, "-m", "simulator", "--version"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"mirrorsim {__version__}, {build_info()}\n"
+
+
+async def test_server_info_names_the_build(run_proxy):
+    rp = await run_proxy(table_from_yaml(registry_yaml({"v1": 1})))
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"http://127.0.0.1:{rp.admin_port}/server_info") as r:
+            info = await r.json()
+    assert info["build"] == build_info()
 
 
 @pytest.mark.slow
