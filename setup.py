@@ -79,8 +79,11 @@ class BuildExtOrPure(build_ext):
     first), and all or nothing: if any extension fails to build, none is installed (the
     compiled modules call each other natively, so a partial build could not be imported)."""
 
-    def _inplace(self) -> bool:  # editable installs (PEP 660) build in place too
-        return bool(self.inplace or getattr(self, "editable_mode", False))
+    def _inplace(self) -> bool:
+        # editable installs (PEP 660) build in place too; editable_wheel may finalize this
+        # command before it sets editable_mode on it
+        return bool(self.inplace or getattr(self, "editable_mode", False)
+                    or "editable_wheel" in self.distribution.commands)
 
     def finalize_options(self) -> None:
         if self.distribution.ext_modules is PLACEHOLDER:
