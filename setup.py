@@ -39,7 +39,7 @@ def remove_inplace_builds() -> None:
     """Delete the compiled modules an earlier in-place (editable) build left in the source
     tree, so that an in-place build that went pure really runs the sources."""
     for module in (*build.COMPILED, build.SHARED_LIB):
-        so = Path(build._files(str(ROOT / "simulator"), module)[1])
+        so = Path(build.module_files(str(ROOT / "simulator"), module)[1])
         if so.exists():
             so.unlink()
             note(f"removed the earlier compiled {so.relative_to(ROOT)}")

@@ -54,7 +54,8 @@ def pure_requested(environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get(PURE_ENV, "") not in ("", "0")
 
 
-def _files(package_dir: str, module: str) -> tuple[str, str]:
+def module_files(package_dir: str, module: str) -> tuple[str, str]:
+    """(the .py, the .so) of ``module`` (a name in COMPILED, or SHARED_LIB) in ``package_dir``."""
     base = os.path.join(package_dir, *module.split(".")[1:])
     return base + ".py", base + EXTENSION_SUFFIXES[0]
 
@@ -72,7 +73,7 @@ def check(package_dir: str, environ: Mapping[str, str] = os.environ) -> tuple[bo
         return False, f"{PURE_ENV}=1", ""
     built, missing, stale = [], [], []
     for module in (*COMPILED, SHARED_LIB):
-        py, so = _files(package_dir, module)
+        py, so = module_files(package_dir, module)
         so_time = _mtime(so)
         if so_time is None:
             missing.append(module)

@@ -104,7 +104,7 @@ def test_stale_build_falls_back_to_source_with_a_warning(package_copy: Path):
     assert info == COMPILED_LABEL and err == ""
 
     edited = package_copy / "simulator" / "core" / "table.py"
-    so = build._files(str(package_copy / "simulator"), "simulator.core.table")[1]
+    so = build.module_files(str(package_copy / "simulator"), "simulator.core.table")[1]
     so_mtime = os.stat(so).st_mtime
     os.utime(edited, (so_mtime + 60, so_mtime + 60))  # edited a minute after the build
     files, shared, info, err = _probe(package_copy)
@@ -116,7 +116,7 @@ def test_stale_build_falls_back_to_source_with_a_warning(package_copy: Path):
     assert "pip install -e ." in line
 
     os.utime(edited, (so_mtime - 60, so_mtime - 60))
-    Path(build._files(str(package_copy / "simulator"), "simulator.proxy.stats")[1]).unlink()
+    Path(build.module_files(str(package_copy / "simulator"), "simulator.proxy.stats")[1]).unlink()
     files, shared, info, err = _probe(package_copy)
     assert all(f.endswith(".py") for f in files) and not shared, files
     assert info == "pure Python (incomplete compiled build)"
