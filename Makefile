@@ -4,6 +4,7 @@
 #                       Writes benchmarks/results/latest.{md,json,png}.
 #   make bench-quick    1 round of 2 s per run, results under /tmp (for development).
 # Knobs: make bench ROUNDS=5 DURATION=20 BENCH_ARGS='--scenarios off,mirror --soak 0'
+#        make bench BENCH_ARGS=--pure   (the pure-Python fallback instead of the installed compiled build)
 
 PYTHON ?= python3
 ROUNDS ?= 3

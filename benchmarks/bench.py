@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-MIRRORSIM_ROOT = ROOT  # --compiled: a mypyc-built copy of the package
 BENCH = ROOT / "benchmarks"
 LUA = BENCH / "wrk" / "bench.lua"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -462,12 +461,7 @@ class Proxy:
             assert envoy and self.envoy_yaml
             cmd = [envoy, "-c", str(self.envoy_yaml), "--concurrency", str(self.parallel), "--disable-hot-restart",
                    "--log-level", "error"]
-        if self.kind == "mirrorsim" and MIRRORSIM_ROOT != ROOT:
-            # a mypyc-compiled copy (benchmarks/compile.py): run it from its own directory
-            env = {**os.environ, "PYTHONPATH": str(MIRRORSIM_ROOT)}
-            self.proc = _start(cmd, log, cwd=MIRRORSIM_ROOT, env=env)
-        else:
-            self.proc = _start(cmd, log, cwd=ROOT)
+        self.proc = _start(cmd, log, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -722,6 +716,15 @@ def route_bench(tmp: Path, ports: dict[str, int], seconds: float) -> dict[str, A
 # --------------------------------------------------------------------------- report
 
 
+def mirrorsim_build() -> str:
+    """What ``mirrorsim --version`` says, e.g. "mirrorsim 0.1.0, compiled (mypyc)", plus any
+    warning it printed (a stale compiled build runs the pure-Python fallback)."""
+    r = subprocess.run([sys.executable, "-m", "simulator", "--version"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    out = r.stdout.strip() or f"mirrorsim --version failed ({r.returncode})"
+    return out + (f" [{r.stderr.strip()}]" if r.stderr.strip() else "")
+
+
 def machine() -> dict[str, str]:
     cpu = "?"
     try:
@@ -859,6 +862,8 @@ def markdown(meta: dict[str, Any], runs: list[Run], summary: dict[str, Any], tgt
          f"-c{meta['connections']} -d{meta['duration']:g}s --latency` after a {meta['warmup']:g} s warm-up; "
          f"Envoy `--concurrency 1`, bootstrap from {meta['envoy_bootstrap']}; access logs of both to "
          f"`{meta['access_log']}`; upstreams nginx (1 worker) `return 200` with an 8-byte body.", "",
+         f"mirrorsim measured: **{meta.get('mirrorsim_build', '?')}** (`mirrorsim --version`; `--pure` measures "
+         "the pure-Python fallback).", "",
          f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem']}, kernel {m['kernel']}, Python {m['python']}, "
          f"Envoy {m['envoy']}, {m['wrk']}, {m['nginx']}.", "",
          f"Other processes on the machine (CPU not used by the proxy, nginx, stubs, wrk or the harness, "
@@ -988,12 +993,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="output prefix: writes PREFIX.md, PREFIX.json, PREFIX.png")
     ap.add_argument("--quick", action="store_true", help="development run: 1 round, 2 s, 1 s warm-up, 5 s soak")
     ap.add_argument("--no-install", dest="install", action="store_false", help="fail instead of installing tools")
-    ap.add_argument("--compiled", metavar="DIR", default=None,
-                    help="run mirrorsim from a mypyc-compiled copy built by benchmarks/compile.py DIR")
+    ap.add_argument("--pure", action="store_true",
+                    help="run mirrorsim's pure-Python fallback (MIRRORSIM_PURE=1) instead of the installed "
+                         "compiled build")
     args = ap.parse_args(argv)
-    global MIRRORSIM_ROOT
-    if args.compiled:
-        MIRRORSIM_ROOT = Path(args.compiled).resolve()
+    if args.pure:  # inherited by every mirrorsim process, and read by the in-process route benchmark
+        os.environ["MIRRORSIM_PURE"] = "1"
     quick = {"rounds": 1, "duration": 2, "warmup": 1, "soak": 5, "route_seconds": 0.3,
              "scaling": min(4, os.cpu_count() or 1)}
     for k, v in quick.items():  # --quick changes only what was not given explicitly
@@ -1018,6 +1023,8 @@ def main(argv: list[str] | None = None) -> int:
     r = subprocess.run([sys.executable, "-m", "simulator", "run", "--help"], cwd=ROOT, capture_output=True,
                        text=True, timeout=60)
     workers = "--workers" in r.stdout
+    build = mirrorsim_build()
+    print(f"measuring {build}", flush=True)
     loadavg_before = " ".join(open("/proc/loadavg").read().split()[:3])
     tmp = Path(tempfile.mkdtemp(prefix="mirrorsim-bench-"))
     print(f"work dir {tmp}", flush=True)
@@ -1080,7 +1087,8 @@ def main(argv: list[str] | None = None) -> int:
             "envoy_bootstrap": " + ".join(sorted(bootstrap_src)), "machine": machine(),
             "others_cpu_pct_median": others_med, "others_cpu_pct_max": max(others) if others else float("nan"),
             "loadavg_before": loadavg_before, "loadavg_after": " ".join(open("/proc/loadavg").read().split()[:3]),
-            "quiet_note": quiet, "wall_s": time.monotonic() - t_start, "workers_flag": workers}
+            "quiet_note": quiet, "wall_s": time.monotonic() - t_start, "workers_flag": workers,
+            "mirrorsim_build": build}
     tgt = targets(summary, soak_res, rb, workers, sc_res)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

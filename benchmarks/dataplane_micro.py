@@ -10,7 +10,8 @@ of kernel and network noise.
 ``--mirror`` picks what happens to the shadow copy: ``ok`` (default) answered at
 once, ``off`` no mirror policy, ``fast-fail`` the mirror refused a connection a
 moment ago (the refused-mirror path), ``dropped`` the in-flight cap is reached
-(the slow-mirror path).
+(the slow-mirror path).  It measures the installed build (compiled by mypyc, see
+``mirrorsim --version``); ``MIRRORSIM_PURE=1`` measures the pure-Python fallback.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from simulator.build import build_info  # noqa: E402
 from simulator.config import load_text  # noqa: E402
 from simulator.core.translate import translate  # noqa: E402
 from simulator.proxy.accesslog import AccessLog  # noqa: E402
@@ -99,7 +101,7 @@ async def main(n: int, mode: str) -> None:
     ok = snap.get("http.outbound_0.0.0.0_15001.downstream_rq_2xx", 0)
     assert ok == n, f"only {ok} of {n} requests answered 2xx: the benchmark is not measuring the proxy path"
     print(f"{n} requests, mirror {mode}: {(c1 - c0) / n * 1e6:.1f} us CPU per request "
-          f"({(t1 - t0) / n * 1e6:.1f} us wall)")
+          f"({(t1 - t0) / n * 1e6:.1f} us wall), {build_info()}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,27 @@ COMMAND_MODULES = (
 )
 
 
+def version_line() -> str:
+    """``mirrorsim 0.1.0, compiled (mypyc)``: the version and which build of the data
+    plane this process runs (simulator/build.py)."""
+    from simulator.build import build_info
+
+    return f"mirrorsim {__version__}, {build_info()}"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, computed only when asked (it imports the data plane)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(version_line())
+        parser.exit()
+
+
 def hostport(s: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     host, sep, port = s.rpartition(":")
     if not sep:
@@ -110,7 +131,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"mirrorsim: {exc}", file=sys.stderr)
         return 1
+    nhosts = sum(len(rc.virtual_hosts) for rc in table.route_configs.values())
+    args.banner = f"{version_line()}: {nhosts} virtual host(s), {len(table.clusters)} cluster(s)"
     if args.workers > 1:
+        print(args.banner, file=sys.stderr)
         return _run_workers(args, table, gateways)
     _use_uvloop()
     try:
@@ -170,10 +194,7 @@ async def _serve(args: argparse.Namespace, table, gateways) -> None:  # type: ig
     opts = _run_options(args, loop)
     rp = await start_proxy(table, opts, gateways)
     freeze_startup_objects()
-    nclusters = len(table.clusters)
-    nhosts = sum(len(rc.virtual_hosts) for rc in table.route_configs.values())
-    print(f"mirrorsim {__version__}: {nhosts} virtual host(s), {nclusters} cluster(s)",
-          file=sys.stderr)
+    print(args.banner, file=sys.stderr)
     for gw in gateways:
         print(f"mirrorsim gateway {gw.name} listening on http://{gw.host}:{rp.gateway_ports[gw.name]}",
               file=sys.stderr)
@@ -241,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mirrorsim",
         description="Local traffic-mirroring simulator with Envoy 1.40 / Istio semantics.",
     )
-    parser.add_argument("--version", action="version", version=f"mirrorsim {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="show the version and whether the data plane is compiled (mypyc) or "
+                             "pure Python, and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the proxy on Istio YAML")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from simulator import __version__
+from simulator.build import build_info
 from tests.conftest import registry_yaml, virtual_service
 from tests.support.client import get
 from tests.support.recorder import Recorder
@@ -50,6 +52,8 @@ async def test_run_serves_mirror_and_logs(tmp_path: Path):
         proc = await _spawn("run", "-f", str(tmp_path), "--listen", "127.0.0.1:0",
                             "--admin", "127.0.0.1:0", "--seed", "3")
         try:
+            banner = await _read_until(proc.stderr, r"virtual host")  # type: ignore[arg-type]
+            assert banner == f"mirrorsim {__version__}, {build_info()}: 1 virtual host(s), 3 cluster(s)\n"
             line = await _read_until(proc.stderr, r"listening on")  # type: ignore[arg-type]
             port = int(re.search(r"http://127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
             resp = await get(port, "/headers")

@@ -8,6 +8,7 @@ import time
 
 from aiohttp import web
 
+from simulator.build import build_info
 from simulator.core.table import RedirectAction, RouteAction
 from simulator.proxy.server import Proxy
 
@@ -98,10 +99,11 @@ def build_admin_app(proxy: Proxy, started: float | None = None) -> web.Applicati
     app = web.Application()
     app[PROXY_KEY] = proxy
     t0 = started or time.time()
+    build = build_info()  # "compiled (mypyc)" or "pure Python ..."
 
     async def server_info(request: web.Request) -> web.Response:
         return web.json_response({"state": "LIVE", "uptime_seconds": int(time.time() - t0),
-                                  "envoy_semantics": "1.40"})
+                                  "envoy_semantics": "1.40", "build": build})
 
     app.router.add_get("/stats", stats)
     app.router.add_get("/ready", ready)

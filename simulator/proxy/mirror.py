@@ -104,6 +104,7 @@ class ShadowDispatcher:
             return
         authority = d.authority
         if not policy.disable_shadow_host_suffix_append:
+            # str | None, not str: compiled by mypyc, a None in a str variable is a TypeError
             cached = self._shadow_hosts.get(authority)
             if cached is None:
                 cached = self._shadow_hosts[authority] = shadow_host(authority)

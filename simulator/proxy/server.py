@@ -146,7 +146,7 @@ class Proxy:
 
 class DownstreamConnection:
     """One client connection (an asyncio protocol; no base class, so the module can
-    also be compiled with mypyc, see benchmarks/compile.py)."""
+    be compiled with mypyc: setup.py, simulator/build.py)."""
 
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
@@ -984,7 +984,7 @@ def _request_id(bits: int) -> str:
 
 
 def _mutation_lines(mut: HeaderMutations) -> bytes:
-    return b"".join(b"%s: %s\r\n" % (n.encode(), v.encode("latin-1")) for n, v in mut.lines())
+    return b"".join([b"%s: %s\r\n" % (n.encode(), v.encode("latin-1")) for n, v in mut.lines()])
 
 
 _GRPC_RETRY_ON = {b"1": "cancelled", b"4": "deadline-exceeded", b"8": "resource-exhausted",
