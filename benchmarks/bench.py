@@ -69,7 +69,7 @@ SCENARIOS = [
              hosts=1000, mirror="fast", spread=True),
 ]
 PROXIES = ("mirrorsim", "envoy")
-DEFAULTS = {"rounds": 3, "duration": 10, "warmup": 2, "soak": 30, "route_seconds": 1.0,
+DEFAULTS = {"rounds": 3, "duration": 10, "warmup": 2, "soak": 30, "route_seconds": 1.0, "c_rounds": 8,
             "scaling": min(4, os.cpu_count() or 1)}
 
 # --------------------------------------------------------------------------- processes
@@ -579,6 +579,47 @@ def measure(proxy: Proxy, sc: Scenario, ups: Upstreams, args: argparse.Namespace
                100 * others / (wall * (os.cpu_count() or 1)), rss / 2**20, shadow_summary(s0, s1))
 
 
+def fire_and_forget(tmp: Path, ups: Upstreams, args: argparse.Namespace) -> dict[str, Any]:
+    """(c): mirrorsim alone, runs back to back: off, slow, refused, off, slow, refused, ...,
+    off.  Each bad-mirror run is compared with the mean p99 of the two `off` runs around
+    it, so a drift of the machine's speed over the minutes of the benchmark (seen here:
+    the same run 20 % slower a minute later) cancels instead of landing in the ratio."""
+    keys = ("off", "slow-mirror", "refused-mirror")
+    scs = {s.key: s for s in SCENARIOS if s.key in keys}
+    dirs = {}
+    for k, sc in scs.items():
+        d = dirs[k] = tmp / "configs" / f"c-{k}"
+        write_config(d, sc, ups.ports)
+    order = [k for _ in range(args.c_rounds) for k in keys] + ["off"]
+    runs: list[Run] = []
+    port, admin = free_port(), free_port()
+    for i, k in enumerate(order):
+        px = Proxy("mirrorsim", dirs[k], tmp, args.access_log, None)
+        px.start(port, admin)
+        try:
+            run = measure(px, scs[k], ups, args, i // 3 + 1)
+        finally:
+            px.stop()
+        runs.append(run)
+        print(f"(c) {i // 3 + 1} {k:15s} {run.rps:9,.0f} req/s  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
+              f"cpu {run.cpu_us_per_req:5.0f} us/req  shadows {run.shadows.get('dispatched', 0):,}  "
+              f"dropped {run.shadows.get('dropped', 0):,}  others {run.others_cpu_pct:.0f}%", flush=True)
+    out: dict[str, Any] = {"rounds": args.c_rounds, "runs": [r.__dict__ for r in runs]}
+    for j, k in ((1, "slow-mirror"), (2, "refused-mirror")):
+        ratios, cpu = [], []
+        for rnd in range(args.c_rounds):
+            before, bad, after = runs[3 * rnd], runs[3 * rnd + j], runs[3 * rnd + 3]
+            ratios.append(bad.p99_ms / ((before.p99_ms + after.p99_ms) / 2))
+            cpu.append(bad.cpu_us_per_req / ((before.cpu_us_per_req + after.cpu_us_per_req) / 2))
+        out[k] = {"p99_vs_off_rounds": ratios, "p99_vs_off": med(ratios),
+                  "cpu_vs_off_rounds": cpu, "cpu_vs_off": med(cpu),
+                  "p99_ms": med([r.p99_ms for r in runs if r.scenario == k]),
+                  "shadows_per_req": med([r.shadows.get("dispatched", 0) / max(1, r.requests)
+                                          for r in runs if r.scenario == k])}
+    out["off_p99_ms"] = med([r.p99_ms for r in runs if r.scenario == "off"])
+    return out
+
+
 def soak(cfg_dir: Path, tmp: Path, ups: Upstreams, args: argparse.Namespace) -> dict[str, Any]:
     """(d): mirrorsim RSS before and after `--soak` s of full load, 100 % mirrored to a
     backend that accepts and never answers (no route timeout: copies never complete)."""
@@ -811,7 +852,8 @@ def _rounds(xs: list[float]) -> str:
 
 
 def targets(summary: dict[str, Any], soak_res: dict[str, Any] | None, rb: dict[str, Any] | None,
-            workers: bool, sc_res: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
+            workers: bool, sc_res: dict[str, Any] | None,
+            ff_res: dict[str, Any] | None = None) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
 
     def verdict(ok: bool | None) -> str:
@@ -826,7 +868,11 @@ def targets(summary: dict[str, Any], soak_res: dict[str, Any] | None, rb: dict[s
             x = summary[key]["p99_ratio"]
             rows.append((f"(b) p99 vs Envoy, {name}", "<= 0.7x", f"{_f(x, 3)}x", verdict(x <= 0.7)))
     for key, name in (("slow-mirror", "2 s slow mirror"), ("refused-mirror", "refused mirror")):
-        if key in summary and "p99_vs_off" in summary[key]:
+        if ff_res:  # the dedicated back-to-back runs
+            x = ff_res[key]["p99_vs_off"]
+            rows.append((f"(c) primary p99 with a {name} / no-mirror p99 (mirrorsim)", "<= 1.1x",
+                         f"{_f(x, 3)}x (median of {ff_res['rounds']} bracketed rounds)", verdict(x <= 1.1)))
+        elif key in summary and "p99_vs_off" in summary[key]:
             x = summary[key]["p99_vs_off"]
             rows.append((f"(c) primary p99 with a {name} / no-mirror p99 (mirrorsim)", "<= 1.1x",
                          f"{_f(x, 3)}x", verdict(x <= 1.1)))
@@ -854,7 +900,7 @@ def targets(summary: dict[str, Any], soak_res: dict[str, Any] | None, rb: dict[s
 
 def markdown(meta: dict[str, Any], runs: list[Run], summary: dict[str, Any], tgt: list[tuple[str, str, str, str]],
              soak_res: dict[str, Any] | None, rb: dict[str, Any] | None, png: str | None,
-             sc_res: dict[str, Any] | None = None) -> str:
+             sc_res: dict[str, Any] | None = None, ff_res: dict[str, Any] | None = None) -> str:
     m = meta["machine"]
     L = [f"# mirrorsim vs Envoy: benchmark results ({meta['date']})", "",
          f"Generated by `{meta['command']}` (benchmarks/bench.py). Medians over {meta['rounds']} alternating rounds "
@@ -897,8 +943,18 @@ def markdown(meta: dict[str, Any], runs: list[Run], summary: dict[str, Any], tgt
                  f"{s['mirrorsim_error_runs']} / {s['envoy_error_runs']} |")
     L += ["", "## Targets (issue 6)", "", "| target | goal | measured | verdict |", "|---|---|---|---|"]
     L += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in tgt]
+    if ff_res:
+        sl, rf = ff_res["slow-mirror"], ff_res["refused-mirror"]
+        L += ["", f"(c) mirrorsim alone, {ff_res['rounds']} rounds of back-to-back runs off, slow, refused, ..., off; "
+              "each bad-mirror run against the mean of the `off` runs before and after it. p99 ratio per round: "
+              f"slow {_rounds(sl['p99_vs_off_rounds'])}; refused {_rounds(rf['p99_vs_off_rounds'])}. "
+              f"CPU per request, same way: slow {_f(sl['cpu_vs_off'])}x, refused {_f(rf['cpu_vs_off'])}x. "
+              f"Median p99: off {_f(ff_res['off_p99_ms'])} ms, slow {_f(sl['p99_ms'])} ms, "
+              f"refused {_f(rf['p99_ms'])} ms; copies dispatched per request: slow {_f(sl['shadows_per_req'], 3)}, "
+              f"refused {_f(rf['shadows_per_req'], 3)}."]
     if "slow-mirror" in summary and "p99_vs_off_rounds" in summary["slow-mirror"]:
-        L += ["", f"(c) per round: slow {_rounds(summary['slow-mirror']['p99_vs_off_rounds'])}; "
+        L += ["", "(c) from the alternating table above (mirrorsim's runs of one round, an Envoy run between them): "
+              f"slow {_rounds(summary['slow-mirror']['p99_vs_off_rounds'])}; "
               f"refused {_rounds(summary.get('refused-mirror', {}).get('p99_vs_off_rounds', []))}."]
     if soak_res:
         s = soak_res
@@ -984,6 +1040,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scaling", type=int, default=None,
                     help="(f) compare --workers/--concurrency 1 with this N on the 100%% mirror scenario "
                          "(default: nproc, at most 4); 0 or 1 skips")
+    ap.add_argument("--c-rounds", type=int, default=None,
+                    help="(c) rounds of mirrorsim-only runs off, slow, refused, ... off (default 8); 0 skips")
     ap.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
     ap.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
     ap.add_argument("--scenarios", default=",".join(s.key for s in SCENARIOS),
@@ -999,14 +1057,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.pure:  # inherited by every mirrorsim process, and read by the in-process route benchmark
         os.environ["MIRRORSIM_PURE"] = "1"
-    quick = {"rounds": 1, "duration": 2, "warmup": 1, "soak": 5, "route_seconds": 0.3,
+    quick = {"rounds": 1, "duration": 2, "warmup": 1, "soak": 5, "route_seconds": 0.3, "c_rounds": 1,
              "scaling": min(4, os.cpu_count() or 1)}
     for k, v in quick.items():  # --quick changes only what was not given explicitly
         if getattr(args, k) is None:
             setattr(args, k, v if args.quick else DEFAULTS[k])
     if not (1 <= args.rounds <= 20 and 1 <= args.duration <= 120 and 0 <= args.warmup <= 30
-            and 0 <= args.soak <= 300):
-        ap.error("bounds: 1..20 rounds, 0.5..120 s duration, 0..30 s warm-up, 0..300 s soak")
+            and 0 <= args.soak <= 300 and 0 <= args.c_rounds <= 20):
+        ap.error("bounds: 1..20 rounds, 0.5..120 s duration, 0..30 s warm-up, 0..300 s soak, 0..20 (c) rounds")
     wanted = [k.strip() for k in args.scenarios.split(",") if k.strip()]
     unknown = set(wanted) - {s.key for s in SCENARIOS}
     if unknown:
@@ -1060,6 +1118,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"shadows {run.shadows.get('dispatched', 0):,}  dropped "
                           f"{run.shadows.get('dropped', 0):,}  errors {err}  others {run.others_cpu_pct:.0f}%",
                           flush=True)
+        ff_res = fire_and_forget(tmp, ups, args) if args.c_rounds > 0 else None
         soak_res = soak(tmp / "configs" / "soak", tmp, ups, args) if args.soak > 0 else None
         if soak_res:
             print(f"soak: RSS {soak_res['rss_before_mb']:.1f} -> {soak_res['rss_after_mb']:.1f} MB "
@@ -1089,7 +1148,7 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_before": loadavg_before, "loadavg_after": " ".join(open("/proc/loadavg").read().split()[:3]),
             "quiet_note": quiet, "wall_s": time.monotonic() - t_start, "workers_flag": workers,
             "mirrorsim_build": build}
-    tgt = targets(summary, soak_res, rb, workers, sc_res)
+    tgt = targets(summary, soak_res, rb, workers, sc_res, ff_res)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out.with_suffix(".png")
@@ -1100,10 +1159,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - a missing plot must not lose the numbers
         print(f"plot failed: {e}", file=sys.stderr)
         png_name = None
-    md = markdown(meta, runs, summary, tgt, soak_res, rb, png_name, sc_res)
+    md = markdown(meta, runs, summary, tgt, soak_res, rb, png_name, sc_res, ff_res)
     out.with_suffix(".md").write_text(md)
     out.with_suffix(".json").write_text(json.dumps(
         {"meta": meta, "summary": summary, "targets": tgt, "soak": soak_res, "route": rb, "scaling": sc_res,
+         "fire_and_forget": ff_res,
          "runs": [r.__dict__ for r in runs]}, indent=1, default=str) + "\n")
     print()
     print(md.split("\n## Every run")[0])
