@@ -20,7 +20,10 @@ from simulator.config import model as m
 from simulator.core.translate import TranslateOptions, translate
 from simulator.proxy.runner import RunOptions, start_proxy
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "configs" / "examples" / "mirroring"
+# configs/examples/mirroring/ in a clone; a wheel carries the same file as package data
+# (simulator/examples/httpbin.yaml is a symlink to it, copied into the wheel)
+_REPO_DEMO = Path(__file__).resolve().parent.parent / "configs" / "examples" / "mirroring"
+DEMO_DIR = _REPO_DEMO if _REPO_DEMO.is_dir() else Path(__file__).resolve().parent / "examples"
 
 
 def rebind_endpoints(cfg: m.Config, ports: dict[int, int]) -> m.Config:

@@ -109,6 +109,18 @@ async def test_demo_shows_shadow_copies():
     assert "internal.upstream_rq_200: 3" in text
 
 
+async def test_demo_from_the_packaged_config(tmp_path: Path):
+    """A wheel has no configs/ folder: the demo then runs on the copy the package carries
+    (simulator/examples/, package data), which must be the mirroring example itself."""
+    import simulator
+    from simulator.demo import run_demo
+
+    packaged = Path(simulator.__file__).parent / "examples"
+    repo = Path(__file__).resolve().parents[1] / "configs" / "examples" / "mirroring"
+    assert (packaged / "httpbin.yaml").read_text() == (repo / "httpbin.yaml").read_text()
+    assert await run_demo(requests=1, color=False, config_dir=packaged) == 0
+
+
 async def test_workers_share_the_port_and_aggregate_stats(tmp_path: Path):
     import aiohttp
 

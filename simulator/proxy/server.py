@@ -74,17 +74,22 @@ class ProxyOptions:
     seed: int | None = None
 
 
-@dataclass(slots=True)
 class Request:
-    method: str
-    target: bytes
-    version: str
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    keep_alive: bool
-    chunked: bool
-    start: float
-    too_big: bool = False
+    """One parsed downstream request (a plain class: mypyc compiles its __init__)."""
+
+    __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "chunked", "start", "too_big")
+
+    def __init__(self, method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]],
+                 body: bytes, keep_alive: bool, chunked: bool, start: float, too_big: bool = False) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        self.chunked = chunked
+        self.start = start
+        self.too_big = too_big
 
 
 class Proxy:
