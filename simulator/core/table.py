@@ -505,9 +505,8 @@ class RouteTable:
         mirrors: tuple[MirrorPolicy, ...] = ()
         mp = a.mirror_policies
         if mp and method != "CONNECT":
-            if len(mp) == 1:
-                m = mp[0]
-                if random_value % m.denominator < m.numerator:  # m.samples(), inlined
+            if len(mp) == 1:  # the common case, without building a new tuple
+                if mp[0].samples(random_value):
                     mirrors = mp
             else:
                 mirrors = tuple(m for m in mp if m.samples(random_value))

@@ -29,7 +29,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from simulator.core.hosts import shadow_host
 from simulator.core.table import Forward, MirrorPolicy
 
 if TYPE_CHECKING:
@@ -58,9 +57,7 @@ class ShadowDispatcher:
         self.max_bytes = max_bytes
         self.inflight = 0
         self.inflight_bytes = 0
-        self.local = proxy.options.local_address
-        self.local_xff = self.local.encode()
-        self._shadow_hosts: dict[str, str] = {}  # authority -> shadow authority
+        self.local_xff = proxy.options.local_address.encode()
         self.pacers: dict[str, ShadowPacer] = {}  # mirror cluster -> its pace
         self._idle_waiters: list[asyncio.Future[None]] = []
 
@@ -102,19 +99,7 @@ class ShadowDispatcher:
             st.response(503, True)
             stats.inc("mirrorsim.shadow_fast_failed")
             return
-        authority = d.authority
-        if not policy.disable_shadow_host_suffix_append:
-            # str | None, not str: compiled by mypyc, a None in a str variable is a TypeError
-            cached = self._shadow_hosts.get(authority)
-            if cached is None:
-                cached = self._shadow_hosts[authority] = shadow_host(authority)
-                if len(self._shadow_hosts) > 4096:
-                    self._shadow_hosts.clear()
-            authority = cached
-        if endpoint is None:
-            pool.stats.upstream_rq_total += 1
-            self._failed(pool, stream, d, authority, len(body), 503, "UH")
-            return
+        authority = d.shadow_authority(policy)
         lines = list(base)
         lines[0] = b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
             req.method.encode(), d.path.encode("latin-1"), authority.encode("latin-1"))
@@ -151,17 +136,6 @@ class ShadowDispatcher:
         # this copy is the probe: until its connection attempt ends, the others fail
         pool.connect_failed_at[endpoint] = now
         return False
-
-    def _failed(self, pool: ClusterPool, stream: Stream, d: Forward, authority: str,
-                nbytes: int, status: int, flags: str) -> None:
-        """A copy that fails before anything is sent: its stats and access-log line."""
-        pool.stats.response(status, True)
-        al = self.proxy.access_log
-        if al.stream is not None:
-            req = stream.req
-            xff = self.local if stream.xff is None else f"{stream.xff},{self.local}"
-            al.log(time.time(), req.method, d.original_path or d.path, "HTTP/" + req.version, status, flags,
-                   nbytes, 0, 0, "-", xff, stream.user_agent, stream.request_id, authority, "")
 
     def done(self, nbytes: int) -> None:
         self.inflight -= 1
@@ -248,8 +222,12 @@ class ShadowExchange:
         self.upstream_time = "-"
         self.version = stream.req.version
 
-    def start(self, endpoint: Endpoint) -> None:
+    def start(self, endpoint: Endpoint | None) -> None:
         pool = self.pool
+        if endpoint is None:
+            pool.stats.upstream_rq_total += 1
+            self._end(503, "UH")
+            return
         self.upstream_host = endpoint.host_port
         if self.timeout > 0:
             self.timer = self.dispatcher.proxy.loop.call_later(self.timeout, self.on_timeout)
