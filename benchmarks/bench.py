@@ -579,6 +579,21 @@ def measure(proxy: Proxy, sc: Scenario, ups: Upstreams, args: argparse.Namespace
                100 * others / (wall * (os.cpu_count() or 1)), rss / 2**20, shadow_summary(s0, s1))
 
 
+def measured_run(px: Proxy, ports: tuple[int, int], sc: Scenario, ups: Upstreams, args: argparse.Namespace,
+                 rnd: int, label: str) -> Run:
+    """Start ``px`` on ``ports``, measure one run of ``sc``, stop it, print a progress line."""
+    px.start(*ports)
+    try:
+        run = measure(px, sc, ups, args, rnd)
+    finally:
+        px.stop()
+    print(f"{label} {sc.key:15s} {run.proxy:12s} {run.rps:9,.0f} req/s  p50 {run.p50_ms:7.2f} ms  "
+          f"p99 {run.p99_ms:7.2f} ms  cpu {run.cpu_us_per_req:5.0f} us/req  proxy cpu {run.proxy_cpu_pct:.0f}%  "
+          f"shadows {run.shadows.get('dispatched', 0):,}  dropped {run.shadows.get('dropped', 0):,}  "
+          f"errors {sum(run.errors.values())}  others {run.others_cpu_pct:.0f}%", flush=True)
+    return run
+
+
 def fire_and_forget(tmp: Path, ups: Upstreams, args: argparse.Namespace) -> dict[str, Any]:
     """(c): mirrorsim alone, runs back to back: off, slow, refused, off, slow, refused, ...,
     off.  Each bad-mirror run is compared with the mean p99 of the two `off` runs around
@@ -592,18 +607,10 @@ def fire_and_forget(tmp: Path, ups: Upstreams, args: argparse.Namespace) -> dict
         write_config(d, sc, ups.ports)
     order = [k for _ in range(args.c_rounds) for k in keys] + ["off"]
     runs: list[Run] = []
-    port, admin = free_port(), free_port()
+    ports = (free_port(), free_port())
     for i, k in enumerate(order):
         px = Proxy("mirrorsim", dirs[k], tmp, args.access_log, None)
-        px.start(port, admin)
-        try:
-            run = measure(px, scs[k], ups, args, i // 3 + 1)
-        finally:
-            px.stop()
-        runs.append(run)
-        print(f"(c) {i // 3 + 1} {k:15s} {run.rps:9,.0f} req/s  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
-              f"cpu {run.cpu_us_per_req:5.0f} us/req  shadows {run.shadows.get('dispatched', 0):,}  "
-              f"dropped {run.shadows.get('dropped', 0):,}  others {run.others_cpu_pct:.0f}%", flush=True)
+        runs.append(measured_run(px, ports, scs[k], ups, args, i // 3 + 1, f"(c) {i // 3 + 1}"))
     out: dict[str, Any] = {"rounds": args.c_rounds, "runs": [r.__dict__ for r in runs]}
     for j, k in ((1, "slow-mirror"), (2, "refused-mirror")):
         ratios, cpu = [], []
@@ -672,15 +679,7 @@ def scaling(tmp: Path, ups: Upstreams, args: argparse.Namespace, ports: dict[str
     for rnd in range(1, args.rounds + 1):
         for kind, par in variants:
             px = Proxy(kind, d, tmp, args.access_log, ey, parallel=par)
-            px.start(*ports[kind])
-            try:
-                run = measure(px, sc, ups, args, rnd)
-            finally:
-                px.stop()
-            runs.append(run)
-            print(f"round {rnd} scaling {run.proxy:12s} {run.rps:9,.0f} req/s  p99 {run.p99_ms:7.2f} ms  "
-                  f"cpu {run.cpu_us_per_req:5.0f} us/req  proxy cpu {run.proxy_cpu_pct:.0f}%  "
-                  f"others {run.others_cpu_pct:.0f}%", flush=True)
+            runs.append(measured_run(px, ports[kind], sc, ups, args, rnd, f"round {rnd} scaling"))
     labels = list(dict.fromkeys(r.proxy for r in runs))
     out: dict[str, Any] = {"n": n, "workers_flag": workers_flag, "runs": [r.__dict__ for r in runs], "variants": {}}
     for lab in labels:
@@ -1106,18 +1105,7 @@ def main(argv: list[str] | None = None) -> int:
                 for kind in PROXIES:
                     d, ey = prepared[sc.key]
                     px = Proxy(kind, d, tmp, args.access_log, ey)
-                    px.start(*ports[kind])
-                    try:
-                        run = measure(px, sc, ups, args, rnd)
-                    finally:
-                        px.stop()
-                    runs.append(run)
-                    err = sum(run.errors.values())
-                    print(f"round {rnd} {sc.key:15s} {kind:9s} {run.rps:9,.0f} req/s  p50 {run.p50_ms:7.2f} ms  "
-                          f"p99 {run.p99_ms:7.2f} ms  cpu {run.cpu_us_per_req:5.0f} us/req  "
-                          f"shadows {run.shadows.get('dispatched', 0):,}  dropped "
-                          f"{run.shadows.get('dropped', 0):,}  errors {err}  others {run.others_cpu_pct:.0f}%",
-                          flush=True)
+                    runs.append(measured_run(px, ports[kind], sc, ups, args, rnd, f"round {rnd}"))
         ff_res = fire_and_forget(tmp, ups, args) if args.c_rounds > 0 else None
         soak_res = soak(tmp / "configs" / "soak", tmp, ups, args) if args.soak > 0 else None
         if soak_res:
