@@ -34,20 +34,21 @@ from simulator.core.matchers import (
 # --------------------------------------------------------------------------- clusters
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class Endpoint:
     """An upstream host.  Compared and hashed by identity: each cluster owns its
-    endpoint objects, and they key the data plane's per-host pools on the hot path."""
+    endpoint objects, and they key the data plane's per-host pools on the hot path.
+    Not changed after it is built."""
 
     address: str
     port: int
     labels: tuple[tuple[str, str], ...] = ()
     weight: int = 1
+    host_port: str = field(init=False, repr=False, default="")  # "address:port", [v6]:port
 
-    @property
-    def host_port(self) -> str:
+    def __post_init__(self) -> None:
         a = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{a}:{self.port}"
+        self.host_port = f"{a}:{self.port}"
 
 
 UINT32_MAX = 2**32 - 1
@@ -389,6 +390,9 @@ class RouteAttempt:
 # --------------------------------------------------------------------------- the table
 
 
+VHOST_CACHE_SIZE = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class RouteTable:
     route_configs: dict[int, RouteConfiguration]
@@ -398,6 +402,9 @@ class RouteTable:
     # port the Host names; a host with no virtual host there gets 404 NR (Istio's
     # blackhole virtual host) instead of the mesh's 502.
     listener_port: int | None = None
+    # authority -> its virtual host, for plain-http requests (the port defaults by scheme);
+    # at most VHOST_CACHE_SIZE entries, so arbitrary Host values cannot grow it
+    vhost_cache: dict[str, VirtualHost] = field(default_factory=dict, compare=False, repr=False)
 
     def select_virtual_host(
         self, authority: str, scheme: str = "http"
@@ -426,7 +433,11 @@ class RouteTable:
         sent on several lines may be given as a tuple of its values (Envoy matches
         each line).  The pseudo-headers ``:authority``, ``:method``, ``:scheme`` and
         ``:path`` are added here."""
-        _, vh = self.select_virtual_host(authority, scheme)
+        vh = self.vhost_cache.get(authority) if scheme == "http" else None
+        if vh is None:
+            vh = self.select_virtual_host(authority, scheme)[1]
+            if vh is not None and scheme == "http" and len(self.vhost_cache) < VHOST_CACHE_SIZE:
+                self.vhost_cache[authority] = vh
         if vh is None:
             if self.listener_port is not None:
                 return LocalReply(404, b"", "NR", details="no virtual host on this gateway")

@@ -25,6 +25,7 @@ from typing import IO
 FLUSH_INTERVAL = 1.0  # seconds, as Envoy's file_flush_interval default
 FLUSH_BYTES = 64 * 1024
 ATOMIC_WRITE = 4096  # PIPE_BUF on Linux: a pipe write up to this size is atomic
+_MILLIS = [f".{ms:03d}Z" for ms in range(1000)]
 
 
 class AccessLog:
@@ -49,7 +50,7 @@ class AccessLog:
             self._sec = sec
             self._sec_str = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
         self._ms = ms
-        self._ms_str = f"{self._sec_str}.{ms % 1000:03d}Z"
+        self._ms_str = self._sec_str + _MILLIS[ms % 1000]
         return self._ms_str
 
     def log(

@@ -44,25 +44,67 @@ BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "TRACE", "CONNECT"})
 _REASONS: dict[int, bytes] = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
+_STATUS_LINES: dict[int, bytes] = {c: b"HTTP/1.1 %d %s\r\n" % (c, r) for c, r in _REASONS.items()}
+
+
 def status_line(code: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (code, _REASONS.get(code, b"Unknown"))
+    line = _STATUS_LINES.get(code)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (code, _REASONS.get(code, b"Unknown"))
+    return line
 
 
 class DateCache:
-    """The ``date`` header value, formatted once per second."""
+    """The ``date`` header value, formatted once per second; and the
+    ``date`` and ``server`` header lines that end a response head."""
 
-    __slots__ = ("_sec", "_value")
+    __slots__ = ("_sec", "_value", "_lines", "server")
 
-    def __init__(self) -> None:
+    def __init__(self, server: bytes = b"envoy") -> None:
         self._sec = -1
         self._value = b""
+        self._lines = b""
+        self.server = server
 
     def get(self) -> bytes:
         sec = int(time.time())
         if sec != self._sec:
-            self._sec = sec
-            self._value = formatdate(sec, usegmt=True).encode()
+            self._refresh(sec)
         return self._value
+
+    def date_server_lines(self, now: float) -> bytes:
+        """``date: ...\r\nserver: ...\r\n`` at ``now`` (time.time())"""
+        sec = int(now)
+        if sec != self._sec:
+            self._refresh(sec)
+        return self._lines
+
+    def _refresh(self, sec: int) -> None:
+        self._sec = sec
+        self._value = formatdate(sec, usegmt=True).encode()
+        self._lines = b"date: " + self._value + b"\r\nserver: " + self.server + b"\r\n"
+
+
+# Header names seen so far (the raw bytes as sent -> lower-cased), so the names of a
+# request are one shared object each, whose hash is computed once; bounded in count
+# and name length, so odd clients cannot grow it.
+_CANONICAL: dict[bytes, bytes] = {}
+NAME_STR: dict[bytes, str] = {}  # lower-cased name -> the same as str (latin-1)
+CANONICAL_MAX_NAMES = 1024
+CANONICAL_MAX_LENGTH = 64
+
+
+def canonical_name(name: bytes) -> bytes:
+    """``name`` lower-cased."""
+    c = _CANONICAL.get(name)
+    if c is None:
+        c = name.lower()
+        if len(_CANONICAL) < CANONICAL_MAX_NAMES and len(name) <= CANONICAL_MAX_LENGTH:
+            c = _CANONICAL.get(c) or c  # "Host" and "host" share one object
+            _CANONICAL[name] = c
+            _CANONICAL[c] = c
+            NAME_STR[c] = c.decode("latin-1")
+    return c
 
 
 def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:

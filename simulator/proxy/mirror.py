@@ -26,17 +26,18 @@ once (503 UF, ``mirrorsim.shadow_fast_failed``) instead of each trying to connec
 
 from __future__ import annotations
 
-import time
+from time import time as wall_time
 from typing import TYPE_CHECKING
 
 from simulator.core.table import Forward, MirrorPolicy
+from simulator.proxy.upstream import Exchange
 
 if TYPE_CHECKING:
     import asyncio
 
     from simulator.core.table import Endpoint
     from simulator.proxy.server import Proxy, Stream
-    from simulator.proxy.upstream import ClusterPool, UpstreamConnection
+    from simulator.proxy.upstream import ClusterPool
 
 DEFAULT_MAX_INFLIGHT = 1024
 # After a failed connection to a mirror endpoint, copies to it fail at once for this long
@@ -189,10 +190,10 @@ class ShadowPacer:
         return True
 
 
-class ShadowExchange:
-    """One shadow copy in flight; implements the upstream Exchange protocol."""
+class ShadowExchange(Exchange):
+    """One shadow copy in flight (the upstream side's Exchange)."""
 
-    __slots__ = ("dispatcher", "pool", "pacer", "method", "internal", "upstream_conn", "payload",
+    __slots__ = ("dispatcher", "pool", "pacer", "payload",
                  "nbytes", "timer", "status", "finished", "start_time", "authority", "path",
                  "request_id", "xff", "user_agent", "timeout", "upstream_host", "bytes_in",
                  "upstream_time", "version")
@@ -204,13 +205,13 @@ class ShadowExchange:
         self.pacer = pacer
         self.method = stream.req.method
         self.internal = True
-        self.upstream_conn: UpstreamConnection | None = None
+        self.upstream_conn = None
         self.payload = payload
         self.nbytes = nbytes
         self.timer: asyncio.TimerHandle | None = None
         self.status = 0
         self.finished = False
-        self.start_time = time.time()
+        self.start_time = wall_time()
         self.authority = authority
         self.path = d.original_path or d.path
         self.request_id = stream.request_id
@@ -240,7 +241,7 @@ class ShadowExchange:
         conn = self.upstream_conn
         if conn is not None:
             self.pool.record_outcome(conn.endpoint, status)
-        elapsed = time.time() - self.start_time
+        elapsed = wall_time() - self.start_time
         self.upstream_time = str(int(elapsed * 1000))
         self.pacer.observe(elapsed)
 
@@ -284,7 +285,7 @@ class ShadowExchange:
         proxy = self.dispatcher.proxy
         al = proxy.access_log
         if al.stream is not None:
-            now = time.time()
+            now = wall_time()
             local = proxy.options.local_address
             xff = f"{self.xff},{local}" if self.xff else local
             al.log(self.start_time, self.method, self.path, "HTTP/" + self.version, status, flags,

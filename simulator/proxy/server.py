@@ -23,9 +23,10 @@ import asyncio
 import collections
 import dataclasses
 import random
-import time
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
+from time import time as wall_time
 from typing import TYPE_CHECKING
 
 import httptools
@@ -43,14 +44,16 @@ from simulator.core.table import (
 from simulator.proxy.accesslog import AccessLog
 from simulator.proxy.headers import (
     BODILESS_METHODS,
+    NAME_STR,
     RESPONSE_HOP_BY_HOP,
     SKIP_REQUEST_HEADERS,
     DateCache,
+    canonical_name,
     connection_tokens,
     status_line,
 )
 from simulator.proxy.stats import Stats
-from simulator.proxy.upstream import ClusterPool, UpstreamConnection
+from simulator.proxy.upstream import ClusterPool, Exchange, UpstreamConnection
 
 if TYPE_CHECKING:
     from simulator.proxy.mirror import ShadowDispatcher
@@ -112,9 +115,10 @@ class Proxy:
         self.rng = random.Random(self.options.seed)
         # request ids come from their own generator, so whether clients send ids does not
         # shift the sequence of routing/sampling random values
-        self.id_rng = random.Random(None if self.options.seed is None else self.options.seed + 1)
+        self.random_values = RandomValues(self.rng)
+        self.request_ids = RequestIds(random.Random(None if self.options.seed is None else self.options.seed + 1))
         self.pools: dict[str, ClusterPool] = {}
-        self.dates = DateCache()
+        self.dates = DateCache(self.options.server_name)
         self.shadows: ShadowDispatcher | None = None
         self.connections: set[DownstreamConnection] = set()
 
@@ -167,6 +171,7 @@ class DownstreamConnection:
         self._body: list[bytes] = []
         self._size = 0
         self._chunked = False
+        self._connection = False
         self._too_big = False
         self._start = 0.0
         self._in_head = False
@@ -234,8 +239,9 @@ class DownstreamConnection:
         self._body = []
         self._size = 0
         self._chunked = False
+        self._connection = False
         self._too_big = False
-        self._start = time.time()
+        self._start = wall_time()
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -245,11 +251,16 @@ class DownstreamConnection:
         self._in_head = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # names are kept lower-case (Envoy's HTTP/1 codec lower-cases them too)
+        name = canonical_name(name)
         self._headers.append((name, value))
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > MAX_HEADER_BYTES:
             raise _HeadTooLarge
-        if len(name) == 17 and name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
+        n = len(name)
+        if n == 10 and name == b"connection":
+            self._connection = True
+        elif n == 17 and name == b"transfer-encoding" and b"chunked" in value.lower():
             self._chunked = True
 
     def on_body(self, body: bytes) -> None:
@@ -264,13 +275,17 @@ class DownstreamConnection:
     def on_message_complete(self) -> None:
         p = self.parser
         body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
+        keep_alive = p.should_keep_alive()
+        # llhttp accepts HTTP/0.9, 1.0, 1.1 and 2.0, and keeps a connection alive without
+        # a Connection header only for 1.1: get_http_version() (a str.format) is skipped then
+        version = "1.1" if keep_alive and not self._connection else p.get_http_version()
         req = Request(
             method=p.get_method().decode("ascii", "replace"),
             target=self._url,
-            version=p.get_http_version(),
+            version=version,
             headers=self._headers,
             body=body,
-            keep_alive=p.should_keep_alive(),
+            keep_alive=keep_alive,
             chunked=self._chunked,
             start=self._start,
         )
@@ -342,7 +357,7 @@ def _local_reply_bytes(
     parts = [status_line(code)]
     for n, v in extra:
         parts.append(b"%s: %s\r\n" % (n.encode(), v.encode()))
-    date_server = b"date: " + proxy.dates.get() + b"\r\nserver: " + proxy.options.server_name + b"\r\n"
+    date_server = proxy.dates.date_server_lines(wall_time())
     if body:
         parts.append(b"content-length: %d\r\ncontent-type: %s\r\n" % (len(body), content_type.encode()))
         parts.append(date_server)
@@ -362,13 +377,13 @@ def _local_reply_bytes(
     return b"".join(parts)
 
 
-class Stream:
+class Stream(Exchange):
     """One downstream request: route it, send the primary, stream the response back."""
 
     __slots__ = (
-        "conn", "proxy", "req", "method", "internal", "path", "authority", "decision",
+        "conn", "proxy", "req", "path", "authority", "decision",
         "headers_sent", "response_code", "bytes_sent", "flags", "upstream_host", "upstream_start",
-        "upstream_time", "timer", "upstream_conn", "pool", "attempt", "done", "chunked_out",
+        "upstream_time", "timer", "pool", "attempt", "done", "chunked_out",
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
@@ -392,7 +407,7 @@ class Stream:
         self.upstream_start = 0.0
         self.upstream_time = "-"
         self.timer: asyncio.TimerHandle | None = None
-        self.upstream_conn: UpstreamConnection | None = None
+        self.upstream_conn = None
         self.pool: ClusterPool | None = None
         self.attempt = 0
         self.done = False
@@ -448,7 +463,7 @@ class Stream:
         hdrs: dict[str, str] = {}
         repeated: dict[str, tuple[str, ...]] | None = None
         for n, v in req.headers:
-            name = n.lower().decode("latin-1")
+            name = NAME_STR.get(n) or n.decode("latin-1")
             if name in hdrs:
                 value = v.decode("latin-1")
                 hdrs[name] = hdrs[name] + "," + value
@@ -471,13 +486,13 @@ class Stream:
         self.path = target
         self.log_path = target
         self.authority = authority
-        self.request_id = hdrs.get("x-request-id") or _request_id(proxy.id_rng.getrandbits(128))
+        self.request_id = hdrs.get("x-request-id") or proxy.request_ids.next()
         self.xff = hdrs.get("x-forwarded-for")
         self.user_agent = hdrs.get("user-agent")
         if req.too_big:
             self.local_reply(413, b"Payload Too Large", "-")
             return
-        rv = proxy.rng.getrandbits(64)
+        rv = proxy.random_values.next()
         route_headers: Mapping[str, str | tuple[str, ...]] = hdrs if repeated is None else {**hdrs, **repeated}
         decision = proxy.table.route(req.method, authority, target, route_headers, rv, scheme)
         self.decision = decision
@@ -557,7 +572,7 @@ class Stream:
         self.head_muts = muts
         self.head_tail = tail
         self.payload = payload
-        self.first_start = time.time()
+        self.first_start = wall_time()
         if pool is None:
             self.local_reply(503, b"", "NC", early=True)
         else:
@@ -577,18 +592,21 @@ class Stream:
         attempt-count headers go between the two (Envoy's order) and differ per attempt
         and between the primary and its shadow copies."""
         req = self.req
-        drop = connection_tokens(req.headers) if "connection" in hdrs else frozenset()
+        drop = connection_tokens(req.headers) if "connection" in hdrs else _NO_TOKENS
         mut = d.request_headers
-        removes = set(mut.remove)
-        overwrite = {a.name for a in mut.add if not a.append}
-        if d.original_path is not None:
-            overwrite.add("x-envoy-original-path")
+        mutated = bool(mut) or d.original_path is not None
+        removes: set[str] = set()
+        overwrite: set[str] = set()
+        if mutated:
+            removes.update(mut.remove)
+            overwrite.update(a.name for a in mut.add if not a.append)
+            if d.original_path is not None:
+                overwrite.add("x-envoy-original-path")
+            mutated = bool(removes or overwrite)
         lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
             req.method.encode(), d.path.encode("latin-1"), d.authority.encode("latin-1"))]
-        mutated = bool(removes or overwrite)
         has_length = False
-        for n, v in req.headers:
-            ln = n.lower()
+        for ln, v in req.headers:
             if ln in SKIP_REQUEST_HEADERS or ln in drop:
                 if ln == b"content-length" and not req.chunked:
                     lines.append(b"content-length: %d\r\n" % len(req.body))
@@ -600,12 +618,13 @@ class Stream:
                 s = ln.decode("latin-1")
                 if s in removes or s in overwrite:
                     continue
-            lines.append(ln + b": " + v + b"\r\n")
+            lines.append(b"%s: %s\r\n" % (ln, v))
         self.has_length = has_length
         if "x-forwarded-proto" not in hdrs:
-            lines.append(b"x-forwarded-proto: %s\r\n" % self.scheme.encode())
+            lines.append(_XFP_HTTP if self.scheme == "http" else b"x-forwarded-proto: %s\r\n" % self.scheme.encode())
         if "x-request-id" not in hdrs:
-            lines.append(b"x-request-id: %s\r\n" % self.request_id.encode())  # type: ignore[union-attr]
+            rid: str = self.request_id or ""
+            lines.append(b"x-request-id: %s\r\n" % rid.encode())
         extra = _mutation_lines(mut) if mut else b""
         if d.authority != self.authority:
             extra += b"x-envoy-original-host: %s\r\n" % self.authority.encode("latin-1")
@@ -620,7 +639,7 @@ class Stream:
         x-envoy-attempt-count (Istio sets include_request_attempt_count)."""
         timeout_line = b""
         if d.timeout > 0:
-            left = d.timeout - (time.time() - self.first_start) if self.attempt > 1 else d.timeout
+            left = d.timeout - (wall_time() - self.first_start) if self.attempt > 1 else d.timeout
             ms = max(int(left * 1000), 1)
             rp = d.retry_policy
             if rp is not None and rp.per_try_timeout and rp.per_try_timeout * 1000 < ms:
@@ -646,10 +665,11 @@ class Stream:
             return
         self.endpoint = endpoint
         self.upstream_host = endpoint.host_port
-        self.upstream_start = time.time()
+        self.upstream_start = self.first_start if self.attempt == 0 else wall_time()
         self.attempt += 1
         head = self._attempt_head(d)
-        if not pool.submit(endpoint, self, (head, *self.payload)):
+        payload = self.payload
+        if not pool.submit(endpoint, self, (head,) + payload if payload else (head,)):
             self.cancel_timer()
             self.local_reply(503, (UPSTREAM_RESET_PREFIX + "overflow").encode(), "UO",
                              (("x-envoy-overloaded", "true"),), early=self.attempt == 1)
@@ -728,14 +748,14 @@ class Stream:
         if retriable and self.retry_overflow:
             self.flags = "UO"
         self.response_code = status
-        ms = int((time.time() - self.upstream_start) * 1000)
-        self.upstream_time = str(ms)
+        now = wall_time()
+        ms = str(int((now - self.upstream_start) * 1000))
+        self.upstream_time = ms
         parts = [status_line(status)]
         mut = d.response_headers
         removes = set(mut.remove) if mut else ()
         overwrite = {a.name for a in mut.add if not a.append} if mut else ()
-        for n, v in headers:
-            ln = n.lower()
+        for ln, v in headers:  # names lower-case (UpstreamConnection.on_header)
             if ln in RESPONSE_HOP_BY_HOP:
                 continue
             if mut:
@@ -743,10 +763,10 @@ class Stream:
                 if s in removes or s in overwrite:
                     continue
             parts.append(b"%s: %s\r\n" % (ln, v))
-        parts.append(b"x-envoy-upstream-service-time: %d\r\n" % ms)
+        parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
         if mut:
             parts.append(_mutation_lines(mut))
-        parts.append(b"date: %s\r\nserver: %s\r\n" % (proxy.dates.get(), proxy.options.server_name))
+        parts.append(proxy.dates.date_server_lines(now))
         if framing == "chunked" or (framing == "close" and not self.head):
             parts.append(b"transfer-encoding: chunked\r\n")
             self.chunked_out = True
@@ -965,8 +985,9 @@ class Stream:
         path = self.log_path
         if isinstance(d, Forward) and d.original_path is not None:
             path = d.original_path
-        now = time.time()
-        al.log(req.start, req.method, path, "HTTP/" + req.version, self.response_code,
+        now = wall_time()
+        protocol = "HTTP/1.1" if req.version == "1.1" else "HTTP/" + req.version
+        al.log(req.start, req.method, path, protocol, self.response_code,
                flags, len(req.body), self.bytes_sent, int((now - req.start) * 1000),
                self.upstream_time, self.xff, self.user_agent, self.request_id, self.authority,
                self.upstream_host)
@@ -981,11 +1002,56 @@ def _grpc_to_http(code: int) -> int:
     return _GRPC_TO_HTTP.get(code, 500)
 
 
-def _request_id(bits: int) -> str:
-    """A version-4 UUID string from 128 random bits (what Envoy generates), without
-    the cost of uuid.UUID."""
-    h = "%032x" % ((bits & ~(0xF000 << 64) & ~(0xC << 60)) | (0x4000 << 64) | (0x8 << 60))
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+_NO_TOKENS: frozenset[bytes] = frozenset()
+_XFP_HTTP = b"x-forwarded-proto: http\r\n"
+
+
+class RandomValues:
+    """The routing core's random values (weighted clusters, mirror and fault sampling),
+    64 bits each, drawn from ``rng`` 256 at a time."""
+
+    __slots__ = ("rng", "values", "pos")
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.values = array("Q")
+        self.pos = 0
+
+    def next(self) -> int:
+        i = self.pos
+        if i >= len(self.values):
+            self.values = array("Q", self.rng.randbytes(8 * _IDS_PER_REFILL))
+            i = 0
+        self.pos = i + 1
+        return self.values[i]
+
+
+_UUID_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+_IDS_PER_REFILL = 256
+
+
+class RequestIds:
+    """x-request-id values: version-4 UUID strings (what Envoy generates) from a seeded
+    generator, its random bytes hex-encoded 256 ids at a time (cheaper than uuid.UUID or
+    a big integer per request)."""
+
+    __slots__ = ("rng", "hex", "pos")
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.hex = ""
+        self.pos = 0
+
+    def next(self) -> str:
+        h = self.hex
+        i = self.pos
+        if i >= len(h):
+            h = self.hex = self.rng.randbytes(16 * _IDS_PER_REFILL).hex()
+            i = 0
+        self.pos = i + 32
+        # xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx, V one of 8 9 a b (RFC 9562 variant)
+        return (f"{h[i:i + 8]}-{h[i + 8:i + 12]}-4{h[i + 13:i + 16]}-"
+                f"{_UUID_VARIANT[h[i + 16]]}{h[i + 17:i + 20]}-{h[i + 20:i + 32]}")
 
 
 def _mutation_lines(mut: HeaderMutations) -> bytes:

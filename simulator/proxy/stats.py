@@ -65,11 +65,10 @@ class ClusterStats:
     def response(self, code: int, internal: bool) -> None:
         """Count one completed upstream request with its status code."""
         self.upstream_rq_completed += 1
-        self.codes[code] += 1
-        if internal:
-            self.internal_codes[code] += 1
-        else:
-            self.external_codes[code] += 1
+        codes = self.codes
+        codes[code] = codes.get(code, 0) + 1
+        split = self.internal_codes if internal else self.external_codes
+        split[code] = split.get(code, 0) + 1
 
     def render(self, out: dict[str, int]) -> None:
         p = f"cluster.{self.name}."
@@ -125,7 +124,8 @@ class Stats:
         self.counters[key] += n
 
     def downstream_response(self, code: int, flags: str) -> None:
-        self.downstream_codes[code] += 1
+        codes = self.downstream_codes
+        codes[code] = codes.get(code, 0) + 1
         if flags != "-":
             for f in flags.split(","):
                 self.flags[f] += 1

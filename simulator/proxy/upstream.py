@@ -29,28 +29,44 @@ import bisect
 import collections
 import hashlib
 import random
-from typing import Protocol
+from time import monotonic
 
 import httptools
 
 from simulator.core.table import Cluster, Endpoint, OutlierDetectionConfig
+from simulator.proxy.headers import canonical_name
 from simulator.proxy.stats import ClusterStats
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
-class Exchange(Protocol):
-    """The receiving side of one upstream request."""
+class Exchange:
+    """The receiving side of one upstream request: ``server.Stream`` (a primary) and
+    ``mirror.ShadowExchange`` (a shadow copy) derive from it.  A base class, not a
+    Protocol, so the compiled build calls these methods natively (a Protocol-typed
+    call goes through Python attribute lookup)."""
 
-    method: str
-    internal: bool
-    upstream_conn: UpstreamConnection | None
+    __slots__ = ("method", "internal", "upstream_conn")
 
-    def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None: ...
-    def on_body(self, data: bytes) -> None: ...
-    def on_complete(self) -> None: ...
-    def on_reset(self, reason: str, flag: str) -> None: ...
-    def on_data_end(self) -> None: ...
+    def __init__(self, method: str, internal: bool) -> None:
+        self.method = method
+        self.internal = internal
+        self.upstream_conn: UpstreamConnection | None = None
+
+    def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None:
+        raise NotImplementedError
+
+    def on_body(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def on_complete(self) -> None:
+        raise NotImplementedError
+
+    def on_reset(self, reason: str, flag: str) -> None:
+        raise NotImplementedError
+
+    def on_data_end(self) -> None:
+        raise NotImplementedError
 
 
 def _hash64(s: str) -> int:
@@ -134,11 +150,12 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
 
     # -- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
+        name = canonical_name(name)  # lower-case, as Envoy forwards them
         self._headers.append((name, value))
         n = len(name)
-        if n == 14 and self._framing == "close" and name.lower() == b"content-length":
+        if n == 14 and self._framing == "close" and name == b"content-length":
             self._framing = "length"
-        elif n == 17 and name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
+        elif n == 17 and name == b"transfer-encoding" and b"chunked" in value.lower():
             self._framing = "chunked"
 
     def on_headers_complete(self) -> None:
@@ -360,7 +377,7 @@ class ClusterPool:
             conn = idle.pop()
             if conn.closed:
                 continue
-            if self.loop.time() - conn.idle_since > self.cluster.idle_timeout:
+            if monotonic() - conn.idle_since > self.cluster.idle_timeout:
                 conn.abort()  # Istio connectionPool idleTimeout (default 1 h)
                 continue
             self._start(conn, exchange, payload)
@@ -438,7 +455,7 @@ class ClusterPool:
             # waiting requests are for another endpoint: trade this connection for one there
             conn.abort()  # connection_closed() opens one for the first pending request
             return
-        conn.idle_since = self.loop.time()
+        conn.idle_since = monotonic()
         self.idle.setdefault(conn.endpoint, []).append(conn)
 
     def release(self, conn: UpstreamConnection, keep_alive: bool) -> None:
