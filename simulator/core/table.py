@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from simulator.core.hosts import shadow_host, split_host_port
 from simulator.core.matchers import (
@@ -51,7 +51,7 @@ class Endpoint:
         self.host_port = f"{a}:{self.port}"
 
 
-UINT32_MAX = 2**32 - 1
+UINT32_MAX: Final = 2**32 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ class HeaderMutations:
         return out
 
 
-NO_MUTATIONS = HeaderMutations()
+NO_MUTATIONS: Final = HeaderMutations()
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +199,7 @@ class RetryPolicy:
     base_interval: float = 0.025
 
 
-ISTIO_DEFAULT_RETRY = RetryPolicy(
+ISTIO_DEFAULT_RETRY: Final = RetryPolicy(
     num_retries=2,
     retry_on=("connect-failure", "refused-stream", "unavailable", "cancelled",
               "retriable-status-codes"),
@@ -390,7 +390,7 @@ class RouteAttempt:
 # --------------------------------------------------------------------------- the table
 
 
-VHOST_CACHE_SIZE = 4096
+VHOST_CACHE_SIZE: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)

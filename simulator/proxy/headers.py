@@ -12,15 +12,16 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import Final
 
-HOP_BY_HOP = frozenset({
+HOP_BY_HOP: Final = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade",
     b"expect", b"host", b"content-length", b"proxy-authorization",
 })
 
 # Envoy request headers that steer Envoy itself; a request from outside the mesh
 # may not set them (mirrorsim treats every downstream request as external).
-ENVOY_CONTROL = frozenset({
+ENVOY_CONTROL: Final = frozenset({
     b"x-envoy-upstream-rq-timeout-ms", b"x-envoy-upstream-rq-per-try-timeout-ms",
     b"x-envoy-retry-on", b"x-envoy-retry-grpc-on", b"x-envoy-max-retries",
     b"x-envoy-retriable-status-codes", b"x-envoy-retriable-header-names",
@@ -30,21 +31,21 @@ ENVOY_CONTROL = frozenset({
     b"x-envoy-expected-rq-timeout-ms",
 })
 
-SKIP_REQUEST_HEADERS = HOP_BY_HOP | ENVOY_CONTROL
+SKIP_REQUEST_HEADERS: Final = HOP_BY_HOP | ENVOY_CONTROL
 
-RESPONSE_HOP_BY_HOP = frozenset({
+RESPONSE_HOP_BY_HOP: Final = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade",
     b"date", b"server",
 })
 
 # Methods that carry no body: Envoy adds no content-length: 0 for them
 # (Http::HeaderUtility::requestShouldHaveNoBody).
-BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "TRACE", "CONNECT"})
+BODILESS_METHODS: Final = frozenset({"GET", "HEAD", "DELETE", "TRACE", "CONNECT"})
 
-_REASONS: dict[int, bytes] = {s.value: s.phrase.encode() for s in HTTPStatus}
+_REASONS: Final[dict[int, bytes]] = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
-_STATUS_LINES: dict[int, bytes] = {c: b"HTTP/1.1 %d %s\r\n" % (c, r) for c, r in _REASONS.items()}
+_STATUS_LINES: Final[dict[int, bytes]] = {c: b"HTTP/1.1 %d %s\r\n" % (c, r) for c, r in _REASONS.items()}
 
 
 def status_line(code: int) -> bytes:
@@ -88,10 +89,10 @@ class DateCache:
 # Header names seen so far (the raw bytes as sent -> lower-cased), so the names of a
 # request are one shared object each, whose hash is computed once; bounded in count
 # and name length, so odd clients cannot grow it.
-_CANONICAL: dict[bytes, bytes] = {}
-NAME_STR: dict[bytes, str] = {}  # lower-cased name -> the same as str (latin-1)
-CANONICAL_MAX_NAMES = 1024
-CANONICAL_MAX_LENGTH = 64
+_CANONICAL: Final[dict[bytes, bytes]] = {}
+NAME_STR: Final[dict[bytes, str]] = {}  # lower-cased name -> the same as str (latin-1)
+CANONICAL_MAX_NAMES: Final = 1024
+CANONICAL_MAX_LENGTH: Final = 64
 
 
 def canonical_name(name: bytes) -> bytes:
@@ -104,6 +105,26 @@ def canonical_name(name: bytes) -> bytes:
             _CANONICAL[name] = c
             _CANONICAL[c] = c
             NAME_STR[c] = c.decode("latin-1")
+    return c
+
+
+NAME_MEMO_SIZE: Final = 32
+
+
+def memo_name(memo: list[tuple[bytes, bytes]], i: int, name: bytes) -> bytes:
+    """canonical_name() of the ``i``-th header name of a message, remembered per
+    connection by position: clients and servers send the same names in the same order
+    on every message, and comparing bytes is cheaper than hashing them."""
+    if i < len(memo):
+        raw, c = memo[i]
+        if raw == name:
+            return c
+        c = canonical_name(name)
+        memo[i] = (name, c)
+        return c
+    c = canonical_name(name)
+    if i == len(memo) and i < NAME_MEMO_SIZE and len(name) <= CANONICAL_MAX_LENGTH:
+        memo.append((name, c))
     return c
 
 

@@ -27,7 +27,7 @@ once (503 UF, ``mirrorsim.shadow_fast_failed``) instead of each trying to connec
 from __future__ import annotations
 
 from time import time as wall_time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from simulator.core.table import Forward, MirrorPolicy
 from simulator.proxy.upstream import Exchange
@@ -39,15 +39,15 @@ if TYPE_CHECKING:
     from simulator.proxy.server import Proxy, Stream
     from simulator.proxy.upstream import ClusterPool
 
-DEFAULT_MAX_INFLIGHT = 1024
+DEFAULT_MAX_INFLIGHT: Final = 1024
 # After a failed connection to a mirror endpoint, copies to it fail at once for this long
 # (docs/deviations.md): Envoy tries to connect for every copy.
-SHADOW_FAST_FAIL_WINDOW = 0.5
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+SHADOW_FAST_FAIL_WINDOW: Final = 0.5
+DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
 # Copies to a mirror whose answers take longer than this (moving average) are paced
 # to max_inflight / latency per second (ShadowPacer); a fast mirror never is.
-PACE_ABOVE_LATENCY = 0.05
-PACE_BURST = 16.0
+PACE_ABOVE_LATENCY: Final = 0.05
+PACE_BURST: Final = 16.0
 
 
 class ShadowDispatcher:

@@ -27,7 +27,7 @@ from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from time import time as wall_time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
@@ -48,8 +48,8 @@ from simulator.proxy.headers import (
     RESPONSE_HOP_BY_HOP,
     SKIP_REQUEST_HEADERS,
     DateCache,
-    canonical_name,
     connection_tokens,
+    memo_name,
     status_line,
 )
 from simulator.proxy.stats import Stats
@@ -58,11 +58,11 @@ from simulator.proxy.upstream import ClusterPool, Exchange, UpstreamConnection
 if TYPE_CHECKING:
     from simulator.proxy.mirror import ShadowDispatcher
 
-UPSTREAM_RESET_PREFIX = "upstream connect error or disconnect/reset before headers. reset reason: "
-UPSTREAM_RETRIED_PREFIX = ("upstream connect error or disconnect/reset before headers. "
+UPSTREAM_RESET_PREFIX: Final = "upstream connect error or disconnect/reset before headers. reset reason: "
+UPSTREAM_RETRIED_PREFIX: Final = ("upstream connect error or disconnect/reset before headers. "
                            "retried and the latest reset reason: ")
-MAX_PIPELINE = 16
-MAX_HEADER_BYTES = 60 * 1024  # Envoy's max_request_headers_kb default: larger heads get 431
+MAX_PIPELINE: Final = 16
+MAX_HEADER_BYTES: Final = 60 * 1024  # Envoy's max_request_headers_kb default: larger heads get 431
 
 
 class _HeadTooLarge(Exception):
@@ -168,6 +168,7 @@ class DownstreamConnection:
         self.read_paused = False
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._names: list[tuple[bytes, bytes]] = []  # headers.memo_name
         self._body: list[bytes] = []
         self._size = 0
         self._chunked = False
@@ -252,7 +253,7 @@ class DownstreamConnection:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # names are kept lower-case (Envoy's HTTP/1 codec lower-cases them too)
-        name = canonical_name(name)
+        name = memo_name(self._names, len(self._headers), name)
         self._headers.append((name, value))
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > MAX_HEADER_BYTES:
@@ -595,13 +596,14 @@ class Stream(Exchange):
         drop = connection_tokens(req.headers) if "connection" in hdrs else _NO_TOKENS
         mut = d.request_headers
         mutated = bool(mut) or d.original_path is not None
-        removes: set[str] = set()
-        overwrite: set[str] = set()
+        removes = _NO_NAMES
+        overwrite = _NO_NAMES
         if mutated:
-            removes.update(mut.remove)
-            overwrite.update(a.name for a in mut.add if not a.append)
+            removes = frozenset(mut.remove)
+            replaced = {a.name for a in mut.add if not a.append}
             if d.original_path is not None:
-                overwrite.add("x-envoy-original-path")
+                replaced.add("x-envoy-original-path")
+            overwrite = frozenset(replaced)
             mutated = bool(removes or overwrite)
         lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
             req.method.encode(), d.path.encode("latin-1"), d.authority.encode("latin-1"))]
@@ -993,7 +995,7 @@ class Stream(Exchange):
                self.upstream_host)
 
 
-_GRPC_TO_HTTP = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400,
+_GRPC_TO_HTTP: Final = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400,
                  10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
 
 
@@ -1002,8 +1004,9 @@ def _grpc_to_http(code: int) -> int:
     return _GRPC_TO_HTTP.get(code, 500)
 
 
-_NO_TOKENS: frozenset[bytes] = frozenset()
-_XFP_HTTP = b"x-forwarded-proto: http\r\n"
+_NO_TOKENS: Final[frozenset[bytes]] = frozenset()
+_NO_NAMES: Final[frozenset[str]] = frozenset()
+_XFP_HTTP: Final = b"x-forwarded-proto: http\r\n"
 
 
 class RandomValues:
@@ -1026,8 +1029,8 @@ class RandomValues:
         return self.values[i]
 
 
-_UUID_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
-_IDS_PER_REFILL = 256
+_UUID_VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+_IDS_PER_REFILL: Final = 256
 
 
 class RequestIds:
@@ -1058,7 +1061,7 @@ def _mutation_lines(mut: HeaderMutations) -> bytes:
     return b"".join([b"%s: %s\r\n" % (n.encode(), v.encode("latin-1")) for n, v in mut.lines()])
 
 
-_GRPC_RETRY_ON = {b"1": "cancelled", b"4": "deadline-exceeded", b"8": "resource-exhausted",
+_GRPC_RETRY_ON: Final = {b"1": "cancelled", b"4": "deadline-exceeded", b"8": "resource-exhausted",
                   b"13": "internal", b"14": "unavailable"}
 
 

@@ -12,8 +12,9 @@ mirrorsim's own counters live under ``mirrorsim.``.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Final
 
-_COUNTERS = (
+_COUNTERS: Final = (
     "upstream_rq_total", "upstream_rq_completed", "upstream_rq_timeout",
     "upstream_rq_retry", "upstream_rq_retry_overflow", "upstream_rq_pending_total",
     "upstream_rq_pending_overflow", "upstream_rq_pending_failure_eject", "upstream_cx_total",

@@ -30,14 +30,15 @@ import collections
 import hashlib
 import random
 from time import monotonic
+from typing import Final
 
 import httptools
 
 from simulator.core.table import Cluster, Endpoint, OutlierDetectionConfig
-from simulator.proxy.headers import canonical_name
+from simulator.proxy.headers import memo_name
 from simulator.proxy.stats import ClusterStats
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 class Exchange:
@@ -79,7 +80,7 @@ class _HeadResponseDone(Exception):
 
 class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilable)
     __slots__ = (
-        "pool", "endpoint", "transport", "parser", "exchange", "served", "_headers", "idle_since",
+        "pool", "endpoint", "transport", "parser", "exchange", "served", "_headers", "_names", "idle_since",
         "_got_bytes", "_framing", "_status", "_head", "closed", "_payload", "paused",
     )
 
@@ -91,6 +92,7 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
         self.exchange: Exchange | None = None
         self.served = 0
         self._headers: list[tuple[bytes, bytes]] = []
+        self._names: list[tuple[bytes, bytes]] = []  # headers.memo_name
         self._got_bytes = False
         self._framing = "close"
         self._status = 0
@@ -150,7 +152,7 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
 
     # -- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        name = canonical_name(name)  # lower-case, as Envoy forwards them
+        name = memo_name(self._names, len(self._headers), name)  # lower-case, as Envoy forwards them
         self._headers.append((name, value))
         n = len(name)
         if n == 14 and self._framing == "close" and name == b"content-length":
@@ -446,17 +448,22 @@ class ClusterPool:
 
     def _dispatch(self, conn: UpstreamConnection) -> None:
         """Give an available connection to the first pending request for its endpoint."""
-        for item in self.pending:
-            if item[0] == conn.endpoint:
-                self.pending.remove(item)
-                self._start(conn, item[1], item[2])
+        if self.pending:
+            for item in self.pending:
+                if item[0] is conn.endpoint:
+                    self.pending.remove(item)
+                    self._start(conn, item[1], item[2])
+                    return
+            if len(self.connections) + self.connecting <= self.max_connections:
+                # waiting requests are for another endpoint: trade this connection for one there
+                conn.abort()  # connection_closed() opens one for the first pending request
                 return
-        if self.pending and len(self.connections) + self.connecting <= self.max_connections:
-            # waiting requests are for another endpoint: trade this connection for one there
-            conn.abort()  # connection_closed() opens one for the first pending request
-            return
         conn.idle_since = monotonic()
-        self.idle.setdefault(conn.endpoint, []).append(conn)
+        idle = self.idle.get(conn.endpoint)
+        if idle is None:
+            self.idle[conn.endpoint] = [conn]
+        else:
+            idle.append(conn)
 
     def release(self, conn: UpstreamConnection, keep_alive: bool) -> None:
         self._request_done(conn.endpoint)

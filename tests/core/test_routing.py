@@ -259,3 +259,28 @@ spec:
     assert isinstance(d, Forward) and d.cluster == cluster("v1")
     d = table.route("GET", "httpbin:8000", "/other", {}, 0)  # not within /api: dropped
     assert isinstance(d, Forward) and d.cluster == cluster("v3")
+
+
+def test_virtual_host_cache_keeps_decisions_and_is_bounded():
+    """RouteTable caches the virtual host per authority for plain http: the same
+    decisions as without it, https still defaults to port 443, and a stream of
+    made-up Host values cannot grow it past VHOST_CACHE_SIZE."""
+    from simulator.core.table import VHOST_CACHE_SIZE
+
+    table = table_from_yaml(registry_yaml({"v1": 9001}, service_port=80)
+                            + virtual_service("- route: [{destination: {host: httpbin, subset: v1}}]"))
+    for _ in range(2):  # cold, then cached
+        assert isinstance(table.route("GET", "httpbin", "/", {}, 0), Forward)  # port 80
+        d = table.route("GET", "httpbin", "/", {}, 0, "https")  # port 443: no service there
+        assert isinstance(d, LocalReply) and d.status == 502
+    assert "httpbin" in table.vhost_cache
+    # a "*" virtual host answers every authority: each new one would be a new entry
+    from simulator.core.table import RouteConfiguration, RouteTable, VirtualHost
+
+    rc = table.route_configs[80]
+    star = VirtualHost("star", ("*",), rc.virtual_hosts[0].routes)
+    open_table = RouteTable({80: RouteConfiguration.build(80, (star,))}, table.clusters)
+    for i in range(VHOST_CACHE_SIZE + 500):
+        d = open_table.route("GET", f"made-up-{i}.example", "/", {}, 0)
+        assert isinstance(d, Forward) and d.virtual_host is star
+    assert len(open_table.vhost_cache) == VHOST_CACHE_SIZE

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.integration.test_mirroring import mirror_table
 from tests.support.client import Client, get
 from tests.support.recorder import Recorder
@@ -37,10 +39,11 @@ async def test_body_over_limit_gets_413_and_nothing_is_sent(run_proxy):
     assert primary.target == "/small"
 
 
-async def test_http10_is_rejected_with_426(run_proxy):
+@pytest.mark.parametrize("connection", [b"", b"Connection: keep-alive\r\n"])
+async def test_http10_is_rejected_with_426(run_proxy, connection):
     async with Recorder("v1") as a, Recorder("v2") as b:
         rp = await run_proxy(mirror_table(a.port, b.port))
         async with Client(rp.port) as c:
-            (resp,) = await c.send(b"GET / HTTP/1.0\r\nHost: httpbin:8000\r\n\r\n")
+            (resp,) = await c.send(b"GET / HTTP/1.0\r\nHost: httpbin:8000\r\n" + connection + b"\r\n")
         assert resp.status == 426 and resp.body == b"Upgrade Required"
         assert a.requests == [] and b.requests == []

@@ -169,3 +169,43 @@ async def test_head_sent_in_small_pieces_is_bounded(run_proxy):
     # and forwarded nothing
     assert reply == b"" or reply.startswith(b"HTTP/1.1 431 "), reply[:80]
     assert a.requests == []
+
+
+async def test_header_names_that_change_between_messages_on_one_connection(run_proxy):
+    """Header names are remembered per connection by position (headers.memo_name): a
+    request or response whose names differ from the previous message's, in order, case
+    or count, still goes out with its own names, lower-cased."""
+    async with Recorder("v1", headers=[("X-First", "1")]) as a:
+        rp = await run_proxy(table_from_yaml(registry_yaml({"v1": a.port}) + virtual_service(ROUTE)))
+        async with Client(rp.port) as c:
+            (r1,) = await c.send(request("GET", "/1", headers=[("X-A", "a"), ("X-B", "b")]))
+            a.headers = [("x-second", "2"), ("X-FIRST", "3")]
+            (r2,) = await c.send(request("GET", "/2", headers=[("X-B", "b2"), ("x-a", "a2"), ("X-C", "c")]))
+            a.headers = [("X-Third", "4")]
+            (r3,) = await c.send(request("GET", "/3", headers=[("X-A", "a3")]))
+        reqs = await a.wait_for(3)
+    assert len({r.peer_port for r in reqs}) == 1  # one pooled upstream connection
+    sent = [[(k, v) for k, v in r.headers if k.startswith("x-") and len(k) == 3] for r in reqs]
+    assert sent == [[("x-a", "a"), ("x-b", "b")], [("x-b", "b2"), ("x-a", "a2"), ("x-c", "c")],
+                    [("x-a", "a3")]]
+    got = [[(k, v) for k, v in r.headers if k.startswith(("x-f", "x-s", "x-t"))] for r in (r1, r2, r3)]
+    assert got == [[("x-first", "1")], [("x-second", "2"), ("x-first", "3")], [("x-third", "4")]]
+
+
+async def test_protocol_in_the_access_log_with_and_without_connection_header(run_proxy, tmp_path):
+    """HTTP/1.1 is told from keep-alive without a Connection header (skipping the parser's
+    version string); with one, the parser's version is read: the log says HTTP/1.1 both ways."""
+    log = tmp_path / "access.log"
+    async with Recorder("v1") as a:
+        rp = await run_proxy(table_from_yaml(registry_yaml({"v1": a.port}) + virtual_service(ROUTE)),
+                             access_log_spec=str(log))
+        async with Client(rp.port) as c:
+            (r1,) = await c.send(request("GET", "/plain"))
+            (r2,) = await c.send(request("GET", "/keep", headers=[("Connection", "keep-alive")]))
+            (r3,) = await c.send(request("GET", "/close", headers=[("Connection", "close")]))
+        await a.wait_for(3)
+        await rp.close()
+    assert [r.status for r in (r1, r2, r3)] == [200, 200, 200] and not r3.keep_alive
+    lines = log.read_text().splitlines()
+    assert [line.split('"')[1] for line in lines] == [
+        "GET /plain HTTP/1.1", "GET /keep HTTP/1.1", "GET /close HTTP/1.1"]
