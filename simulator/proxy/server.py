@@ -259,8 +259,8 @@ class DownstreamConnection:
         if self._head_bytes > MAX_HEADER_BYTES:
             raise _HeadTooLarge
         n = len(name)
-        if n == 10 and name == b"connection":
-            self._connection = True
+        if (n == 10 and name == b"connection") or (n == 16 and name == b"proxy-connection"):
+            self._connection = True  # llhttp reads both for keep-alive
         elif n == 17 and name == b"transfer-encoding" and b"chunked" in value.lower():
             self._chunked = True
 
@@ -278,7 +278,8 @@ class DownstreamConnection:
         body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
         keep_alive = p.should_keep_alive()
         # llhttp accepts HTTP/0.9, 1.0, 1.1 and 2.0, and keeps a connection alive without
-        # a Connection header only for 1.1: get_http_version() (a str.format) is skipped then
+        # a Connection (or Proxy-Connection) header only for 1.1: get_http_version() (a
+        # str.format) is skipped then
         version = "1.1" if keep_alive and not self._connection else p.get_http_version()
         req = Request(
             method=p.get_method().decode("ascii", "replace"),

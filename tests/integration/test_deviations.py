@@ -39,7 +39,8 @@ async def test_body_over_limit_gets_413_and_nothing_is_sent(run_proxy):
     assert primary.target == "/small"
 
 
-@pytest.mark.parametrize("connection", [b"", b"Connection: keep-alive\r\n"])
+@pytest.mark.parametrize("connection", [b"", b"Connection: keep-alive\r\n",
+                                        b"Proxy-Connection: keep-alive\r\n"])
 async def test_http10_is_rejected_with_426(run_proxy, connection):
     async with Recorder("v1") as a, Recorder("v2") as b:
         rp = await run_proxy(mirror_table(a.port, b.port))
