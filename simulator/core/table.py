@@ -391,6 +391,7 @@ class RouteAttempt:
 
 
 VHOST_CACHE_SIZE: Final = 4096
+VHOST_CACHE_MAX_AUTHORITY: Final = 300  # a DNS name (253) and a port
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,7 +404,8 @@ class RouteTable:
     # blackhole virtual host) instead of the mesh's 502.
     listener_port: int | None = None
     # authority -> its virtual host, for plain-http requests (the port defaults by scheme);
-    # at most VHOST_CACHE_SIZE entries, so arbitrary Host values cannot grow it
+    # at most VHOST_CACHE_SIZE entries (emptied when full) of authorities up to
+    # VHOST_CACHE_MAX_AUTHORITY characters, so arbitrary Host values cannot grow it
     vhost_cache: dict[str, VirtualHost] = field(default_factory=dict, compare=False, repr=False)
 
     def select_virtual_host(
@@ -436,8 +438,11 @@ class RouteTable:
         vh = self.vhost_cache.get(authority) if scheme == "http" else None
         if vh is None:
             vh = self.select_virtual_host(authority, scheme)[1]
-            if vh is not None and scheme == "http" and len(self.vhost_cache) < VHOST_CACHE_SIZE:
-                self.vhost_cache[authority] = vh
+            if vh is not None and scheme == "http" and len(authority) <= VHOST_CACHE_MAX_AUTHORITY:
+                cache = self.vhost_cache
+                if len(cache) >= VHOST_CACHE_SIZE:
+                    cache.clear()  # full (made-up hosts on a wildcard): start again
+                cache[authority] = vh
         if vh is None:
             if self.listener_port is not None:
                 return LocalReply(404, b"", "NR", details="no virtual host on this gateway")

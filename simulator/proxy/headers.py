@@ -88,7 +88,7 @@ class DateCache:
 
 # Header names seen so far (the raw bytes as sent -> lower-cased), so the names of a
 # request are one shared object each, whose hash is computed once; bounded in count
-# and name length, so odd clients cannot grow it.
+# (emptied when full) and name length, so odd clients cannot grow it.
 _CANONICAL: Final[dict[bytes, bytes]] = {}
 NAME_STR: Final[dict[bytes, str]] = {}  # lower-cased name -> the same as str (latin-1)
 CANONICAL_MAX_NAMES: Final = 1024
@@ -100,7 +100,11 @@ def canonical_name(name: bytes) -> bytes:
     c = _CANONICAL.get(name)
     if c is None:
         c = name.lower()
-        if len(_CANONICAL) < CANONICAL_MAX_NAMES and len(name) <= CANONICAL_MAX_LENGTH:
+        if len(name) <= CANONICAL_MAX_LENGTH:
+            if len(_CANONICAL) >= CANONICAL_MAX_NAMES:
+                # full (a client making up names): start again rather than stop sharing
+                _CANONICAL.clear()
+                NAME_STR.clear()
             c = _CANONICAL.get(c) or c  # "Host" and "host" share one object
             _CANONICAL[name] = c
             _CANONICAL[c] = c
@@ -120,7 +124,8 @@ def memo_name(memo: list[tuple[bytes, bytes]], i: int, name: bytes) -> bytes:
         if raw == name:
             return c
         c = canonical_name(name)
-        memo[i] = (name, c)
+        if len(name) <= CANONICAL_MAX_LENGTH:
+            memo[i] = (name, c)
         return c
     c = canonical_name(name)
     if i == len(memo) and i < NAME_MEMO_SIZE and len(name) <= CANONICAL_MAX_LENGTH:

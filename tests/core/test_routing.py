@@ -280,7 +280,11 @@ def test_virtual_host_cache_keeps_decisions_and_is_bounded():
     rc = table.route_configs[80]
     star = VirtualHost("star", ("*",), rc.virtual_hosts[0].routes)
     open_table = RouteTable({80: RouteConfiguration.build(80, (star,))}, table.clusters)
-    for i in range(VHOST_CACHE_SIZE + 500):
+    for i in range(2 * VHOST_CACHE_SIZE + 500):
         d = open_table.route("GET", f"made-up-{i}.example", "/", {}, 0)
         assert isinstance(d, Forward) and d.virtual_host is star
-    assert len(open_table.vhost_cache) == VHOST_CACHE_SIZE
+        assert len(open_table.vhost_cache) <= VHOST_CACHE_SIZE
+    assert "made-up-8691.example" in open_table.vhost_cache  # emptied when full, not frozen
+    long = "x" * 59000 + ".example"  # long authorities are routed, never kept
+    assert open_table.route("GET", long, "/", {}, 0).virtual_host is star  # type: ignore[union-attr]
+    assert long not in open_table.vhost_cache

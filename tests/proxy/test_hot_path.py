@@ -9,7 +9,13 @@ import uuid
 import pytest
 
 from simulator.proxy import headers
-from simulator.proxy.headers import CANONICAL_MAX_NAMES, NAME_MEMO_SIZE, canonical_name, memo_name
+from simulator.proxy.headers import (
+    CANONICAL_MAX_LENGTH,
+    CANONICAL_MAX_NAMES,
+    NAME_MEMO_SIZE,
+    canonical_name,
+    memo_name,
+)
 from simulator.proxy.server import RandomValues, RequestIds
 
 
@@ -55,6 +61,12 @@ def test_memo_name_is_bounded():
     got = [memo_name(memo, i, n) for i, n in enumerate(names)]
     assert got == [n.lower() for n in names]
     assert len(memo) == NAME_MEMO_SIZE
+    # long names never stay in it, whether they come first at a position or replace a name
+    # there (a client shortening its requests one header at a time, with a long last name)
+    for k in reversed(range(NAME_MEMO_SIZE)):
+        msg = [b"X-H%d" % i for i in range(k)] + [b"X" * 59000]
+        assert [memo_name(memo, i, n) for i, n in enumerate(msg)] == [n.lower() for n in msg]
+    assert max(len(raw) + len(c) for raw, c in memo) <= 2 * CANONICAL_MAX_LENGTH
 
 
 def test_canonical_names_are_shared_and_bounded():
@@ -63,6 +75,9 @@ def test_canonical_names_are_shared_and_bounded():
     a, b = canonical_name(b"X-Shared-Name"), canonical_name(b"x-shared-name")
     assert a == b"x-shared-name" and a is b
     assert headers.NAME_STR[a] == "x-shared-name"
-    for i in range(CANONICAL_MAX_NAMES + 100):  # a client sending ever new names
+    for i in range(3 * CANONICAL_MAX_NAMES):  # a client sending ever new names
         assert canonical_name(b"X-Odd-%d" % i) == b"x-odd-%d" % i
-    assert len(headers._CANONICAL) <= CANONICAL_MAX_NAMES + 1
+        assert len(headers._CANONICAL) <= CANONICAL_MAX_NAMES + 1
+    # emptied when full, not frozen: names seen after that are shared again
+    c = canonical_name(b"X-Late-Name")
+    assert canonical_name(b"x-late-name") is c and headers.NAME_STR[c] == "x-late-name"
