@@ -77,9 +77,8 @@ def ext_modules(inplace: bool) -> list[Extension]:
     paths = [m.replace(".", "/") + ".py" for m in build.COMPILED]
     try:
         # one shared library (group_name) inside the package: simulator/dataplane__mypyc.*.so
-        # --no-incremental: with mypy's cache from an earlier build mypyc emits the same
-        # code in another order, so the first build in a fresh tree and the next one would
-        # differ and the compiled cache (below) could not serve the README's second command
+        # --no-incremental: a build does not depend on mypy's cache of an earlier one (the
+        # same C every time, so the compiled cache below can serve the next install)
         return mypycify(["--no-incremental", *paths], opt_level="3", group_name=build.GROUP)
     except (Exception, SystemExit) as exc:  # mypy reports type errors with SystemExit
         return going_pure(f"mypyc failed ({exc!r})", inplace)
