@@ -125,6 +125,11 @@ class AccessLog:
                 self.stream = None
 
 
+def protocol(version: str) -> str:
+    """%PROTOCOL% for an HTTP version as httptools gives it ("1.1" -> "HTTP/1.1")."""
+    return "HTTP/1.1" if version == "1.1" else "HTTP/" + version
+
+
 def _num(n: int) -> str:
     """str(n), from a table for the small numbers most fields of a line are."""
     return _SMALL[n] if 0 <= n < SMALL_NUMBERS else str(n)

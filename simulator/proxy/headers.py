@@ -9,7 +9,6 @@ out lower-cased; duplicate lines stay separate and in order.
 
 from __future__ import annotations
 
-import time
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Final
@@ -56,22 +55,15 @@ def status_line(code: int) -> bytes:
 
 
 class DateCache:
-    """The ``date`` header value, formatted once per second; and the
-    ``date`` and ``server`` header lines that end a response head."""
+    """The ``date`` and ``server`` header lines that end a response head, with the
+    date formatted once per second."""
 
-    __slots__ = ("_sec", "_value", "_lines", "server")
+    __slots__ = ("_sec", "_lines", "server")
 
     def __init__(self, server: bytes = b"envoy") -> None:
         self._sec = -1
-        self._value = b""
         self._lines = b""
         self.server = server
-
-    def get(self) -> bytes:
-        sec = int(time.time())
-        if sec != self._sec:
-            self._refresh(sec)
-        return self._value
 
     def date_server_lines(self, now: float) -> bytes:
         """``date: ...\r\nserver: ...\r\n`` at ``now`` (time.time())"""
@@ -82,8 +74,7 @@ class DateCache:
 
     def _refresh(self, sec: int) -> None:
         self._sec = sec
-        self._value = formatdate(sec, usegmt=True).encode()
-        self._lines = b"date: " + self._value + b"\r\nserver: " + self.server + b"\r\n"
+        self._lines = b"date: %s\r\nserver: %s\r\n" % (formatdate(sec, usegmt=True).encode(), self.server)
 
 
 # Header names seen so far (the raw bytes as sent -> lower-cased), so the names of a

@@ -30,6 +30,7 @@ from time import time as wall_time
 from typing import TYPE_CHECKING, Final
 
 from simulator.core.table import Forward, MirrorPolicy
+from simulator.proxy.accesslog import protocol
 from simulator.proxy.upstream import Exchange
 
 if TYPE_CHECKING:
@@ -200,12 +201,10 @@ class ShadowExchange(Exchange):
 
     def __init__(self, dispatcher: ShadowDispatcher, pool: ClusterPool, pacer: ShadowPacer, stream: Stream,
                  d: Forward, authority: str, payload: tuple[bytes, ...], nbytes: int) -> None:
+        super().__init__(stream.req.method, True)
         self.dispatcher = dispatcher
         self.pool = pool
         self.pacer = pacer
-        self.method = stream.req.method
-        self.internal = True
-        self.upstream_conn = None
         self.payload = payload
         self.nbytes = nbytes
         self.timer: asyncio.TimerHandle | None = None
@@ -288,7 +287,7 @@ class ShadowExchange(Exchange):
             now = wall_time()
             local = proxy.options.local_address
             xff = f"{self.xff},{local}" if self.xff else local
-            al.log(self.start_time, self.method, self.path, "HTTP/" + self.version, status, flags,
+            al.log(self.start_time, self.method, self.path, protocol(self.version), status, flags,
                    self.nbytes, self.bytes_in, int((now - self.start_time) * 1000),
                    self.upstream_time, xff, self.user_agent, self.request_id,
                    self.authority, self.upstream_host)

@@ -41,7 +41,7 @@ from simulator.core.table import (
     RetryPolicy,
     RouteTable,
 )
-from simulator.proxy.accesslog import AccessLog
+from simulator.proxy.accesslog import AccessLog, protocol
 from simulator.proxy.headers import (
     BODILESS_METHODS,
     NAME_STR,
@@ -393,11 +393,10 @@ class Stream(Exchange):
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
+        super().__init__(req.method, False)
         self.conn = conn
         self.proxy = conn.proxy
         self.req = req
-        self.method = req.method
-        self.internal = False
         self.path = ""
         self.authority = ""
         self.decision: Forward | LocalReply | None = None
@@ -409,7 +408,6 @@ class Stream(Exchange):
         self.upstream_start = 0.0
         self.upstream_time = "-"
         self.timer: asyncio.TimerHandle | None = None
-        self.upstream_conn = None
         self.pool: ClusterPool | None = None
         self.attempt = 0
         self.done = False
@@ -989,8 +987,7 @@ class Stream(Exchange):
         if isinstance(d, Forward) and d.original_path is not None:
             path = d.original_path
         now = wall_time()
-        protocol = "HTTP/1.1" if req.version == "1.1" else "HTTP/" + req.version
-        al.log(req.start, req.method, path, protocol, self.response_code,
+        al.log(req.start, req.method, path, protocol(req.version), self.response_code,
                flags, len(req.body), self.bytes_sent, int((now - req.start) * 1000),
                self.upstream_time, self.xff, self.user_agent, self.request_id, self.authority,
                self.upstream_host)
@@ -1008,6 +1005,7 @@ def _grpc_to_http(code: int) -> int:
 _NO_TOKENS: Final[frozenset[bytes]] = frozenset()
 _NO_NAMES: Final[frozenset[str]] = frozenset()
 _XFP_HTTP: Final = b"x-forwarded-proto: http\r\n"
+_DRAWS_PER_REFILL: Final = 256  # RandomValues and RequestIds draw this many at a time
 
 
 class RandomValues:
@@ -1024,14 +1022,13 @@ class RandomValues:
     def next(self) -> int:
         i = self.pos
         if i >= len(self.values):
-            self.values = array("Q", self.rng.randbytes(8 * _IDS_PER_REFILL))
+            self.values = array("Q", self.rng.randbytes(8 * _DRAWS_PER_REFILL))
             i = 0
         self.pos = i + 1
         return self.values[i]
 
 
 _UUID_VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
-_IDS_PER_REFILL: Final = 256
 
 
 class RequestIds:
@@ -1050,7 +1047,7 @@ class RequestIds:
         h = self.hex
         i = self.pos
         if i >= len(h):
-            h = self.hex = self.rng.randbytes(16 * _IDS_PER_REFILL).hex()
+            h = self.hex = self.rng.randbytes(16 * _DRAWS_PER_REFILL).hex()
             i = 0
         self.pos = i + 32
         # xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx, V one of 8 9 a b (RFC 9562 variant)
