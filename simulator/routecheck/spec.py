@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from simulator.config.durations import format_duration, parse_duration
+from simulator.config.yamlio import InputError, read_text
 from simulator.core.explain import Request
 from simulator.diagnostics import Diagnostic
 from simulator.routecheck.decision import Decision, Destination, Mirror, describe_route
@@ -1013,9 +1014,9 @@ def load_test_file(path: str | Path, namespace: str = "default", rules: Any = No
     name = str(path)
     tf = TestFile(name)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        tf.diagnostics.append(Diagnostic("error", f"cannot read test file {name}: {exc}", name, 0))
+        text = read_text(path)
+    except InputError as exc:
+        tf.diagnostics.append(Diagnostic("error", f"cannot read test file {name}: {exc.message}", name, exc.line))
         return tf
     return parse_test_text(text, name, namespace, rules)
 
