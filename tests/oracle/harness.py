@@ -149,6 +149,9 @@ class _BackendConn(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.b.mode == "close":
             return
+        if self.parser.should_upgrade():  # answered when the parser raises HttpParserUpgrade
+            self._record()
+            return
         seen = self._record()
         self._respond(seen, close=not self.parser.should_keep_alive())
 
@@ -260,36 +263,31 @@ class Conn:
                     continue
                 break
             got.status, got.headers = status, headers
-            h = dict(headers)
-            if status == 101 or method == "HEAD" or status in (204, 304):
-                return got
-            if "content-length" in h:
-                got.body = await asyncio.wait_for(self.reader.readexactly(int(h["content-length"])), timeout)
-            elif "chunked" in h.get("transfer-encoding", "").lower():
-                body = b""
-                while True:
-                    size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                    if size == 0:
-                        await self.reader.readuntil(b"\r\n")  # no response trailers expected
-                        break
-                    body += await self.reader.readexactly(size + 2)
-                    body = body[:-2]
-                got.body = body
-            else:
-                got.body = await asyncio.wait_for(self.reader.read(), timeout)
+            await self.body(got, method, timeout)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             got.error = f"connection closed ({type(exc).__name__})"
         except TimeoutError:
             got.error = "timeout"
         return got
 
-    async def interim(self, timeout: float = 2.0) -> int | None:
-        """Read one interim response head (e.g. 100 Continue); None if none comes in time."""
-        try:
-            status, _ = await self.head(timeout)
-        except (TimeoutError, asyncio.IncompleteReadError):
-            return None
-        return status
+    async def body(self, got: Got, method: str = "GET", timeout: float = 5.0) -> None:
+        """Read the body of the final response whose head is in ``got``."""
+        h = dict(got.headers)
+        if got.status == 101 or method == "HEAD" or got.status in (204, 304):
+            return
+        if "content-length" in h:
+            got.body = await asyncio.wait_for(self.reader.readexactly(int(h["content-length"])), timeout)
+        elif "chunked" in h.get("transfer-encoding", "").lower():
+            body = b""
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readuntil(b"\r\n")  # no response trailers expected
+                    break
+                body += (await self.reader.readexactly(size + 2))[:-2]
+            got.body = body
+        else:
+            got.body = await asyncio.wait_for(self.reader.read(), timeout)
 
     def close(self) -> None:
         self.writer.close()
@@ -644,3 +642,61 @@ class Group:
         diffs = differences(e, m)
         if diffs:
             raise Mismatch("envoy and mirrorsim differ:\n  " + "\n  ".join(diffs))
+
+
+def websocket(path: str = "/ws", host: str = "httpbin:8000", data: bytes = b"ping") -> Exchange:
+    """An exchange: a websocket upgrade; after a 101, ``data`` through the tunnel and its echo."""
+
+    async def run(port: int) -> Got:
+        c = await connect(port)
+        try:
+            await c.send(req("GET", path, host, [("Connection", "Upgrade"), ("Upgrade", "websocket"),
+                                                 ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                                                 ("Sec-WebSocket-Version", "13")]))
+            got = await c.response(Got())
+            if got.status == 101:
+                await c.send(data)
+                want = len(b"echo:" + data)
+                try:
+                    while len(got.tunnel) < want:
+                        chunk = await asyncio.wait_for(c.reader.read(want - len(got.tunnel)), 5.0)
+                        if not chunk:
+                            break
+                        got.tunnel += chunk
+                except TimeoutError:
+                    got.error = "tunnel timeout"
+            return got
+        finally:
+            c.close()
+
+    return run
+
+
+def expect_continue(path: str = "/post", host: str = "httpbin:8000", body: bytes = b"payload") -> Exchange:
+    """An exchange: a POST with ``Expect: 100-continue``; the body is sent after an interim
+    response (or after 1 s without one, as curl does)."""
+
+    async def run(port: int) -> Got:
+        c = await connect(port)
+        try:
+            await c.send(req("POST", path, host, [("Expect", "100-continue"), ("Content-Length", str(len(body)))]))
+            got = Got()
+            try:
+                status, headers = await c.head(1.0)
+            except TimeoutError:  # no interim response: send the body anyway
+                await c.send(body)
+                return await c.response(got, "POST")
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                got.error = f"connection closed ({type(exc).__name__})"
+                return got
+            if status != 100:  # a final response before the body was sent
+                got.status, got.headers = status, headers
+                await c.body(got, "POST")
+                return got
+            got.interim.append(100)
+            await c.send(body)
+            return await c.response(got, "POST")
+        finally:
+            c.close()
+
+    return run
