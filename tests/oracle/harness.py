@@ -75,6 +75,12 @@ class Seen:
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers if k == name.lower()), None)
 
+    def header_values(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k == name.lower()]
+
+    def header_names(self) -> list[str]:
+        return [k for k, _ in self.headers]
+
 
 class _BackendConn(asyncio.Protocol):
     def __init__(self, backend: Backend) -> None:
