@@ -32,7 +32,9 @@ def _print_config_problems(diagnostics: list[Diagnostic], *, warnings: bool) -> 
 def _mesh(args: argparse.Namespace, *, warnings: bool = False) -> Any:
     from simulator.routecheck.workspace import Mesh
 
-    mesh = Mesh(args.files, args.namespace, not args.no_shadow_suffix, allow_errors=True)
+    mesh = Mesh(args.files, args.namespace, not args.no_shadow_suffix, allow_errors=True,
+                path_normalization=args.path_normalization,
+                source={"labels": args.source_labels, "namespace": args.source_namespace or ""})
     _print_config_problems(list(mesh.diagnostics), warnings=warnings)
     if any(d.severity == "error" for d in mesh.diagnostics):
         return None
@@ -157,7 +159,7 @@ def _add_output(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    from simulator.cli import add_config_args
+    from simulator.cli import add_config_args, add_routing_args
 
     val = sub.add_parser(
         "validate", help="check Istio YAML and print every diagnostic",
@@ -165,6 +167,7 @@ def register(sub: Any) -> None:
                     "as FILE:LINE: error|warning CODE message (at FIELD PATH). Exit 1 on any error, 0 with "
                     "warnings only.")
     add_config_args(val)
+    add_routing_args(val)
     _add_output(val)
     val.set_defaults(func=cmd_validate)
 
@@ -174,6 +177,7 @@ def register(sub: Any) -> None:
                     "and the condition that failed it, the destination(s), mirrors, rewrites, header "
                     "operations, timeout, retries and faults.")
     add_config_args(ex)
+    add_routing_args(ex)
     ex.add_argument("-X", "--request", dest="method", default="GET", metavar="METHOD",
                     help="request method (default GET)")
     ex.add_argument("-H", "--header", dest="headers", type=_header, action="append", default=[],
@@ -181,7 +185,8 @@ def register(sub: Any) -> None:
     ex.add_argument("--gateway", default="mesh", metavar="NS/NAME",
                     help="route as the named Gateway does (default: mesh, a sidecar)")
     ex.add_argument("--port", type=int, default=None,
-                    help="listener port (default: the URL's port, else 80/443)")
+                    help="listener port: the port the client connected to (default: the URL's port; "
+                         "without one, 80 when the host is served there, else the lowest port of its service)")
     ex.add_argument("--random-value", type=int, default=0, metavar="N",
                     help="the request's random value: picks the weighted destination (N %% total weight) and "
                          "the mirrors that sample it (default 0)")
@@ -195,6 +200,7 @@ def register(sub: Any) -> None:
         description="Run route tests against the configuration; print every failure with expected and actual "
                     "values, and the route coverage. Exit 1 on any failure.")
     add_config_args(ck)
+    add_routing_args(ck)
     ck.add_argument("tests", nargs="+", metavar="TESTS", help="test files or directories")
     ck.add_argument("--fail-under", type=_percent, default=None, metavar="PCT",
                     help="exit 1 when route coverage is under PCT percent")
