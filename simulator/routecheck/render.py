@@ -66,7 +66,9 @@ def explain_text(e: Explanation) -> str:
     elif e.path_changed:
         lines.append(f"path normalized: {req.path} -> {e.normalized_path} (routed and forwarded as that)")
     vh = e.virtual_host
-    if vh is None:
+    if e.normalized_path is None:
+        pass
+    elif vh is None:
         lines.append("")
         lines.append(f"virtual host: none for {req.authority} on port {e.listener_port}")
     else:
