@@ -50,6 +50,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     result = load(config_paths(args.files), default_namespace=args.namespace)
     diags = list(result.diagnostics)
+    if result.ok and (args.source_labels or args.source_namespace):
+        from simulator.cli import translate_options
+        from simulator.routecheck.workspace import source_warnings
+
+        diags += source_warnings(result.config, translate_options(args))
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
     if args.output == "json":
@@ -101,7 +106,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(explain_dict(e), indent=2))
     else:
-        sys.stdout.write(explain_text(e))
+        text = explain_text(e)
+        if args.source_labels or args.source_namespace:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(args.source_labels.items())) or "no labels"
+            first, _, rest = text.partition("\n")
+            text = f"{first}\ncalling workload: {labels} in namespace {args.source_namespace or args.namespace}\n{rest}"
+        sys.stdout.write(text)
     return 0
 
 

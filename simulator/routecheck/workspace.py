@@ -271,6 +271,32 @@ def _raw_virtual_services(file: str, namespace: str) -> dict[tuple[str, str], An
 
 # --------------------------------------------------------------------------- diagnostics
 
+def source_warnings(config: m.Config, options: TranslateOptions) -> list[Diagnostic]:
+    """Rules the calling workload's sidecar never applies: in a VirtualService bound
+    to the mesh, a rule whose every match has sourceLabels / sourceNamespace that do
+    not select the workload (``validate --source-labels/--source-namespace``).  Matches
+    naming ``gateways`` are bound by those alone and count as applying."""
+    who = ",".join(f"{k}={v}" for k, v in options.source_labels) or "no labels"
+    who = f"{who} in namespace {options.client_namespace}"
+    out: list[Diagnostic] = []
+    for vs in config.virtual_services:
+        if vs.gateways and MESH not in vs.gateways:
+            continue
+        for i, rule in enumerate(vs.http):
+            if not rule.match or any(mt.gateways or options.selects_source(mt) for mt in rule.match):
+                continue
+            path = f"spec.http[{i}]"
+            why = "; ".join(
+                " and ".join(([f"sourceLabels {dict(mt.source_labels)}"] if mt.source_labels else [])
+                             + ([f"sourceNamespace {mt.source_namespace}"] if mt.source_namespace else []))
+                for mt in rule.match)
+            out.append(Diagnostic(
+                "warning", f"{path}: no match of this rule selects the calling workload ({who}): {why}; "
+                "its sidecar never applies the rule", vs.src.file, vs.src.line_of(path), path,
+                resource=f"VirtualService {vs.meta.namespace}/{vs.meta.name}"))
+    return out
+
+
 def diagnostic_code(d: Diagnostic) -> str:
     return d.display_code
 

@@ -224,3 +224,51 @@ def test_bad_path_normalization_is_a_usage_error(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["explain", "-f", str(tmp_path), "--path-normalization", "all", "http://x/"])
     assert "expected one of NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES" in capsys.readouterr().err
+
+
+def test_run_flags_become_translation_inputs():
+    from simulator.cli import build_parser, translate_options
+
+    args = build_parser().parse_args(["run", "-f", "x", "--namespace", "shop", "--source-labels",
+                                      "app=productpage, version=v1", "--path-normalization", "merge-slashes"])
+    opts = translate_options(args)
+    assert opts.source_labels == (("app", "productpage"), ("version", "v1"))
+    assert opts.client_namespace == "shop" and opts.path_normalization == "MERGE_SLASHES"
+    args = build_parser().parse_args(["run", "-f", "x", "--source-namespace", "canary"])
+    opts = translate_options(args)
+    assert opts.source_labels == () and opts.client_namespace == "canary" and opts.path_normalization == "BASE"
+
+
+async def test_run_path_normalization_modes_on_the_wire(run_proxy) -> None:
+    from tests.conftest import registry_yaml, virtual_service
+
+    yaml_text = registry_yaml({"v1": 0}).replace("http: 0", "http: {port}") + virtual_service(
+        "- route: [{destination: {host: httpbin, subset: v1}}]")
+    async with Recorder("v1") as rec:
+        cfg = load_text_config(yaml_text.replace("{port}", str(rec.port)))
+        seen = {}
+        for mode in ("NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"):
+            rp = await run_proxy(translate(cfg, TranslateOptions(path_normalization=mode)))
+            for path in ("/a/../b", "//c/%2Fd", "/%7e"):
+                resp = await get(rp.port, path)
+                assert resp.status == 200
+                seen[(mode, path)] = rec.requests[-1].target
+            resp = await get(rp.port, "/x/%00")
+            seen[(mode, "/x/%00")] = rec.requests[-1].target if resp.status == 200 else resp.status
+    assert seen == {
+        ("NONE", "/a/../b"): "/a/../b", ("NONE", "//c/%2Fd"): "//c/%2Fd", ("NONE", "/%7e"): "/%7e",
+        ("NONE", "/x/%00"): "/x/%00",
+        ("BASE", "/a/../b"): "/b", ("BASE", "//c/%2Fd"): "//c/%2Fd", ("BASE", "/%7e"): "/~", ("BASE", "/x/%00"): 400,
+        ("MERGE_SLASHES", "/a/../b"): "/b", ("MERGE_SLASHES", "//c/%2Fd"): "/c/%2Fd", ("MERGE_SLASHES", "/%7e"): "/~",
+        ("MERGE_SLASHES", "/x/%00"): 400,
+        ("DECODE_AND_MERGE_SLASHES", "/a/../b"): "/b", ("DECODE_AND_MERGE_SLASHES", "//c/%2Fd"): "/c/d",
+        ("DECODE_AND_MERGE_SLASHES", "/%7e"): "/~", ("DECODE_AND_MERGE_SLASHES", "/x/%00"): 400,
+    }
+
+
+def load_text_config(text: str):  # type: ignore[no-untyped-def]
+    from simulator.config import load_text
+
+    result = load_text(text, "mesh.yaml")
+    assert result.ok, [d.format() for d in result.diagnostics]
+    return result.config
