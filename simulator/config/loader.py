@@ -66,9 +66,10 @@ def documents(path: str | os.PathLike[str]) -> list[Any]:
     """The plain values of one file's YAML documents, read within the input limits
     (simulator/config/yamlio.py); the documents before a problem, or none."""
     out: list[Any] = []
+    expansion = Expansion()
     try:
-        for node in compose(read_text(path)):
-            out.append(_to_document(node).value)
+        for node in compose(read_text(path), expansion):
+            out.append(_to_document(node, expansion).value)
     except InputError:
         pass
     return out
@@ -92,8 +93,8 @@ class _Document:
     expansion: Expansion = field(default_factory=Expansion)
 
 
-def _to_document(node: Node) -> _Document:
-    doc = _Document(value=None, line=node.start_mark.line + 1)
+def _to_document(node: Node, expansion: Expansion) -> _Document:
+    doc = _Document(value=None, line=node.start_mark.line + 1, expansion=expansion)
     doc.value = _convert(node, "", doc, depth=0)
     if isinstance(node, MappingNode) and node.value:
         doc.line = node.value[0][0].start_mark.line + 1
@@ -230,13 +231,14 @@ class _Loader:
 
     def add_text(self, text: str, filename: str) -> None:
         self.file_order.setdefault(filename, len(self.file_order))
-        for node in self._compose(text, filename):
-            doc = _to_document(node)
+        expansion = Expansion()  # the limits on aliases hold for the whole file
+        for node in self._compose(text, filename, expansion):
+            doc = _to_document(node, expansion)
             self._add_document(doc, filename)
 
-    def _compose(self, text: str, filename: str) -> Iterator[Node]:
+    def _compose(self, text: str, filename: str, expansion: Expansion) -> Iterator[Node]:
         try:
-            yield from compose(text)
+            yield from compose(text, expansion)
         except InputError as exc:
             self._file_error(filename, exc.line, exc.message)
 

@@ -9,7 +9,7 @@ second, never in a hang, a traceback or unbounded memory:
   without opening it for reading), at most :func:`max_file_bytes` bytes of them;
 * aliases may not multiply the document (``billion laughs``): :class:`Expansion`
   lets aliases and merge keys (``<<: *a``) add :data:`ALIAS_FLOOR` values to a
-  document, and past that no more than it holds itself (stricter than Go's yaml.v3,
+  file, and past that no more than it holds itself (stricter than Go's yaml.v3,
   which allows 99% up to 400,000 values: converting is slower here); merge keys
   copy at most :data:`MAX_MERGED_ENTRIES` entries;
 * nesting deeper than :data:`MAX_DEPTH` and scalars longer than
@@ -35,8 +35,8 @@ MAX_FILE_BYTES_ENV = "MIRRORSIM_MAX_CONFIG_BYTES"
 DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 100  # nested mappings and sequences (an Istio resource needs about 10)
 MAX_SCALAR_CHARS = 256 * 1024  # Kubernetes' limit on all of an object's annotations together
-ALIAS_FLOOR = 10_000  # values aliases may add to any document; past it, no more than its own
-MAX_MERGED_ENTRIES = 100_000  # entries merge keys (<<: *base) may copy, per document
+ALIAS_FLOOR = 10_000  # values aliases may add to any file; past it, no more than its own
+MAX_MERGED_ENTRIES = 100_000  # entries merge keys (<<: *base) may copy, per file
 MERGE_KEY_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -118,13 +118,17 @@ def _too_large(name: str, size: int, limit: int) -> str:
             f"(set {MAX_FILE_BYTES_ENV} to read larger files)")
 
 
-def compose(text: str) -> Iterator[Node]:
+def compose(text: str, expansion: Expansion | None = None) -> Iterator[Node]:
     """The non-empty documents of ``text`` as YAML nodes (aliases share their node).
-    Raises InputError for a YAML syntax error (after yielding the documents before it)."""
+    Raises InputError for a YAML syntax error (after yielding the documents before it).
+    ``expansion``, which the caller converts the nodes with, is told where each
+    document starts: its limits hold for the whole text, not each document."""
     try:
         for node in yaml.compose_all(text, Loader=LOADER):
             if node is None or (isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"):
                 continue  # empty document
+            if expansion is not None:
+                expansion.next_document()
             yield node
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow
         line = text.count("\n", 0, exc.position) + 1
@@ -148,7 +152,7 @@ def compose(text: str) -> Iterator[Node]:
 
 
 class Expansion:
-    """Counts the values one document converts into, to refuse excessive aliasing.
+    """Counts the values one file's documents convert into, to refuse excessive aliasing.
 
     The converter calls :meth:`enter` for every node (``depth``: how many collections
     enclose it), and :meth:`leave` after the children of a collection it entered
@@ -201,6 +205,13 @@ class Expansion:
                     f"(a \"billion laughs\" YAML bomb?)")
         return None
 
+    def next_document(self) -> None:
+        """Forget the nodes of the last document (their ids may be reused now); the
+        counts go on: many small bombs in one file add up."""
+        self._seen.clear()
+        self._stack.clear()
+        self._alias_level = 0
+
     def leave(self) -> None:
         if self._stack.pop():
             self._alias_level -= 1
@@ -210,7 +221,7 @@ class Expansion:
         place: the merged mappings' entries first, each key once (the mapping's own
         keys win, then the first mapping listed), as PyYAML's ``flatten_mapping``
         gives them but without copying entries again at every level of nested
-        merges; at most MAX_MERGED_ENTRIES entries are copied per document."""
+        merges; at most MAX_MERGED_ENTRIES entries are copied per file."""
         for k, _ in node.value:
             if k.tag == MERGE_KEY_TAG:
                 break

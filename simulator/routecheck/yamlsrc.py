@@ -53,9 +53,10 @@ def no_gc() -> Iterator[None]:
 def read_documents(text: str, filename: str) -> tuple[list[Doc], list[Diagnostic]]:
     docs: list[Doc] = []
     problems: list[Diagnostic] = []
+    expansion = Expansion()
     try:
-        for node in compose(text):
-            doc = Doc(None, filename, node.start_mark.line + 1)
+        for node in compose(text, expansion):
+            doc = Doc(None, filename, node.start_mark.line + 1, expansion=expansion)
             doc.value = _convert(node, "", doc, problems, 0)
             docs.append(doc)
     except InputError as exc:

@@ -247,6 +247,8 @@ def test_bombs_nesting_and_huge_scalars():
         ("alias bomb 5x100", _bomb(5, 100), True),
         ("merge bomb 6x50", _bomb(6, 50, merge=True), False),  # merges of one mapping stay small
         ("distinct merges", _distinct_merges(200, 2000), True),
+        ("many small bombs", ("a0: &a0 [" + ", ".join("x" * 10) + "]\na1: &a1 [" + ", ".join(["*a0"] * 10)
+                              + "]\na2: [" + ", ".join(["*a1"] * 10) + "]\n---\n") * 1000, True),
         ("recursive alias", "a: &a [*a, *a]\n", True),
         ("recursive mapping alias", "a: &a {x: *a, y: *a}\n", True),
         ("self merge", "a: &a {<<: *a}\n", True),
