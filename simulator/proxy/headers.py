@@ -15,22 +15,35 @@ from typing import Final
 
 HOP_BY_HOP: Final = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade",
-    b"expect", b"host", b"content-length", b"proxy-authorization",
+    b"expect", b"host", b"content-length",
 })
 
-# Envoy request headers that steer Envoy itself; a request from outside the mesh
-# may not set them (mirrorsim treats every downstream request as external).
+# Envoy request headers that steer Envoy itself, removed from every request Envoy treats
+# as external (ConnectionManagerUtility::cleanInternalHeaders; x-envoy-internal is
+# removed from every request by mutateRequestHeaders).  On Istio's sidecar outbound
+# listener every request is external: use_remote_address is false and Istio sets no
+# internal_address_config, whose Envoy default (since 1.33) holds no address, so even a
+# single private address in x-forwarded-for does not make a request internal.  The
+# edge-only removals (x-envoy-decorator-operation, x-envoy-downstream-service-cluster,
+# x-envoy-downstream-service-node) need use_remote_address: those headers pass.
+# x-envoy-upstream-stream-duration-ms is not in that list but goes too: the router
+# consumes it (tests/conformance/test_headers.py pins all of this against Envoy 1.40).
 ENVOY_CONTROL: Final = frozenset({
-    b"x-envoy-upstream-rq-timeout-ms", b"x-envoy-upstream-rq-per-try-timeout-ms",
-    b"x-envoy-retry-on", b"x-envoy-retry-grpc-on", b"x-envoy-max-retries",
+    b"x-envoy-internal",
     b"x-envoy-retriable-status-codes", b"x-envoy-retriable-header-names",
-    b"x-envoy-hedge-on-per-try-timeout", b"x-envoy-upstream-alt-stat-name",
-    b"x-envoy-upstream-stream-duration-ms", b"x-envoy-internal", b"x-envoy-ip-tags",
-    b"x-envoy-downstream-service-cluster", b"x-envoy-downstream-service-node",
-    b"x-envoy-expected-rq-timeout-ms",
+    b"x-envoy-retry-on", b"x-envoy-retry-grpc-on", b"x-envoy-max-retries",
+    b"x-envoy-upstream-alt-stat-name", b"x-envoy-upstream-rq-timeout-ms",
+    b"x-envoy-upstream-rq-per-try-timeout-ms", b"x-envoy-upstream-rq-timeout-alt-response",
+    b"x-envoy-expected-rq-timeout-ms", b"x-envoy-force-trace", b"x-envoy-ip-tags",
+    b"x-envoy-original-url", b"x-envoy-hedge-on-per-try-timeout",
+    b"x-envoy-upstream-stream-duration-ms",
 })
 
-SKIP_REQUEST_HEADERS: Final = HOP_BY_HOP | ENVOY_CONTROL
+# Set by the router on every upstream request (Istio's include_request_attempt_count):
+# a client's own lines are replaced, not kept beside it.
+ROUTER_SET: Final = frozenset({b"x-envoy-attempt-count"})
+
+SKIP_REQUEST_HEADERS: Final = HOP_BY_HOP | ENVOY_CONTROL | ROUTER_SET
 
 RESPONSE_HOP_BY_HOP: Final = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade",
@@ -122,6 +135,30 @@ def memo_name(memo: list[tuple[bytes, bytes]], i: int, name: bytes) -> bytes:
     if i == len(memo) and i < NAME_MEMO_SIZE and len(name) <= CANONICAL_MAX_LENGTH:
         memo.append((name, c))
     return c
+
+
+TE_TRAILERS: Final = b"te: trailers\r\n"
+
+
+def te_keeps_trailers(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Envoy's TE sanitising: the ``te`` lines' values joined, split on commas; when
+    one element, whitespace stripped, is exactly ``trailers`` (case-sensitive, no
+    parameters) the request goes on with ``te: trailers`` alone; else ``te`` is
+    removed."""
+    for n, v in headers:
+        if n == b"te":
+            for t in v.split(b","):
+                if t.strip(b" \t") == b"trailers":
+                    return True
+    return False
+
+
+def replace_empty_request_id(lines: list[bytes], rid: str) -> None:
+    """An empty ``x-request-id`` from the client: Envoy generates one in its place."""
+    for i, line in enumerate(lines):
+        if line == b"x-request-id: \r\n":
+            lines[i] = b"x-request-id: %s\r\n" % rid.encode()
+            return
 
 
 def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:

@@ -47,10 +47,13 @@ from simulator.proxy.headers import (
     NAME_STR,
     RESPONSE_HOP_BY_HOP,
     SKIP_REQUEST_HEADERS,
+    TE_TRAILERS,
     DateCache,
     connection_tokens,
     memo_name,
+    replace_empty_request_id,
     status_line,
+    te_keeps_trailers,
 )
 from simulator.proxy.stats import Stats
 from simulator.proxy.upstream import ClusterPool, Exchange, UpstreamConnection
@@ -252,6 +255,10 @@ class DownstreamConnection:
         self._in_head = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            # a chunked body's trailer: Istio enables no HTTP/1 trailers, so Envoy's codec
+            # drops them (they reach neither routing nor the upstream)
+            return
         # names are kept lower-case (Envoy's HTTP/1 codec lower-cases them too)
         name = memo_name(self._names, len(self._headers), name)
         self._headers.append((name, value))
@@ -389,7 +396,7 @@ class Stream(Exchange):
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
-        "scheme", "body_pending",
+        "scheme", "body_pending", "attempt_at",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -427,6 +434,7 @@ class Stream(Exchange):
         self.retry_held = False
         self.retry_overflow = False
         self.head_base = b""
+        self.attempt_at = -1  # where in head_base the client had x-envoy-attempt-count
         self.head_muts = b""
         self.head_tail = b""
         self.first_start = 0.0
@@ -607,13 +615,21 @@ class Stream(Exchange):
         lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
             req.method.encode(), d.path.encode("latin-1"), d.authority.encode("latin-1"))]
         has_length = False
+        te_done = False
         for ln, v in req.headers:
             if ln in SKIP_REQUEST_HEADERS or ln in drop:
                 if ln == b"content-length" and not req.chunked:
                     lines.append(b"content-length: %d\r\n" % len(req.body))
                     has_length = True
+                elif ln == b"x-envoy-attempt-count" and self.attempt_at < 0:
+                    # the router sets it in place of the client's (an inline header)
+                    self.attempt_at = sum(map(len, lines))
                 continue
-            if ln == b"te" and v.strip().lower() != b"trailers":
+            if ln == b"te":
+                if not te_done:  # Envoy: one te line, "trailers" or none
+                    te_done = True
+                    if te_keeps_trailers(req.headers):
+                        lines.append(TE_TRAILERS)
                 continue
             if mutated:
                 s = ln.decode("latin-1")
@@ -623,9 +639,11 @@ class Stream(Exchange):
         self.has_length = has_length
         if "x-forwarded-proto" not in hdrs:
             lines.append(_XFP_HTTP if self.scheme == "http" else b"x-forwarded-proto: %s\r\n" % self.scheme.encode())
+        rid: str = self.request_id or ""
         if "x-request-id" not in hdrs:
-            rid: str = self.request_id or ""
             lines.append(b"x-request-id: %s\r\n" % rid.encode())
+        elif not hdrs["x-request-id"]:
+            replace_empty_request_id(lines, rid)
         extra = _mutation_lines(mut) if mut else b""
         if d.authority != self.authority:
             extra += b"x-envoy-original-host: %s\r\n" % self.authority.encode("latin-1")
@@ -646,6 +664,11 @@ class Stream(Exchange):
             if rp is not None and rp.per_try_timeout and rp.per_try_timeout * 1000 < ms:
                 ms = int(rp.per_try_timeout * 1000)
             timeout_line = b"x-envoy-expected-rq-timeout-ms: %d\r\n" % ms
+        at = self.attempt_at
+        if at >= 0:
+            base = self.head_base
+            return b"%sx-envoy-attempt-count: %d\r\n%s%s%s%s" % (
+                base[:at], self.attempt, base[at:], timeout_line, self.head_muts, self.head_tail)
         return b"%s%sx-envoy-attempt-count: %d\r\n%s%s" % (
             self.head_base, timeout_line, self.attempt, self.head_muts, self.head_tail)
 
