@@ -41,6 +41,7 @@ from simulator.core.table import (
     RetryPolicy,
     RouteTable,
 )
+from simulator.proxy import header_ops
 from simulator.proxy.accesslog import AccessLog, protocol
 from simulator.proxy.headers import (
     BODILESS_METHODS,
@@ -505,10 +506,7 @@ class Stream(Exchange):
         decision = proxy.table.route(req.method, authority, target, route_headers, rv, scheme)
         self.decision = decision
         if isinstance(decision, LocalReply):
-            extra = decision.headers
-            if decision.route is not None and decision.route.response_headers:
-                extra = _apply_response_mutations_str(extra, decision.route.response_headers)
-            self.local_reply(decision.status, decision.body, decision.flags, extra,
+            self.local_reply(decision.status, decision.body, decision.flags, decision.headers,
                              decision.content_type, early=True)
             return
         fault = decision.fault
@@ -602,6 +600,8 @@ class Stream(Exchange):
         req = self.req
         drop = connection_tokens(req.headers) if "connection" in hdrs else _NO_TOKENS
         mut = d.request_headers
+        if mut.dynamic:
+            mut = header_ops.request_mutations(self, mut)
         mutated = bool(mut) or d.original_path is not None
         removes = _NO_NAMES
         overwrite = _NO_NAMES
@@ -777,6 +777,8 @@ class Stream(Exchange):
         self.upstream_time = ms
         parts = [status_line(status)]
         mut = d.response_headers
+        if mut.dynamic:
+            mut = header_ops.response_mutations(self, mut, headers, status)
         removes = set(mut.remove) if mut else ()
         overwrite = {a.name for a in mut.add if not a.append} if mut else ()
         for ln, v in headers:  # names lower-case (UpstreamConnection.on_header)
@@ -976,6 +978,16 @@ class Stream(Exchange):
         self.response_code = code
         self.flags = flags
         self.bytes_sent = 0 if self.head else len(body)
+        d = self.decision
+        if d is not None:
+            # the route's response header operations apply to local replies too (Envoy's
+            # router and HCM finalize a local reply's headers with the route's)
+            mut = d.response_headers if isinstance(d, Forward) else (
+                d.route.response_headers if d.route is not None else None)
+            if mut:
+                if mut.dynamic:
+                    mut = header_ops.response_mutations(self, mut, [], code)
+                extra = _apply_response_mutations_str(extra, mut)
         self.conn.write(_local_reply_bytes(self.proxy, code, body, close=not self.keep_alive,
                                            head=self.head, extra=extra,
                                            content_type=content_type))

@@ -78,7 +78,6 @@ SCENARIOS = [
     ),
     Scenario(
         "hdr-format",
-        xfail="in progress",
         backends=(Backend("v1", headers=(("x-backend", "b1"),)),),
         http=f"""
         - headers:
@@ -115,8 +114,38 @@ SCENARIOS = [
                   Req(headers=(("x-client", "a"), ("x-client", "b"), ("x-forwarded-for", "10.9.8.7")))),
     ),
     Scenario(
+        "hdr-format-more",
+        backends=("v1",),
+        http=f"""
+        - match: [{{uri: {{prefix: /rw}}}}]
+          rewrite: {{uri: /new, authority: other.example}}
+          headers:
+            request:
+              set:
+                x-f-seen: "%REQ(:path)% %REQ(:authority)% %REQ(host)%"
+                x-f-code: "[%RESPONSE_CODE%]"
+          {to("v1")}
+        - headers:
+            request:
+              set:
+                x-f-only-missing: "%REQ(x-missing)%"
+                x-f-addr: "%DOWNSTREAM_REMOTE_ADDRESS%"
+                x-f-port: "[%DOWNSTREAM_REMOTE_PORT%]"
+                x-f-lower: "%REQ(X-CLIENT)%"
+                x-f-twice: "%PROTOCOL%%PROTOCOL%%%"
+              remove: [x-client]
+            response:
+              set:
+                x-r-only-missing: "%RESP(x-missing)%"
+          {to("v1")}
+        """,
+        requests=(Req(path="/rw/x?q=1"),
+                  Req(headers=(("x-f-only-missing", "client"), ("x-forwarded-for", "10.0.0.1, 192.0.2.7"),
+                               ("x-client", "c"))),
+                  Req(headers=(("x-forwarded-for", "2001:db8::1"),))),
+    ),
+    Scenario(
         "hdr-local-replies",
-        xfail="in progress",
         backends=(Backend("v1", delay=0.5), Backend("v2", refuse=True)),
         http=f"""
         - match: [{{uri: {{prefix: /abort}}}}]
