@@ -50,8 +50,10 @@ from simulator.proxy.headers import (
     SKIP_REQUEST_HEADERS,
     TE_TRAILERS,
     DateCache,
+    coalesce_inline,
     connection_tokens,
     memo_name,
+    referer_ok,
     replace_empty_request_id,
     status_line,
     te_keeps_trailers,
@@ -598,7 +600,11 @@ class Stream(Exchange):
         attempt-count headers go between the two (Envoy's order) and differ per attempt
         and between the primary and its shadow copies."""
         req = self.req
+        if len(hdrs) != len(req.headers):  # a name on several lines: Envoy joins inline ones
+            req.headers = coalesce_inline(req.headers)
         drop = connection_tokens(req.headers) if "connection" in hdrs else _NO_TOKENS
+        if "referer" in hdrs and not referer_ok(hdrs["referer"].encode("latin-1")):
+            drop = drop | _REFERER
         mut = d.request_headers
         if mut.dynamic:
             mut = header_ops.request_mutations(self, mut)
@@ -1039,6 +1045,7 @@ def _grpc_to_http(code: int) -> int:
 
 _NO_TOKENS: Final[frozenset[bytes]] = frozenset()
 _NO_NAMES: Final[frozenset[str]] = frozenset()
+_REFERER: Final = frozenset({b"referer"})
 _XFP_HTTP: Final = b"x-forwarded-proto: http\r\n"
 _DRAWS_PER_REFILL: Final = 256  # RandomValues and RequestIds draw this many at a time
 
