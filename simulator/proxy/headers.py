@@ -78,13 +78,31 @@ INLINE_REQUEST: Final = frozenset({
 })
 
 
-def coalesce_inline(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+# The same for response headers (upstream responses), as observed (hdr-response-repeated).
+INLINE_RESPONSE: Final = frozenset({
+    # built-in
+    b"connection", b"content-type", b"x-envoy-decorator-operation", b"keep-alive",
+    b"proxy-connection", b"proxy-status", b"x-request-id", b"transfer-encoding", b"upgrade", b"via",
+    b"content-length", b"x-envoy-attempt-count", b"date", b"x-envoy-degraded",
+    b"x-envoy-immediate-health-check-fail", b"x-envoy-ratelimited", b"x-envoy-upstream-canary",
+    b"x-envoy-upstream-healthchecked-cluster", b"location", b"server", b"x-envoy-upstream-service-time",
+    b"grpc-status", b"grpc-message",
+    # registered by extensions
+    b"access-control-allow-credentials", b"access-control-allow-headers",
+    b"access-control-allow-methods", b"access-control-allow-origin", b"access-control-expose-headers",
+    b"access-control-max-age", b"age", b"cache-control", b"content-encoding", b"etag", b"expires",
+    b"last-modified", b"vary",
+})
+
+
+def coalesce_inline(headers: list[tuple[bytes, bytes]],
+                    inline: frozenset[bytes] = INLINE_REQUEST) -> list[tuple[bytes, bytes]]:
     """``headers`` with the lines of each inline header joined into its first line (only
-    called for requests that repeat a name)."""
+    called for messages that repeat a name)."""
     first: dict[bytes, int] = {}
     out: list[tuple[bytes, bytes]] = []
     for n, v in headers:
-        if n in INLINE_REQUEST and n != b"host":
+        if n in inline and n != b"host":
             i = first.get(n)
             if i is not None:
                 out[i] = (n, out[i][1] + b"," + v)
@@ -123,7 +141,10 @@ def referer_ok(value: bytes) -> bool:
 RESPONSE_HOP_BY_HOP: Final = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade",
     b"date", b"server",
+    b"x-envoy-upstream-service-time",  # the router sets its own
 })
+# ... and these three Envoy sets in the upstream's line when there is one
+RESPONSE_SET_IN_PLACE: Final = frozenset({b"date", b"server", b"x-envoy-upstream-service-time"})
 
 # Methods that carry no body: Envoy adds no content-length: 0 for them
 # (Http::HeaderUtility::requestShouldHaveNoBody).
@@ -159,6 +180,16 @@ class DateCache:
         if sec != self._sec:
             self._refresh(sec)
         return self._lines
+
+    def line(self, name: bytes, now: float, ms: str) -> bytes:
+        """One of the lines Envoy sets in a response: ``date``, ``server`` or
+        ``x-envoy-upstream-service-time`` (``ms``)."""
+        if name == b"server":
+            return b"server: %s\r\n" % self.server
+        if name == b"date":
+            lines = self.date_server_lines(now)
+            return lines[: lines.index(b"\r\n") + 2]
+        return b"x-envoy-upstream-service-time: %s\r\n" % ms.encode()
 
     def _refresh(self, sec: int) -> None:
         self._sec = sec

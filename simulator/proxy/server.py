@@ -45,8 +45,10 @@ from simulator.proxy import header_ops
 from simulator.proxy.accesslog import AccessLog, protocol
 from simulator.proxy.headers import (
     BODILESS_METHODS,
+    INLINE_RESPONSE,
     NAME_STR,
     RESPONSE_HOP_BY_HOP,
+    RESPONSE_SET_IN_PLACE,
     SKIP_REQUEST_HEADERS,
     TE_TRAILERS,
     DateCache,
@@ -753,6 +755,8 @@ class Stream(Exchange):
     def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None:
         if self.done:
             return
+        if len(headers) > 1 and len({n for n, _ in headers}) != len(headers):
+            headers = coalesce_inline(headers, INLINE_RESPONSE)  # Envoy's codec joins these
         self._cancel_per_try()
         proxy = self.proxy
         d = self.decision
@@ -787,18 +791,35 @@ class Stream(Exchange):
             mut = header_ops.response_mutations(self, mut, headers, status)
         removes = set(mut.remove) if mut else ()
         overwrite = {a.name for a in mut.add if not a.append} if mut else ()
+        placed: set[bytes] | None = None
         for ln, v in headers:  # names lower-case (UpstreamConnection.on_header)
             if ln in RESPONSE_HOP_BY_HOP:
+                if ln in RESPONSE_SET_IN_PLACE:
+                    # Envoy overwrites the upstream's date, server and service time where they are
+                    if placed is None:
+                        placed = set()
+                    if ln not in placed:
+                        placed.add(ln)
+                        parts.append(proxy.dates.line(ln, now, ms))
                 continue
             if mut:
                 s = ln.decode("latin-1")
                 if s in removes or s in overwrite:
                     continue
             parts.append(b"%s: %s\r\n" % (ln, v))
-        parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
-        if mut:
-            parts.append(_mutation_lines(mut))
-        parts.append(proxy.dates.date_server_lines(now))
+        if placed is None:
+            parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
+            if mut:
+                parts.append(_mutation_lines(mut))
+            parts.append(proxy.dates.date_server_lines(now))
+        else:
+            if b"x-envoy-upstream-service-time" not in placed:
+                parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
+            if mut:
+                parts.append(_mutation_lines(mut))
+            for n in (b"date", b"server"):
+                if n not in placed:
+                    parts.append(proxy.dates.line(n, now, ms))
         if framing == "chunked" or (framing == "close" and not self.head):
             parts.append(b"transfer-encoding: chunked\r\n")
             self.chunked_out = True

@@ -262,6 +262,41 @@ SCENARIOS = [
     ),
 ]
 
+RESPONSE_HEADERS = (
+    ("Server", "backend"), ("Date", "Mon, 01 Jan 2024 00:00:00 GMT"), ("x-envoy-upstream-service-time", "999"),
+    ("Via", "1.1 b"), ("Keep-Alive", "timeout=5"), ("Proxy-Connection", "keep-alive"), ("Connection", "keep-alive"),
+    ("x-envoy-degraded", "1"), ("x-envoy-overloaded", "true"), ("x-envoy-immediate-health-check-fail", "1"),
+    ("x-envoy-upstream-canary", "true"), ("x-envoy-ratelimited", "1"), ("x-envoy-decorator-operation", "op"),
+    ("x-envoy-upstream-healthchecked-cluster", "c"), ("x-envoy-attempt-count", "9"), ("x-request-id", "r"),
+    ("Content-Type", "a/b"), ("Content-Type", "c/d"), ("x-custom", "1"), ("x-custom", "2"),
+    ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Location", "/x"), ("Location", "/y"),
+    ("Cache-Control", "no-cache"), ("Cache-Control", "no-store"), ("Vary", "a"), ("Vary", "b"),
+    ("grpc-status", "0"), ("grpc-message", "m"), ("x-envoy-original-path", "/o"), ("Upgrade", "h2c"),
+    ("Proxy-Status", "p"), ("Proxy-Status", "q"), ("Alt-Svc", "h3"), ("x-forwarded-for", "1.2.3.4"),
+)
+
+RESPONSE_REPEATED = tuple((n, v) for n in (
+    "content-encoding", "etag", "access-control-allow-origin", "access-control-allow-credentials",
+    "access-control-expose-headers", "access-control-allow-methods", "access-control-allow-headers",
+    "access-control-max-age", "accept-ranges", "age", "expires", "last-modified", "www-authenticate",
+    "content-disposition", "content-language", "content-range", "retry-after", "strict-transport-security",
+    "x-frame-options", "link", "pragma", "trailer", "grpc-encoding", "grpc-accept-encoding",
+    "x-content-type-options", "content-security-policy", "x-envoy-overloaded", "x-envoy-ratelimited",
+    "date", "server", "x-request-id", "via", "x-envoy-decorator-operation", "grpc-status", "grpc-message",
+    "x-envoy-degraded", "x-envoy-upstream-canary", "x-envoy-attempt-count", "x-envoy-upstream-service-time",
+    "keep-alive", "proxy-status", "x-envoy-immediate-health-check-fail", "x-envoy-upstream-healthchecked-cluster",
+) for v in ("1", "2"))
+
+SCENARIOS.append(Scenario(
+    "hdr-response",
+    backends=(Backend("v1", headers=RESPONSE_HEADERS),),
+    requests=(Req(), Req(method="HEAD")),
+))
+SCENARIOS.append(Scenario(
+    "hdr-response-repeated",
+    backends=(Backend("v1", headers=RESPONSE_REPEATED),),
+))
+
 env = conformance_env(SCENARIOS)
 
 
