@@ -401,7 +401,7 @@ class Stream(Exchange):
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
-        "scheme", "body_pending", "attempt_at",
+        "scheme", "body_pending", "attempt_at", "attempt_line",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -440,6 +440,7 @@ class Stream(Exchange):
         self.retry_overflow = False
         self.head_base = b""
         self.attempt_at = -1  # where in head_base the client had x-envoy-attempt-count
+        self.attempt_line = -1  # ... and at which of its lines
         self.head_muts = b""
         self.head_tail = b""
         self.first_start = 0.0
@@ -579,6 +580,8 @@ class Stream(Exchange):
             tail = b"\r\n"
             payload = ()
         self.head_base = b"".join(base)
+        if self.attempt_line >= 0:
+            self.attempt_at = sum(map(len, base[: self.attempt_line]))
         self.head_muts = muts
         self.head_tail = tail
         self.payload = payload
@@ -629,9 +632,9 @@ class Stream(Exchange):
                 if ln == b"content-length" and not req.chunked:
                     lines.append(b"content-length: %d\r\n" % len(req.body))
                     has_length = True
-                elif ln == b"x-envoy-attempt-count" and self.attempt_at < 0:
+                elif ln == b"x-envoy-attempt-count" and self.attempt_line < 0:
                     # the router sets it in place of the client's (an inline header)
-                    self.attempt_at = sum(map(len, lines))
+                    self.attempt_line = len(lines)
                 continue
             if ln == b"te":
                 if not te_done:  # Envoy: one te line, "trailers" or none

@@ -43,6 +43,15 @@ SCENARIOS = [
                   Req(headers=(("x-envoy-attempt-count", "1"), ("x-envoy-attempt-count", "2")))),
     ),
     Scenario(
+        "hdr-attempt-count-mirror",
+        http=f"""
+        - mirror: {{host: HOST, subset: v2}}
+          timeout: 5s
+          {to("v1")}
+        """,
+        requests=(Req(headers=(("x-a", "1"), ("x-envoy-attempt-count", "7"), ("x-b", "2"))),),
+    ),
+    Scenario(
         "hdr-envoy-external",
         backends=("v1",),
         requests=(Req(headers=ENVOY_HEADERS),),
