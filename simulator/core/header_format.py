@@ -120,6 +120,7 @@ class FormatContext:
     # %REQ(x)% (request side) or %RESP(x)% (response side) of a removed header is empty
     removed: tuple[str, ...] = ()
     hostname: str = ""
+    request_id: str = ""  # x-request-id as the connection manager left it (generated if absent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +229,13 @@ def _request_header(ctx: FormatContext, name: str) -> str | None:
         return pseudo or None
     if name == "host":
         return ctx.authority or None
-    return _header(ctx.request_headers, name)
+    v = _header(ctx.request_headers, name)
+    if not v:  # set by the connection manager before the router formats anything
+        if name == "x-request-id":
+            return ctx.request_id or v
+        if name == "x-forwarded-proto" and v is None:
+            return ctx.scheme
+    return v
 
 
 def _without_port(addr: str) -> str:

@@ -50,6 +50,7 @@ def context(stream: Stream, response_headers: list[tuple[bytes, bytes]] | None =
         response_headers=response_headers,
         response_code=code,
         hostname=HOSTNAME,
+        request_id=stream.request_id or "",
     )
 
 

@@ -142,6 +142,7 @@ SCENARIOS = [
                 x-f-port: "[%DOWNSTREAM_REMOTE_PORT%]"
                 x-f-lower: "%REQ(X-CLIENT)%"
                 x-f-twice: "%PROTOCOL%%PROTOCOL%%%"
+                x-f-xfp: "%REQ(x-forwarded-proto)%"
               remove: [x-client]
             response:
               set:
@@ -151,7 +152,8 @@ SCENARIOS = [
         requests=(Req(path="/rw/x?q=1"),
                   Req(headers=(("x-f-only-missing", "client"), ("x-forwarded-for", "10.0.0.1, 192.0.2.7"),
                                ("x-client", "c"))),
-                  Req(headers=(("x-forwarded-for", "2001:db8::1"),))),
+                  Req(headers=(("x-forwarded-for", "2001:db8::1"), ("x-request-id", "abcdef"),
+                               ("x-forwarded-proto", "https")))),
     ),
     Scenario(
         "hdr-local-replies",

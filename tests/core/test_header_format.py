@@ -70,6 +70,8 @@ def test_values_without_operators_stay_strings(value, plain):
     ("%HOSTNAME%", {}, "box"),
     ("[%START_TIME%]", {}, "[]"),  # valid, not modelled
     ("%REQ(x-client)%", {"removed": ("x-client",)}, ""),  # removed before added
+    ("%REQ(x-request-id)%", {"request_id": "gen"}, "gen"),  # generated before the router runs
+    ("%REQ(x-forwarded-proto)%", {}, "http"),  # likewise
     ("%RESP(x-backend)%", {**RESPONSE, "removed": ("x-backend",)}, ""),
 ])
 def test_render(value, context, out):
