@@ -259,7 +259,7 @@ class DownstreamConnection:
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        if self._expect:
+        if self._expect and self.parser.get_http_version() == "1.1":  # 1.0 gets 426 from the codec
             # Envoy answers Expect: 100-continue itself (Istio leaves proxy_100_continue off)
             if self.active is None and not self.queue:
                 self.write(tunnel.CONTINUE)
@@ -467,8 +467,9 @@ class Stream(Exchange):
         req = self.req
         proxy = self.proxy
         proxy.stats.downstream_rq_total += 1
-        if req.version == "1.0":
-            # Envoy's codec rejects HTTP/1.0 unless accept_http_10 is set (Istio does not set it)
+        if req.version != "1.1":
+            # Envoy's codec rejects HTTP/1.0 unless accept_http_10 is set (Istio does not set
+            # it), and any other version (llhttp also takes "HTTP/2.0") on an HTTP/1 connection
             self.keep_alive = False
             self.log_path = "-"
             self.local_reply(426, b"Upgrade Required", "DPE")
@@ -500,6 +501,11 @@ class Stream(Exchange):
                 repeated[name] = repeated.get(name, (hdrs[name][: -len(value) - 1],)) + (value,)
             else:
                 hdrs[name] = v.decode("latin-1")
+        if req.chunked and hdrs["transfer-encoding"].strip().lower() != "chunked":
+            # Envoy's codec implements no transfer coding but chunked ("gzip, chunked": 501)
+            self.keep_alive = False
+            self.local_reply(501, b"Not Implemented", "DPE")
+            return
         if not scheme:
             # Envoy takes :scheme from x-forwarded-proto when the client sends one
             xfp = hdrs.get("x-forwarded-proto")

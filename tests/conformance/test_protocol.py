@@ -160,6 +160,10 @@ CASES: dict[str, list[Step]] = {
         ("send", b"POST /noanswer HTTP/1.1\r\n" + H + b"Content-Length: 1\r\n\r\nz"), ("read", b"termination")],
     "garbage_response": [("send", b"GET /garbage HTTP/1.1\r\n" + H + b"\r\n"), ("read", b"protocol error")],
     "connect": [("send", b"CONNECT httpbin:8000 HTTP/1.1\r\n" + H + b"\r\n"), ("read", b"")],
+    "transfer_coding_not_chunked": [
+        ("send", b"POST /x HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+        ("read", b"")],
+    "http2_version_on_http1": [("send", b"GET /x HTTP/2.0\r\n" + H + b"\r\n"), ("read", b"")],
     "no_host": [("send", b"GET /x HTTP/1.1\r\n\r\n"), ("read", b"")],
     "empty_host_and_options_star": [("send", b"GET /x HTTP/1.1\r\nHost:\r\n\r\n"), ("read", b"\r\n\r\n"),
                                     ("send", b"OPTIONS * HTTP/1.1\r\n" + H + b"\r\n"), ("read", b"")],

@@ -320,3 +320,16 @@ async def test_missing_host_is_400_and_empty_host_is_routed(run_proxy):
             (star,) = await c.send(b"OPTIONS * HTTP/1.1\r\nHost: httpbin:8000\r\n\r\n")
         assert (empty.status, star.status, star.body) == (502, 404, b"")
     assert a.requests == []
+
+
+async def test_unsupported_transfer_coding_and_http_version(run_proxy):
+    async with Recorder("v1") as a:
+        rp = await run_proxy(table_from_yaml(registry_yaml({"v1": a.port}) + virtual_service(TIMED)))
+        async with Client(rp.port) as c:
+            (resp,) = await c.send(b"POST /x HTTP/1.1\r\nHost: httpbin:8000\r\n"
+                                   b"Transfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+            assert (resp.status, resp.body, resp.header("connection")) == (501, b"Not Implemented", "close")
+        async with Client(rp.port) as c:
+            (resp,) = await c.send(b"GET /x HTTP/2.0\r\nHost: httpbin:8000\r\n\r\n")
+            assert (resp.status, resp.body) == (426, b"Upgrade Required")
+    assert a.requests == []
