@@ -895,7 +895,7 @@ class Stream(Exchange):
         d = self.decision
         assert isinstance(d, Forward)
         rp = d.retry_policy
-        connect_failure = reason == "connection failure"
+        connect_failure = flag == "UF"  # refused or timed out (upstream.py)
         if rp is not None and self.attempt <= rp.num_retries and (
             (connect_failure and "connect-failure" in rp.retry_on)
             or (not connect_failure and ("reset" in rp.retry_on or "5xx" in rp.retry_on
@@ -903,11 +903,9 @@ class Stream(Exchange):
         ) and self._try_retry(rp):
             return
         self.cancel_timer()
-        flags = "UF" if connect_failure else flag
+        flags = flag
         if self.attempt > 1:
             flags += ",URX"
-        if connect_failure:
-            reason = "remote connection failure"
         # Envoy's router: a protocol error (a response that is not HTTP) is a 502, other resets 503
         code = 502 if flag == "UPE" else 503
         self.pool.stats.response(code, self.internal)  # type: ignore[union-attr]

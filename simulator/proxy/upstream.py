@@ -46,6 +46,8 @@ from simulator.proxy.stats import ClusterStats
 # Envoy's Http::Utility::resetReasonToString for the reasons an HTTP/1 upstream produces
 CONNECTION_TERMINATION: Final = "connection termination"
 PROTOCOL_ERROR: Final = "protocol error"
+REMOTE_CONNECTION_FAILURE: Final = "remote connection failure"  # refused (flag UF)
+CONNECTION_TIMEOUT: Final = "connection timeout"  # the cluster's connect_timeout passed (flag UF)
 
 
 class Exchange:
@@ -449,10 +451,11 @@ class ClusterPool:
         except (TimeoutError, OSError) as exc:
             self.connecting -= 1
             st.upstream_cx_connect_fail += 1
-            if isinstance(exc, asyncio.TimeoutError):
+            timed_out = isinstance(exc, asyncio.TimeoutError)
+            if timed_out:
                 st.upstream_cx_connect_timeout += 1
             self.connect_failed_at[endpoint] = self.loop.time()
-            self._fail_pending(endpoint)
+            self._fail_pending(endpoint, CONNECTION_TIMEOUT if timed_out else REMOTE_CONNECTION_FAILURE)
             return
         self.connecting -= 1
         if self.connect_failed_at:
@@ -462,13 +465,13 @@ class ClusterPool:
         self.connections.add(conn)
         self._dispatch(conn)
 
-    def _fail_pending(self, endpoint: Endpoint) -> None:
+    def _fail_pending(self, endpoint: Endpoint, reason: str) -> None:
         # Envoy fails the requests that were waiting for this connection attempt
         for item in list(self.pending):
             if item[0] == endpoint:
                 self.pending.remove(item)
                 self.stats.upstream_rq_pending_failure_eject += 1
-                item[1].on_reset("connection failure", "UF")
+                item[1].on_reset(reason, "UF")
                 break
 
     def _dispatch(self, conn: UpstreamConnection) -> None:

@@ -333,3 +333,36 @@ async def test_unsupported_transfer_coding_and_http_version(run_proxy):
             (resp,) = await c.send(b"GET /x HTTP/2.0\r\nHost: httpbin:8000\r\n\r\n")
             assert (resp.status, resp.body) == (426, b"Upgrade Required")
     assert a.requests == []
+
+
+async def test_connect_timeout_reason(run_proxy):
+    """A connection attempt that times out: Envoy's reset reason is ``connection timeout``
+    (a refused one: ``remote connection failure``)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):  # fill the accept queue: further SYNs are dropped, connects time out
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    policy = "  trafficPolicy: {connectionPool: {tcp: {connectTimeout: 0.2s}}}\n  subsets:"
+    http = "- route: [{destination: {host: httpbin, subset: v1}}]\n  retries: {attempts: 0}"
+    try:
+        text = registry_yaml({"v1": port}).replace("  subsets:", policy) + virtual_service(http)
+        rp = await run_proxy(table_from_yaml(text))
+        resp = await get(rp.port, "/")
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
+    assert resp.status == 503
+    assert resp.body == b"upstream connect error or disconnect/reset before headers. reset reason: connection timeout"
+    assert rp.proxy.stats.flags["UF"] == 1
