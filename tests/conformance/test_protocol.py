@@ -44,11 +44,15 @@ class Upstream:
         self.port = 0
 
     def received(self) -> list[bytes]:
-        """What each connection received in this case, sorted."""
+        """Each request this case sent here, with what followed it on its connection (a
+        tunnel's bytes), sorted: which pooled connection carried it may differ."""
         by_conn: dict[int, bytes] = {}
         for n, data in self.log:
             by_conn[n] = by_conn.get(n, b"") + data
-        return sorted(_norm(b) for b in by_conn.values())
+        out: list[bytes] = []
+        for raw in by_conn.values():
+            out.extend(p for p in re.split(rb"(?=(?:GET|POST|OPTIONS) /)", _norm(raw)) if p)
+        return sorted(out)
 
     async def start(self) -> asyncio.Server:
         server = await asyncio.start_server(self._run, "127.0.0.1", 0)
