@@ -52,6 +52,18 @@ from simulator.proxy.headers import (
     memo_name,
     status_line,
 )
+from simulator.proxy.limits import (
+    DEFAULT_MAX_BUFFERED_BYTES,
+    HEADER_LINE_OVERHEAD,
+    HEADERS_TOO_LARGE_BODY,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS_COUNT,
+    OVERLOAD_FLAG,
+    OVERLOAD_STAT,
+    OVERLOADED_BODY,
+    REQUEST_LINE_OVERHEAD,
+    BodyBudget,
+)
 from simulator.proxy.stats import Stats
 from simulator.proxy.upstream import ClusterPool, Exchange, UpstreamConnection
 
@@ -62,17 +74,18 @@ UPSTREAM_RESET_PREFIX: Final = "upstream connect error or disconnect/reset befor
 UPSTREAM_RETRIED_PREFIX: Final = ("upstream connect error or disconnect/reset before headers. "
                            "retried and the latest reset reason: ")
 MAX_PIPELINE: Final = 16
-MAX_HEADER_BYTES: Final = 60 * 1024  # Envoy's max_request_headers_kb default: larger heads get 431
 
 
 class _HeadTooLarge(Exception):
-    """Raised from a parser callback when a request head exceeds MAX_HEADER_BYTES."""
+    """Raised from a parser callback when a request head exceeds MAX_HEADER_BYTES or
+    MAX_HEADERS_COUNT (simulator/proxy/limits.py)."""
 
 
 @dataclass(slots=True)
 class ProxyOptions:
     server_name: bytes = b"envoy"
     max_request_bytes: int = 64 * 1024 * 1024
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES  # all bodies held at once (limits.py)
     local_address: str = "127.0.0.1"  # appended to x-forwarded-for of shadow copies
     seed: int | None = None
 
@@ -80,10 +93,12 @@ class ProxyOptions:
 class Request:
     """One parsed downstream request (a plain class: mypyc compiles its __init__)."""
 
-    __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "chunked", "start", "too_big")
+    __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "chunked", "start", "too_big",
+                 "held", "overloaded")
 
     def __init__(self, method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]],
-                 body: bytes, keep_alive: bool, chunked: bool, start: float, too_big: bool = False) -> None:
+                 body: bytes, keep_alive: bool, chunked: bool, start: float, too_big: bool = False,
+                 held: int = 0) -> None:
         self.method = method
         self.target = target
         self.version = version
@@ -93,6 +108,8 @@ class Request:
         self.chunked = chunked
         self.start = start
         self.too_big = too_big
+        self.held = held  # body bytes taken from the proxy's BodyBudget, given back when done
+        self.overloaded = False  # refused: the BodyBudget was full (503 envoy overloaded)
 
 
 class Proxy:
@@ -121,6 +138,7 @@ class Proxy:
         self.dates = DateCache(self.options.server_name)
         self.shadows: ShadowDispatcher | None = None
         self.connections: set[DownstreamConnection] = set()
+        self.budget = BodyBudget(self.options.max_buffered_bytes, self.loop)
 
     def sibling(self, table: RouteTable, http_prefix: str, server_name: bytes = b"istio-envoy") -> Proxy:
         """A proxy for another listener (a gateway server) sharing this one's
@@ -131,6 +149,7 @@ class Proxy:
                       options=options, loop=self.loop)
         other.pools = self.pools
         other.shadows = self.shadows
+        other.budget = self.budget
         return other
 
     def pool(self, cluster_name: str) -> ClusterPool | None:
@@ -174,10 +193,13 @@ class DownstreamConnection:
         self._chunked = False
         self._connection = False
         self._too_big = False
+        self._overloaded = False
+        self._held = 0  # body bytes of the message being read, taken from proxy.budget
         self._start = 0.0
         self._in_head = False
         self._head_bytes = 0
         self._head_raw = 0
+        self.pending_error: tuple[int, bytes] | None = None  # sent after the requests before it
         self.peer = ""
 
     # -- asyncio.Protocol
@@ -189,18 +211,24 @@ class DownstreamConnection:
         self.peer = peer[0] if peer else ""
 
     def data_received(self, data: bytes) -> None:
+        if self.pending_error is not None:
+            return  # the parser failed: nothing more is read
         try:
             self.parser.feed_data(data)
             if self._in_head:
                 # still inside a request head after a whole read: bound what llhttp buffers
-                self._head_raw += len(data)
-                if self._head_raw > MAX_HEADER_BYTES:
-                    self._error_reply(431, b"")
+                # (not counting the read the head began in: it may hold a previous message)
+                if self._head_raw < 0:
+                    self._head_raw = 0
+                else:
+                    self._head_raw += len(data)
+                    if self._head_raw > MAX_HEADER_BYTES:
+                        self._error_reply(431, HEADERS_TOO_LARGE_BODY)
         except _HeadTooLarge:
-            self._error_reply(431, b"")
+            self._error_reply(431, HEADERS_TOO_LARGE_BODY)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _HeadTooLarge):
-                self._error_reply(431, b"")
+                self._error_reply(431, HEADERS_TOO_LARGE_BODY)
             elif not self.closed:
                 self._error_reply(400, b"Bad Request")
         except httptools.HttpParserUpgrade:
@@ -215,7 +243,11 @@ class DownstreamConnection:
         self.proxy.connections.discard(self)
         if self.active is not None:
             self.active.downstream_lost()
+        budget = self.proxy.budget
+        for req in self.queue:
+            budget.give(req.held)
         self.queue.clear()
+        self._drop_body()
 
     def eof_received(self) -> bool:
         return False  # close the transport; a half-closed client gets its responses first
@@ -233,8 +265,8 @@ class DownstreamConnection:
     # -- httptools callbacks
     def on_message_begin(self) -> None:
         self._in_head = True
-        self._head_bytes = 0
-        self._head_raw = 0
+        self._head_bytes = REQUEST_LINE_OVERHEAD + 3  # "GET": on_headers_complete corrects it
+        self._head_raw = -1  # data_received: this read is not counted
         self._url = b""
         self._headers = []
         self._body = []
@@ -242,21 +274,27 @@ class DownstreamConnection:
         self._chunked = False
         self._connection = False
         self._too_big = False
+        self._overloaded = False
         self._start = wall_time()
 
     def on_url(self, url: bytes) -> None:
         self._url += url
         self._head_bytes += len(url)
+        if self._head_bytes > MAX_HEADER_BYTES:
+            raise _HeadTooLarge
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._head_bytes > MAX_HEADER_BYTES - 8 and (
+                self._head_bytes - 3 + len(self.parser.get_method()) > MAX_HEADER_BYTES):
+            raise _HeadTooLarge  # Envoy counts the request line's method too
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # names are kept lower-case (Envoy's HTTP/1 codec lower-cases them too)
         name = memo_name(self._names, len(self._headers), name)
         self._headers.append((name, value))
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > MAX_HEADER_BYTES:
+        self._head_bytes += len(name) + len(value) + HEADER_LINE_OVERHEAD
+        if self._head_bytes > MAX_HEADER_BYTES or len(self._headers) > MAX_HEADERS_COUNT:
             raise _HeadTooLarge
         n = len(name)
         if (n == 10 and name == b"connection") or (n == 16 and name == b"proxy-connection"):
@@ -265,17 +303,34 @@ class DownstreamConnection:
             self._chunked = True
 
     def on_body(self, body: bytes) -> None:
-        self._size += len(body)
-        if self._size > self.proxy.options.max_request_bytes:
-            self._too_big = True
-            self._body = []
+        n = len(body)
+        self._size += n
+        if self._too_big:
             return
-        if not self._too_big:
+        proxy = self.proxy
+        if self._size > proxy.options.max_request_bytes:
+            self._too_big = True
+            self._drop_body()
+        elif proxy.budget.take(n):
+            self._held += n
             self._body.append(body)
+        else:
+            # all bodies held at once would pass --max-buffered-bytes: Envoy's overload
+            # manager answer (limits.py); what this one had is let go at once
+            self._too_big = self._overloaded = True
+            self._drop_body()
+
+    def _drop_body(self) -> None:
+        self._body = []
+        if self._held:
+            self.proxy.budget.give(self._held)
+            self._held = 0
 
     def on_message_complete(self) -> None:
         p = self.parser
-        body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
+        chunks = self._body
+        body = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        chunks.clear()  # the connection keeps no reference to the body once the request is done
         keep_alive = p.should_keep_alive()
         # llhttp accepts HTTP/0.9, 1.0, 1.1 and 2.0, and keeps a connection alive without
         # a Connection (or Proxy-Connection) header only for 1.1: get_http_version() (a
@@ -290,11 +345,14 @@ class DownstreamConnection:
             keep_alive=keep_alive,
             chunked=self._chunked,
             start=self._start,
+            held=self._held,
         )
+        self._held = 0
         if self._too_big:
             req.body = b""
             req.keep_alive = False
             req.too_big = True
+            req.overloaded = self._overloaded
         if self.active is None and not self.queue and not self.closed:
             stream = self.active = Stream(self, req)
             stream.run()
@@ -312,7 +370,7 @@ class DownstreamConnection:
     def _next(self) -> None:
         while self.queue and self.active is None and not self.closed:
             req = self.queue.popleft()
-            if self.read_paused and self.transport is not None:
+            if self.read_paused and self.transport is not None and self.pending_error is None:
                 self.read_paused = False
                 self.transport.resume_reading()
             stream = Stream(self, req)
@@ -326,6 +384,9 @@ class DownstreamConnection:
             self.close()
             return
         self._next()
+        if self.pending_error is not None and self.active is None and not self.queue:
+            code, body = self.pending_error
+            self._error_reply(code, body)
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -342,7 +403,15 @@ class DownstreamConnection:
             self.transport.abort()
 
     def _error_reply(self, code: int, body: bytes) -> None:
-        if self.active is None and self.transport is not None and not self.closed:
+        """Answer a request the parser refused, and close; after the answers to the
+        requests received before it (Envoy answers those first)."""
+        if self.active is not None or self.queue:
+            if self.pending_error is None and not self.closed and self.transport is not None:
+                self.pending_error = (code, body)
+                self.read_paused = True
+                self.transport.pause_reading()
+            return
+        if self.transport is not None and not self.closed:
             self.write(_local_reply_bytes(self.proxy, code, body, close=True))
             self.proxy.stats.downstream_response(code, "DPE")
         self.close()
@@ -389,7 +458,7 @@ class Stream(Exchange):
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
-        "scheme", "body_pending",
+        "scheme", "body_pending", "shadow_base",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -434,6 +503,9 @@ class Stream(Exchange):
         self.scheme = "http"
         # a local reply sent while Envoy would not yet have read the body closes the connection
         self.body_pending = req.chunked or bool(req.body)
+        # the shadow copies' head lines, held until the primary is handed to an upstream
+        # connection (release_shadows): a copy never goes out for a primary never sent
+        self.shadow_base: list[bytes] | None = None
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -490,6 +562,10 @@ class Stream(Exchange):
         self.xff = hdrs.get("x-forwarded-for")
         self.user_agent = hdrs.get("user-agent")
         if req.too_big:
+            if req.overloaded:
+                proxy.stats.inc(OVERLOAD_STAT)
+                self.local_reply(503, OVERLOADED_BODY, OVERLOAD_FLAG)
+                return
             self.local_reply(413, b"Payload Too Large", "-")
             return
         rv = proxy.random_values.next()
@@ -574,17 +650,34 @@ class Stream(Exchange):
         self.payload = payload
         self.first_start = wall_time()
         if pool is None:
-            self.local_reply(503, b"", "NC", early=True)
+            self.local_reply(503, b"", "NC", early=True)  # Envoy: no copy either
         else:
             self.pool = pool
             if d.timeout > 0:
                 self.timer = proxy.loop.call_later(d.timeout, self.on_timeout)
+            if d.mirrors and proxy.shadows is not None:
+                self.shadow_base = base
             self.send_attempt()
-        # Envoy dispatches the shadow copies in decodeHeaders right after creating the
-        # primary's upstream request, whatever happens to the primary afterwards
-        if d.mirrors and proxy.shadows is not None:
-            for policy in d.mirrors:
-                proxy.shadows.submit(self, d, policy, base, muts, tail, payload)
+
+    def on_sent(self) -> None:
+        """The primary was written to an upstream connection (UpstreamConnection.send)."""
+        if self.shadow_base is not None:
+            self.release_shadows()
+
+    def release_shadows(self) -> None:
+        """Dispatch the shadow copies, once: when the primary's request was handed to an
+        upstream connection, or the upstream refused it (connect failure, circuit
+        breaker: Envoy dispatches the copies right after creating the primary's upstream
+        request, whatever happens to it then).  Never when the stream ended first
+        (client gone, timeout, no healthy upstream): finish() drops them."""
+        base = self.shadow_base
+        self.shadow_base = None
+        shadows = self.proxy.shadows
+        d = self.decision
+        if base is None or shadows is None or not isinstance(d, Forward):
+            return
+        for policy in d.mirrors:
+            shadows.submit(self, d, policy, base, self.head_muts, self.head_tail, self.payload)
 
     def _build_headers(self, d: Forward, hdrs: dict[str, str]) -> tuple[list[bytes], bytes]:
         """The request line with host and the forwarded headers; and, apart, the route's
@@ -671,6 +764,8 @@ class Stream(Exchange):
         head = self._attempt_head(d)
         payload = self.payload
         if not pool.submit(endpoint, self, (head,) + payload if payload else (head,)):
+            if self.shadow_base is not None:
+                self.release_shadows()
             self.cancel_timer()
             self.local_reply(503, (UPSTREAM_RESET_PREFIX + "overflow").encode(), "UO",
                              (("x-envoy-overloaded", "true"),), early=self.attempt == 1)
@@ -822,6 +917,8 @@ class Stream(Exchange):
     def on_reset(self, reason: str, flag: str) -> None:
         if self.done:
             return
+        if self.shadow_base is not None:
+            self.release_shadows()  # the upstream failed the primary: Envoy has sent the copies
         self._cancel_per_try()
         self._release_retry()
         if self.pool is not None and self.endpoint is not None and not self.headers_sent:
@@ -933,6 +1030,8 @@ class Stream(Exchange):
         if self.done:
             return
         self.done = True
+        self.shadow_base = None
+        self._give_body()
         self.cancel_timer()
         self._abandon_attempt()
         self.flags = "DC"
@@ -963,6 +1062,8 @@ class Stream(Exchange):
         if self.done:
             return
         self.done = True
+        self.shadow_base = None
+        self._give_body()
         self.cancel_timer()
         self._release_retry()
         self._log()
@@ -971,6 +1072,12 @@ class Stream(Exchange):
             self.conn.stream_done(self, False)
             return
         self.conn.stream_done(self, keep_alive)
+
+    def _give_body(self) -> None:
+        req = self.req
+        if req.held:
+            self.proxy.budget.give(req.held)
+            req.held = 0
 
     def _log(self) -> None:
         proxy = self.proxy
