@@ -81,6 +81,11 @@ class _HeadTooLarge(Exception):
     MAX_HEADERS_COUNT (simulator/proxy/limits.py)."""
 
 
+class _UnsupportedEncoding(Exception):
+    """Raised from a parser callback for a Transfer-Encoding other than one ``chunked``
+    (Envoy's codec answers 501)."""
+
+
 @dataclass(slots=True)
 class ProxyOptions:
     server_name: bytes = b"envoy"
@@ -197,6 +202,7 @@ class DownstreamConnection:
         self._held = 0  # body bytes of the message being read, taken from proxy.budget
         self._start = 0.0
         self._in_head = False
+        self._in_body = False  # after the head: a header now is a trailer
         self._head_bytes = 0
         self._head_raw = 0
         self.pending_error: tuple[int, bytes] | None = None  # sent after the requests before it
@@ -213,11 +219,13 @@ class DownstreamConnection:
     def data_received(self, data: bytes) -> None:
         if self.pending_error is not None:
             return  # the parser failed: nothing more is read
+        size = self._size
         try:
             self.parser.feed_data(data)
-            if self._in_head:
-                # still inside a request head after a whole read: bound what llhttp buffers
-                # (not counting the read the head began in: it may hold a previous message)
+            if self._in_head and self._size == size:
+                # still inside a request head (or chunk header, or trailers) after a whole
+                # read without body bytes: bound what llhttp buffers (not counting the read
+                # it began in: that one may hold a previous message or body)
                 if self._head_raw < 0:
                     self._head_raw = 0
                 else:
@@ -229,6 +237,8 @@ class DownstreamConnection:
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _HeadTooLarge):
                 self._error_reply(431, HEADERS_TOO_LARGE_BODY)
+            elif isinstance(exc.__context__, _UnsupportedEncoding):
+                self._error_reply(501, b"Not Implemented")
             elif not self.closed:
                 self._error_reply(400, b"Bad Request")
         except httptools.HttpParserUpgrade:
@@ -265,6 +275,7 @@ class DownstreamConnection:
     # -- httptools callbacks
     def on_message_begin(self) -> None:
         self._in_head = True
+        self._in_body = False
         self._head_bytes = REQUEST_LINE_OVERHEAD + 3  # "GET": on_headers_complete corrects it
         self._head_raw = -1  # data_received: this read is not counted
         self._url = b""
@@ -288,8 +299,24 @@ class DownstreamConnection:
         if self._head_bytes > MAX_HEADER_BYTES - 8 and (
                 self._head_bytes - 3 + len(self.parser.get_method()) > MAX_HEADER_BYTES):
             raise _HeadTooLarge  # Envoy counts the request line's method too
+        self._in_body = True
+        self._head_bytes = 0  # trailers have a limit of their own
+
+    def on_chunk_header(self) -> None:
+        self._in_head = True  # until body bytes come (data_received)
+        self._head_raw = -1
+
+    def on_chunk_complete(self) -> None:
+        self._in_head = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_body:
+            # a trailer: Envoy's HTTP/1 codec drops them (enable_trailers is off), and
+            # refuses a trailer block over the head size limit
+            self._head_bytes += len(name) + len(value) + HEADER_LINE_OVERHEAD
+            if self._head_bytes > MAX_HEADER_BYTES:
+                raise _HeadTooLarge
+            return
         # names are kept lower-case (Envoy's HTTP/1 codec lower-cases them too)
         name = memo_name(self._names, len(self._headers), name)
         self._headers.append((name, value))
@@ -299,7 +326,9 @@ class DownstreamConnection:
         n = len(name)
         if (n == 10 and name == b"connection") or (n == 16 and name == b"proxy-connection"):
             self._connection = True  # llhttp reads both for keep-alive
-        elif n == 17 and name == b"transfer-encoding" and b"chunked" in value.lower():
+        elif n == 17 and name == b"transfer-encoding":
+            if self._chunked or value.strip().lower() != b"chunked":
+                raise _UnsupportedEncoding  # Envoy: 501 unless it is exactly "chunked"
             self._chunked = True
 
     def on_body(self, body: bytes) -> None:
