@@ -9,10 +9,13 @@ Theory of operation
   Envoy 1.40 streams it).  Bodies above ``max_request_bytes`` get 413.
 * ``Stream`` runs one request: ``RouteTable.route()`` decides; a local reply is
   written at once; a forward sends the primary to an endpoint of its cluster
-  through that cluster's ``ClusterPool`` and, before that, hands each sampled
-  mirror to the ``ShadowDispatcher``, which never blocks and never delays the
-  primary.  The primary's response streams back to the client as it arrives,
-  with back-pressure both ways (a slow client pauses the upstream read).
+  through that cluster's ``ClusterPool`` and, once it is written to an upstream
+  connection (``Stream.release_shadows``), hands each sampled mirror to the
+  ``ShadowDispatcher``, which never blocks and never delays the primary.  The
+  primary's response streams back to the client as it arrives, with
+  back-pressure both ways (a slow client pauses the upstream read).
+* Bodies held at once share the proxy's ``BodyBudget`` (limits.py: 503 over
+  ``max_buffered_bytes``); a request's bytes are given back when it ends.
 * Rule: nothing on the request path awaits.  Callbacks drive everything; only
   opening a new upstream connection runs as a task.
 """
@@ -245,7 +248,6 @@ class DownstreamConnection:
             self._error_reply(400, b"upgrade not supported")
         except httptools.HttpParserError as exc:
             if not self.closed:
-                self.proxy.stats.inc("downstream_rq_rx_reset")
                 self._error_reply(400, b"Bad Request" if not str(exc) else b"Bad Request")
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -442,7 +444,10 @@ class DownstreamConnection:
             return
         if self.transport is not None and not self.closed:
             self.write(_local_reply_bytes(self.proxy, code, body, close=True))
-            self.proxy.stats.downstream_response(code, "DPE")
+            stats = self.proxy.stats
+            stats.downstream_response(code, "DPE")
+            stats.inc("downstream_cx_protocol_error")  # Envoy counts a codec error in both
+            stats.inc("downstream_rq_rx_reset")
         self.close()
 
 
