@@ -32,6 +32,7 @@ MAX_HEADER_BYTES: Final = 60 * 1024  # Envoy: max_request_headers_kb (Istio's de
 # " HTTP/1.1\r\n" around the request-target, ": " and "\r\n" per header, the blank line.
 REQUEST_LINE_OVERHEAD: Final = 1 + 11 + 2
 HEADER_LINE_OVERHEAD: Final = 4
+CHUNK_FRAMING: Final = 32  # bytes allowed per body chunk for its size line and CRLFs
 DEFAULT_MAX_BUFFERED_BYTES: Final = 256 * 1024 * 1024
 
 HEADERS_TOO_LARGE_BODY: Final = b"Request Header Fields Too Large"

@@ -56,6 +56,7 @@ from simulator.proxy.headers import (
     status_line,
 )
 from simulator.proxy.limits import (
+    CHUNK_FRAMING,
     DEFAULT_MAX_BUFFERED_BYTES,
     HEADER_LINE_OVERHEAD,
     HEADERS_TOO_LARGE_BODY,
@@ -208,6 +209,7 @@ class DownstreamConnection:
         self._in_body = False  # after the head: a header now is a trailer
         self._head_bytes = 0
         self._head_raw = 0
+        self._seen = 0  # bytes read and accounted for: heads (as counted), bodies, chunk sizes
         self.pending_error: tuple[int, bytes] | None = None  # sent after the requests before it
         self.peer = ""
 
@@ -222,19 +224,16 @@ class DownstreamConnection:
     def data_received(self, data: bytes) -> None:
         if self.pending_error is not None:
             return  # the parser failed: nothing more is read
-        size = self._size
+        seen = self._seen
         try:
             self.parser.feed_data(data)
-            if self._in_head and self._size == size:
-                # still inside a request head (or chunk header, or trailers) after a whole
-                # read without body bytes: bound what llhttp buffers (not counting the read
-                # it began in: that one may hold a previous message or body)
-                if self._head_raw < 0:
-                    self._head_raw = 0
-                else:
-                    self._head_raw += len(data)
-                    if self._head_raw > MAX_HEADER_BYTES:
-                        self._error_reply(431, HEADERS_TOO_LARGE_BODY)
+            if self._in_head:
+                # still inside a request head (or a chunk header, or trailers) after a whole
+                # read: bound what llhttp buffers, the bytes of the reads since it began
+                # that the earlier messages' heads and bodies do not account for
+                self._head_raw += len(data) - (self._seen - seen)
+                if self._head_raw > MAX_HEADER_BYTES:
+                    self._error_reply(431, HEADERS_TOO_LARGE_BODY)
         except _HeadTooLarge:
             self._error_reply(431, HEADERS_TOO_LARGE_BODY)
         except httptools.HttpParserCallbackError as exc:
@@ -279,7 +278,7 @@ class DownstreamConnection:
         self._in_head = True
         self._in_body = False
         self._head_bytes = REQUEST_LINE_OVERHEAD + 3  # "GET": on_headers_complete corrects it
-        self._head_raw = -1  # data_received: this read is not counted
+        self._head_raw = 0
         self._url = b""
         self._headers = []
         self._body = []
@@ -302,11 +301,13 @@ class DownstreamConnection:
                 self._head_bytes - 3 + len(self.parser.get_method()) > MAX_HEADER_BYTES):
             raise _HeadTooLarge  # Envoy counts the request line's method too
         self._in_body = True
+        self._seen += self._head_bytes
         self._head_bytes = 0  # trailers have a limit of their own
 
     def on_chunk_header(self) -> None:
-        self._in_head = True  # until body bytes come (data_received)
-        self._head_raw = -1
+        self._in_head = True  # until the chunk ends: data_received bounds what is not body
+        self._head_raw = 0
+        self._seen += CHUNK_FRAMING
 
     def on_chunk_complete(self) -> None:
         self._in_head = False
@@ -336,6 +337,7 @@ class DownstreamConnection:
     def on_body(self, body: bytes) -> None:
         n = len(body)
         self._size += n
+        self._seen += n
         if self._too_big:
             return
         proxy = self.proxy
@@ -589,6 +591,13 @@ class Stream(Exchange):
             self.keep_alive = False
             self.local_reply(400, b"missing host header", "DPE")
             return
+        normalized = proxy.table.normalize_path(target)  # Envoy's HCM, before routing (core/paths.py)
+        if normalized is None:
+            self.path = self.log_path = target
+            self.authority = authority
+            self.local_reply(400, b"", "-", early=True)
+            return
+        target = normalized
         self.path = target
         self.log_path = target
         self.authority = authority

@@ -143,6 +143,10 @@ async def test_header_count_and_size_limits_as_envoy(run_proxy):
                 assert resp.body == b"Request Header Fields Too Large"
                 assert resp.header("connection") == "close" and await c.closed()
             await assert_serves(rp.port)
+        # a head that never ends, all in one write: refused, not waited for
+        async with Client(rp.port) as c:
+            (resp,) = await c.send(b"GET / HTTP/1.1\r\nHost: httpbin:8000\r\nx-big: " + b"v" * 80_000)
+            assert resp.status == 431 and await c.closed()
         for raw in (request("GET", "/100", headers=[(f"x-h{i}", "v") for i in range(99)]),
                     _head_of(MAX_HEADER_BYTES)):
             async with Client(rp.port) as c:
@@ -152,7 +156,7 @@ async def test_header_count_and_size_limits_as_envoy(run_proxy):
     # neither the primary nor the mirror saw a refused request
     assert [r.target for r in a.requests] == ["/normal"] * 5 + ["/100", "/"]
     assert [r.target for r in b.requests] == ["/normal"] * 5 + ["/100", "/"]
-    assert rp.stats.snapshot()["http.outbound_0.0.0.0_15001.mirrorsim_response_flag_DPE"] == 5
+    assert rp.stats.snapshot()["http.outbound_0.0.0.0_15001.mirrorsim_response_flag_DPE"] == 6
 
 
 async def test_trailers_are_dropped_and_other_transfer_codings_get_501(run_proxy):
@@ -200,6 +204,14 @@ async def test_requests_before_a_parse_error_are_answered_first(run_proxy):
             post = request("POST", "/big", body=b"p" * 70_000)
             assert c.writer is not None
             c.writer.write(post + second[:10])
+            (r1, r2) = await c.send(second[10:], n=2)
+            assert (r1.status, r2.status) == (200, 200)
+        # the same with a body of 20,000 one-byte chunks (their framing is not a head either)
+        async with Client(rp.port) as c:
+            chunked = (b"POST /chunks HTTP/1.1\r\nHost: httpbin:8000\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       + b"1\r\nc\r\n" * 20_000 + b"0\r\n\r\n")
+            assert c.writer is not None
+            c.writer.write(chunked + second[:10])
             (r1, r2) = await c.send(second[10:], n=2)
             assert (r1.status, r2.status) == (200, 200)
         await rp.drain_shadows()
