@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from simulator.config import model as m
+from simulator.core.cors import CorsPolicy
 from simulator.core.hosts import fqdn, wildcard_matches
 from simulator.core.matchers import (
     HeaderMatcher,
@@ -423,6 +424,21 @@ def _fault(f: m.HTTPFaultInjection | None) -> FaultConfig | None:
                        abort_grpc_status=abort_grpc, abort_numerator=abort_num)
 
 
+def _cors(c: m.CorsPolicy | None) -> CorsPolicy | None:
+    """Istio's TranslateCORSPolicy (route.go)."""
+    if c is None:
+        return None
+    return CorsPolicy(
+        allow_origins=tuple(StringMatcher.make(o.kind, o.value) for o in c.allow_origins),
+        allow_methods=",".join(c.allow_methods),
+        allow_headers=",".join(c.allow_headers),
+        expose_headers=",".join(c.expose_headers),
+        max_age=str(int(c.max_age)) if c.max_age is not None else "",
+        allow_credentials=c.allow_credentials,
+        forward_not_matching_preflights=c.unmatched_preflights != "IGNORE",
+    )
+
+
 def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
     """One Envoy route per match block (only those that apply to this port and the mesh)."""
     vs = ctx.vs
@@ -490,6 +506,7 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
             mirror_policies=tuple(mirrors),
         )
     fault = _fault(rule.fault)
+    cors = _cors(rule.cors_policy)
     routes: list[Route] = []
     matches: Iterable[tuple[int, m.HTTPMatchRequest | None]] = (
         list(enumerate(rule.match)) if rule.match else [(-1, None)]
@@ -507,7 +524,7 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
         routes.append(Route(
             name=name, match=translate_match(match), action=action,
             request_headers=route_headers_req, response_headers=route_headers_resp,
-            fault=fault, origin=origin, origin_path=path,
+            fault=fault, cors=cors, origin=origin, origin_path=path,
             file=vs.src.file, line=vs.src.line_of(path),
         ))
     return routes

@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from simulator.core.cors import CorsPolicy
 from simulator.core.hosts import is_ip
 from simulator.core.matchers import HeaderMatcher, PathMatcher, QueryParameterMatcher, StringMatcher
 from simulator.core.table import (
@@ -67,6 +68,10 @@ FILE_LOG_TYPE = _T + "envoy.extensions.access_loggers.file.v3.FileAccessLog"
 HTTP_OPTIONS_TYPE = _T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 PREVIOUS_HOSTS_TYPE = _T + "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
 FAULT_FILTER = "envoy.filters.http.fault"
+CORS_FILTER = "envoy.filters.http.cors"
+CORS_TYPE = _T + "envoy.extensions.filters.http.cors.v3.Cors"
+CORS_POLICY_TYPE = _T + "envoy.extensions.filters.http.cors.v3.CorsPolicy"
+UUID_REQUEST_ID_TYPE = _T + "envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig"
 
 _DENOMINATORS = {100: "HUNDRED", 10_000: "TEN_THOUSAND", 1_000_000: "MILLION"}
 _REDIRECT_CODES = {301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
@@ -81,24 +86,7 @@ def bootstrap(
     admin: tuple[str, int] = ("127.0.0.1", 15000),
 ) -> dict[str, Any]:
     """The Envoy v3 static bootstrap equivalent to what mirrorsim serves for ``table``."""
-    rc = route_configuration(table)
-    filters: list[dict[str, Any]] = []
-    if _has_fault(table):
-        # the per-route configuration (typed_per_filter_config) does the work
-        filters.append({"name": FAULT_FILTER, "typed_config": {"@type": FAULT_TYPE}})
-    filters.append({"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}})
-    hcm = {
-        "@type": HCM_TYPE,
-        "stat_prefix": STAT_PREFIX,
-        "codec_type": "HTTP1",  # mirrorsim speaks HTTP/1.1 only (docs/deviations.md)
-        "use_remote_address": False,
-        "access_log": [{
-            "name": "envoy.access_loggers.file",
-            "typed_config": {"@type": FILE_LOG_TYPE, "path": "/dev/stdout"},  # default format
-        }],
-        "http_filters": filters,
-        "route_config": rc,
-    }
+    hcm = http_connection_manager(route_configuration(table))
     listener = {
         "name": "mirrorsim",
         "address": _address(*listen),
@@ -114,6 +102,38 @@ def bootstrap(
             "listeners": [listener],
             "clusters": [cluster(c) for c in table.clusters.values()],
         },
+    }
+
+
+def http_connection_manager(route_config: dict[str, Any]) -> dict[str, Any]:
+    """The HTTP connection manager of an Istio sidecar's outbound HTTP listener
+    (listener.go buildSidecarOutboundHTTPListenerOpts + listener_builder.go
+    buildHTTPConnectionManager, mesh defaults); docs/envoy-export.md has the table."""
+    return {
+        "@type": HCM_TYPE,
+        "stat_prefix": STAT_PREFIX,
+        "codec_type": "AUTO",
+        "use_remote_address": False,  # PILOT_SIDECAR_USE_REMOTE_ADDRESS=false
+        "upgrade_configs": [{"upgrade_type": "websocket"}],
+        "stream_idle_timeout": "0s",
+        # mesh pathNormalization unset = DEFAULT: normalize_path, slashes kept
+        "normalize_path": True,
+        "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+        "proxy_100_continue": True,  # ENABLE_100_CONTINUE_HEADERS=true
+        "request_id_extension": {"typed_config": {
+            "@type": UUID_REQUEST_ID_TYPE, "use_request_id_for_trace_sampling": True}},
+        "access_log": [{
+            "name": "envoy.access_loggers.file",
+            "typed_config": {"@type": FILE_LOG_TYPE, "path": "/dev/stdout"},  # default format
+        }],
+        # Istio's outbound chain, less the filters mirrorsim does not model (istio.metadata_exchange,
+        # grpc_stats, istio.alpn, istio.stats): the per-route configuration does the work
+        "http_filters": [
+            {"name": FAULT_FILTER, "typed_config": {"@type": FAULT_TYPE}},
+            {"name": CORS_FILTER, "typed_config": {"@type": CORS_TYPE}},
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
+        ],
+        "route_config": route_config,
     }
 
 
@@ -152,10 +172,6 @@ def duration(seconds: float) -> str:
     return f"{s}.{frac:09d}".rstrip("0") + "s"
 
 
-def _has_fault(table: RouteTable) -> bool:
-    return any(r.fault is not None for rc in table.route_configs.values()
-               for vh in rc.virtual_hosts for r in vh.routes)
-
 
 # --------------------------------------------------------------------------- route configuration
 
@@ -193,6 +209,7 @@ def route_configuration(table: RouteTable) -> dict[str, Any]:
             "domains": ["*"],
             "routes": [{"name": "block_all", "match": {"prefix": "/"},
                         "direct_response": {"status": 502}}],
+            "include_request_attempt_count": True,
         })
     return {
         "name": ROUTE_CONFIG_NAME,
@@ -206,7 +223,10 @@ def route(r: Route, port: int, table: RouteTable) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if r.name:
         out["name"] = r.name
+    from_vs = r.origin.startswith("VirtualService ")
     out["match"] = route_match(r.match)
+    if from_vs:
+        out["match"]["case_sensitive"] = r.match.path.case_sensitive  # TranslateRouteMatch sets it always
     a = r.action
     if isinstance(a, RouteAction):
         out["route"] = route_action(a, table)
@@ -216,9 +236,30 @@ def route(r: Route, port: int, table: RouteTable) -> dict[str, Any]:
         out["direct_response"] = direct_response(a)
     _mutations(out, "request", r.request_headers)
     _mutations(out, "response", r.response_headers)
+    out["decorator"] = {"operation": decorator_operation(r, port)}
+    per_filter: dict[str, Any] = {}
     if r.fault is not None:
-        out["typed_per_filter_config"] = {FAULT_FILTER: fault(r.fault)}
+        per_filter[FAULT_FILTER] = fault(r.fault)
+    if r.cors is not None:
+        per_filter[CORS_FILTER] = cors_policy(r.cors)
+    if per_filter:
+        out["typed_per_filter_config"] = per_filter
     return out
+
+
+def decorator_operation(r: Route, port: int) -> str:
+    """Istio's GetRouteOperation (route.go): ``host:port`` of a single destination, else
+    ``<VirtualService name>:port``, then the path match; the default route's is TraceOperation."""
+    a = r.action
+    if not r.origin.startswith("VirtualService "):
+        host = a.cluster.rpartition("|")[2] if isinstance(a, RouteAction) else ""
+        return f"{host}:{port}/*"
+    p = r.match.path
+    path = p.value + "*" if p.kind == "prefix" else p.value
+    if isinstance(a, RouteAction) and a.cluster.count("|") == 3:
+        _, cport, _, host = a.cluster.split("|")
+        return f"{host}:{cport}{path}"
+    return f"{r.origin.rpartition('/')[2]}:{port}{path}"
 
 
 def _string_match(m: StringMatcher) -> dict[str, Any]:
@@ -306,6 +347,7 @@ def route_action(a: RouteAction, table: RouteTable) -> dict[str, Any]:
         if c is not None and c.hash_policy:
             out["hash_policy"] = [_hash_policy(kind, name) for kind, name in c.hash_policy]
     out["timeout"] = duration(a.timeout)  # 0s = no timeout (Envoy's default would be 15s)
+    out["max_grpc_timeout"] = out["timeout"]  # Istio's setTimeout: grpc-timeout honoured, capped by it
     if a.retry_policy is not None:
         out["retry_policy"] = retry_policy(a.retry_policy)
     if a.regex_rewrite is not None:
@@ -393,6 +435,27 @@ def direct_response(a: DirectResponseAction) -> dict[str, Any]:
             out["body"] = {"inline_string": a.body.decode("utf-8")}
         except UnicodeDecodeError:
             out["body"] = {"inline_bytes": base64.b64encode(a.body).decode("ascii")}
+    return out
+
+
+def cors_policy(c: CorsPolicy) -> dict[str, Any]:
+    """Istio's TranslateCORSPolicy: lists joined with ",", max_age in whole seconds,
+    filter enabled 100 %, forward_not_matching_preflights unless IGNORE."""
+    out: dict[str, Any] = {"@type": CORS_POLICY_TYPE}
+    if c.allow_origins:
+        out["allow_origin_string_match"] = [_string_match(m) for m in c.allow_origins]
+    if c.allow_methods:
+        out["allow_methods"] = c.allow_methods
+    if c.allow_headers:
+        out["allow_headers"] = c.allow_headers
+    if c.expose_headers:
+        out["expose_headers"] = c.expose_headers
+    if c.max_age:
+        out["max_age"] = c.max_age
+    if c.allow_credentials is not None:
+        out["allow_credentials"] = c.allow_credentials
+    out["filter_enabled"] = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+    out["forward_not_matching_preflights"] = c.forward_not_matching_preflights
     return out
 
 

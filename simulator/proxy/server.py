@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Final
 
 import httptools
 
+from simulator.core.cors import set_lines as cors_set_lines
 from simulator.core.matchers import parse_query
 from simulator.core.table import (
     Endpoint,
@@ -389,7 +390,7 @@ class Stream(Exchange):
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
-        "scheme", "body_pending",
+        "scheme", "body_pending", "cors_lines",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -434,6 +435,7 @@ class Stream(Exchange):
         self.scheme = "http"
         # a local reply sent while Envoy would not yet have read the body closes the connection
         self.body_pending = req.chunked or bool(req.body)
+        self.cors_lines: tuple[tuple[str, str], ...] = ()  # set on the response (core/cors.py)
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -551,6 +553,13 @@ class Stream(Exchange):
 
     def forward(self, d: Forward, hdrs: dict[str, str]) -> None:
         proxy = self.proxy
+        if d.route.cors is not None:  # Envoy's CORS filter: after the fault filter, before the router
+            cors = d.route.cors.evaluate(self.method, hdrs)
+            if cors is not None:
+                if cors.preflight is not None:
+                    self.local_reply(200, b"", "-", cors.preflight, early=True)
+                    return
+                self.cors_lines = cors.response
         self.hdrs = hdrs
         pool = proxy.pool(d.cluster)
         base, muts = self._build_headers(d, hdrs)
@@ -767,6 +776,8 @@ class Stream(Exchange):
         parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
         if mut:
             parts.append(_mutation_lines(mut))
+        if self.cors_lines:
+            parts = [cors_set_lines(b"".join(parts), self.cors_lines)]
         parts.append(proxy.dates.date_server_lines(now))
         if framing == "chunked" or (framing == "close" and not self.head):
             parts.append(b"transfer-encoding: chunked\r\n")
@@ -953,9 +964,12 @@ class Stream(Exchange):
         self.response_code = code
         self.flags = flags
         self.bytes_sent = 0 if self.head else len(body)
-        self.conn.write(_local_reply_bytes(self.proxy, code, body, close=not self.keep_alive,
-                                           head=self.head, extra=extra,
-                                           content_type=content_type))
+        data = _local_reply_bytes(self.proxy, code, body, close=not self.keep_alive,
+                                  head=self.head, extra=extra, content_type=content_type)
+        if self.cors_lines:
+            end = data.index(b"\r\n\r\n") + 2
+            data = cors_set_lines(data[:end], self.cors_lines, b"date:") + data[end:]
+        self.conn.write(data)
         self.headers_sent = True
         self.finish(self.keep_alive)
 

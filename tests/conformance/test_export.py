@@ -139,7 +139,8 @@ def test_one_route_config_with_ports_in_domains_and_a_502_catch_all():
         "httpbin.default.svc.cluster.local:8000", "httpbin:8000", "httpbin.default:8000", "httpbin.default.svc:8000"]
     assert rc["virtual_hosts"][-1] == {
         "name": "block_all", "domains": ["*"],
-        "routes": [{"name": "block_all", "match": {"prefix": "/"}, "direct_response": {"status": 502}}]}
+        "routes": [{"name": "block_all", "match": {"prefix": "/"}, "direct_response": {"status": 502}}],
+        "include_request_attempt_count": True}  # httproute.go buildCatchAllVirtualHost
     route = rc["virtual_hosts"][0]["routes"][0]["route"]
     assert route["timeout"] == "0s"  # Envoy's default would be 15 s
     assert route["retry_policy"]["host_selection_retry_max_attempts"] == 5
