@@ -22,7 +22,9 @@ entry, so the filter leaves it alone):
   true`` (when allowCredentials), ``access-control-allow-methods`` (the list, or the
   requested method when the list is ``*``), ``access-control-allow-headers`` (the
   list, or the request's ``access-control-request-headers`` when the list is
-  ``*``), ``access-control-max-age``; in that order.  No ``vary``.
+  ``*``), ``access-control-max-age``; in that order, then (the answer passes the
+  filter's own response path) ``access-control-expose-headers`` when the origin is
+  allowed.  No ``vary``.
 * Any other response to a request whose origin is allowed (the upstream's, and the
   router's own local replies) gets ``access-control-allow-origin: <origin>``,
   ``access-control-allow-credentials: true`` (when allowCredentials) and
@@ -90,6 +92,10 @@ class CorsPolicy:
             out.append((ALLOW_HEADERS, value))
         if self.max_age:
             out.append((MAX_AGE, self.max_age))
+        if allowed:  # the answer passes the filter's own encodeHeaders, as any response does
+            for name, value in self.response_headers(origin):
+                if name not in (n for n, _ in out):
+                    out.append((name, value))
         return tuple(out)
 
     def response_headers(self, origin: str) -> tuple[tuple[str, str], ...]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from simulator.core.cors import CorsResult
 from simulator.core.hosts import split_host_port
 from simulator.core.matchers import parse_query
 from simulator.core.table import (
@@ -126,14 +127,20 @@ class Explanation:
     decision: Forward | LocalReply
     shares: tuple[Share, ...] = ()
     mirrors: tuple[MirrorInfo, ...] = ()
+    cors: CorsResult | None = None  # what the route's CORS filter does (Origin sent)
 
     @property
     def route(self) -> Route | None:
         return self.decision.route
 
     @property
+    def preflight_answered(self) -> bool:
+        """The CORS filter answers this preflight itself (200), before the router."""
+        return self.cors is not None and self.cors.preflight is not None
+
+    @property
     def forwarded(self) -> bool:
-        return isinstance(self.decision, Forward)
+        return isinstance(self.decision, Forward) and not self.preflight_answered
 
     @property
     def cluster(self) -> ClusterRef | None:
@@ -143,10 +150,10 @@ class Explanation:
 
     @property
     def kind(self) -> str:
-        """forward | redirect | direct_response | no_route | no_virtual_host."""
+        """forward | cors_preflight | redirect | direct_response | no_route | no_virtual_host."""
         d = self.decision
         if isinstance(d, Forward):
-            return "forward"
+            return "cors_preflight" if self.preflight_answered else "forward"
         if d.details in ("redirect", "direct_response"):
             return d.details
         return "no_route" if d.virtual_host is not None else "no_virtual_host"
@@ -207,6 +214,9 @@ def explain(table: RouteTable, req: Request, gateway: str = MESH) -> Explanation
         attempts.append(Attempt(a.route, why[0] if why else a.failure, why[1] if why else ""))
     shares: tuple[Share, ...] = ()
     mirrors: tuple[MirrorInfo, ...] = ()
+    cors = None
+    if isinstance(decision, Forward) and decision.route.cors is not None:
+        cors = decision.route.cors.evaluate(req.method, req.headers)
     if isinstance(decision, Forward) and isinstance(decision.route.action, RouteAction):
         action = decision.route.action
         if action.weighted_clusters:
@@ -219,14 +229,15 @@ def explain(table: RouteTable, req: Request, gateway: str = MESH) -> Explanation
             shares = (Share(ClusterRef.parse(action.cluster), 100, 100.0, True),)
         mirrors = tuple(
             MirrorInfo(p, ClusterRef.parse(p.cluster), p.percent, decision.shadow_authority(p),
-                       req.method != "CONNECT" and p.samples(req.random_value))
+                       req.method != "CONNECT" and p.samples(req.random_value)
+                       and not (cors is not None and cors.preflight is not None))
             for p in action.mirror_policies
         )
     if table.listener_port is not None:
         listener_port = table.listener_port
     elif req.port is not None:
         listener_port = req.port
-    return Explanation(req, listener_port, gateway, vh, tuple(attempts), decision, shares, mirrors)
+    return Explanation(req, listener_port, gateway, vh, tuple(attempts), decision, shares, mirrors, cors)
 
 
 def route_kind(route: Route) -> str:
