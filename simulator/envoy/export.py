@@ -223,10 +223,9 @@ def route(r: Route, port: int, table: RouteTable) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if r.name:
         out["name"] = r.name
-    from_vs = r.origin.startswith("VirtualService ")
     out["match"] = route_match(r.match)
-    if from_vs:
-        out["match"]["case_sensitive"] = r.match.path.case_sensitive  # TranslateRouteMatch sets it always
+    if ".match[" in r.origin_path:  # TranslateRouteMatch sets it for every match block (none: no match)
+        out["match"]["case_sensitive"] = r.match.path.case_sensitive
     a = r.action
     if isinstance(a, RouteAction):
         out["route"] = route_action(a, table)

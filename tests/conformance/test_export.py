@@ -169,3 +169,140 @@ def test_yaml_quotes_what_envoy_would_read_as_booleans():
                                            (0.001, "0.001s"), (3600, "3600s")])
 def test_duration(seconds, text):
     assert duration(seconds) == text
+
+
+# --------------------------------------------------------------------------- Istio's values
+#
+# The expected values below are Istio's, not the exporter's: each is taken from a golden file or a
+# test of istio/istio (commit 86c9f01fd735, Aug 2026) named beside it.  DUMP_9080 is the sidecar
+# outbound listener 0.0.0.0_9080 of istioctl/pkg/authz/testdata/configdump.yaml (an istiod-generated
+# config dump); HTTP_CONFIG is istioctl/pkg/describe/testdata/describe/http_config.json.
+
+DUMP_9080_HCM = {  # istioctl/pkg/authz/testdata/configdump.yaml, listener 0.0.0.0_9080
+    "use_remote_address": False,
+    "upgrade_configs": [{"upgrade_type": "websocket"}],
+    "stream_idle_timeout": "0s",
+    "normalize_path": True,
+    "request_id_extension": {"typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig",
+        "use_request_id_for_trace_sampling": True}},
+    "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+}
+# the same dump's http_filters, in order; mirrorsim models fault, cors and router
+DUMP_9080_FILTERS = ["istio.metadata_exchange", "envoy.filters.http.grpc_stats", "istio.alpn",
+                     "envoy.filters.http.fault", "envoy.filters.http.cors", "istio.stats",
+                     "envoy.filters.http.router"]
+ISTIO_DEFAULT_RETRY = {  # HTTP_CONFIG routes (retriable_status_codes aside: istio >= 1.2x drops 503)
+    "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+    "num_retries": 2,
+    "host_selection_retry_max_attempts": 5,
+}
+
+
+def _sidecar(http: str = "- route: [{destination: {host: httpbin, subset: v1}}]") -> dict:
+    return bootstrap(table_from_yaml(registry_yaml({"v1": 18081}) + (virtual_service(http) if http else "")))
+
+
+def _route(doc: dict, vhost: str = "httpbin.default.svc.cluster.local:8000") -> dict:
+    rc = _hcm(doc)["route_config"]
+    return next(vh for vh in rc["virtual_hosts"] if vh["name"] == vhost)["routes"][0]
+
+
+def test_hcm_settings_are_istios():
+    hcm = _hcm(_sidecar())
+    for key, value in DUMP_9080_HCM.items():
+        assert hcm[key] == value, key
+    # listener.go buildSidecarOutboundHTTPListenerOpts: Proxy_100Continue = ENABLE_100_CONTINUE_HEADERS
+    # (default true); gateway_test.go expects Proxy_100Continue: true from the shared builder
+    assert hcm["proxy_100_continue"] is True
+    assert hcm["codec_type"] == "AUTO"  # listener_builder.go buildHTTPConnectionManager (not http3Only)
+    assert "server_name" not in hcm  # proxy_headers.go: outbound ServerName "" = Envoy's "envoy"
+    assert "merge_slashes" not in hcm and "xff_num_trusted_hops" not in hcm
+    assert "generate_request_id" not in hcm  # ProxyHeaders.GenerateRequestID nil = Envoy's default (on)
+
+
+def test_http_filters_are_istios_modelled_ones_in_istios_order():
+    names = [f["name"] for f in _hcm(_sidecar())["http_filters"]]
+    assert names == [n for n in DUMP_9080_FILTERS if n in ("envoy.filters.http.fault", "envoy.filters.http.cors",
+                                                             "envoy.filters.http.router")]
+    # the dump's typed configs of these filters are empty messages
+    assert [f["typed_config"] for f in _hcm(_sidecar())["http_filters"]] == [
+        {"@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"},
+        {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"},
+        {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}]
+
+
+def test_default_route_is_istios():
+    """A service without VirtualService: route.go BuildDefaultHTTPOutboundRoute (name "default",
+    prefix "/", timeout 0s, max_grpc_timeout 0s, the mesh default retry policy, decorator
+    TraceOperation host:port/*), as HTTP_CONFIG's routes show them."""
+    r = _route(_sidecar(""))
+    assert r["name"] == "default" and r["match"] == {"prefix": "/"}
+    a = r["route"]
+    assert a["cluster"] == "outbound|8000||httpbin.default.svc.cluster.local"
+    assert (a["timeout"], a["max_grpc_timeout"]) == ("0s", "0s")
+    for key, value in ISTIO_DEFAULT_RETRY.items():
+        assert a["retry_policy"][key] == value, key
+    assert [p["name"] for p in a["retry_policy"]["retry_host_predicate"]] == [
+        "envoy.retry_host_predicates.previous_hosts"]
+    assert r["decorator"] == {"operation": "httpbin.default.svc.cluster.local:8000/*"}
+    # a rule without match blocks: TranslateRouteMatch(vs, nil) returns prefix "/" only
+    assert _route(_sidecar())["match"] == {"prefix": "/"}
+
+
+def test_virtual_service_route_is_istios():
+    """HTTP_CONFIG's productpage routes: case_sensitive: true on the match, timeout and
+    max_grpc_timeout 0s, decorator operation "<host>:<port><path>"."""
+    r = _route(_sidecar("""
+- match: [{uri: {exact: /productpage}}]
+  route: [{destination: {host: httpbin, subset: v1}}]
+- match: [{uri: {prefix: /static}}]
+  route: [{destination: {host: httpbin, subset: v1}}]
+  timeout: 3s
+"""))
+    assert r["match"] == {"path": "/productpage", "case_sensitive": True}
+    assert (r["route"]["timeout"], r["route"]["max_grpc_timeout"]) == ("0s", "0s")
+    assert r["decorator"] == {"operation": "httpbin.default.svc.cluster.local:8000/productpage"}
+    rc = _hcm(_sidecar("""
+- match: [{uri: {prefix: /static}}]
+  route: [{destination: {host: httpbin, subset: v1}}]
+  timeout: 3s
+"""))["route_config"]
+    r2 = rc["virtual_hosts"][0]["routes"][0]
+    assert r2["decorator"] == {"operation": "httpbin.default.svc.cluster.local:8000/static*"}
+    # route.go setTimeout: MaxGrpcTimeout = Timeout when one is set
+    assert (r2["route"]["timeout"], r2["route"]["max_grpc_timeout"]) == ("3s", "3s")
+
+
+def test_cors_policy_is_istios():
+    """route_internal_test.go TestTranslateCORSPolicy / ...ForwardNotMatchingPreflights: origins as
+    exact / prefix / safe_regex, filter_enabled 100/HUNDRED, forward_not_matching_preflights
+    true (false with unmatchedPreflights: IGNORE); route.go TranslateCORSPolicy joins the lists
+    with "," and writes maxAge in whole seconds."""
+    origins = '[{exact: exact}, {prefix: prefix}, {regex: regex}]'
+    expected = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+        "allow_origin_string_match": [{"exact": "exact"}, {"prefix": "prefix"}, {"safe_regex": {"regex": "regex"}}],
+        "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+        "forward_not_matching_preflights": True,
+    }
+    route = "- route: [{destination: {host: httpbin, subset: v1}}]\n  corsPolicy: "
+    r = _route(_sidecar(route + "{allowOrigins: " + origins + "}"))
+    assert r["typed_per_filter_config"] == {"envoy.filters.http.cors": expected}
+    r = _route(_sidecar(route + "{allowOrigins: " + origins + ", unmatchedPreflights: IGNORE}"))
+    assert r["typed_per_filter_config"]["envoy.filters.http.cors"] == dict(expected,
+                                                                           forward_not_matching_preflights=False)
+    r = _route(_sidecar(route + "{allowOrigins: [{exact: a}], allowMethods: [GET, POST], allowHeaders: [x-a, x-b],"
+                                " exposeHeaders: [x-c], maxAge: 2m, allowCredentials: true}"))
+    c = r["typed_per_filter_config"]["envoy.filters.http.cors"]
+    assert (c["allow_methods"], c["allow_headers"], c["expose_headers"], c["max_age"], c["allow_credentials"]) == (
+        "GET,POST", "x-a,x-b", "x-c", "120", True)
+
+
+def test_block_all_is_istios():
+    """httproute.go buildCatchAllVirtualHost (REGISTRY_ONLY): block_all, "*", direct 502, with
+    include_request_attempt_count like every sidecar virtual host."""
+    vh = _hcm(_sidecar())["route_config"]["virtual_hosts"][-1]
+    assert vh == {"name": "block_all", "domains": ["*"],
+                  "routes": [{"name": "block_all", "match": {"prefix": "/"}, "direct_response": {"status": 502}}],
+                  "include_request_attempt_count": True}
