@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from simulator.config import model as m
 from simulator.core.cors import CorsPolicy
-from simulator.core.hosts import fqdn, wildcard_matches
+from simulator.core.hosts import fqdn, is_ip, wildcard_matches
 from simulator.core.matchers import (
     HeaderMatcher,
     PathMatcher,
@@ -73,6 +73,7 @@ class Service:
     ports: tuple[m.ServicePort, ...]
     endpoints: list[tuple[m.WorkloadEntrySpec, str]] = field(default_factory=list)  # (spec, origin)
     resolution: str = "STATIC"
+    addresses: tuple[str, ...] = ()  # ServiceEntry addresses (VIPs): also virtual host domains
 
     def port_by_number(self, n: int) -> m.ServicePort | None:
         for p in self.ports:
@@ -102,7 +103,8 @@ def build_registry(cfg: m.Config, opts: TranslateOptions) -> Registry:
             host = fqdn(h, ns, opts.domain)
             if host in services:
                 continue  # first declaration wins
-            services[host] = Service(host, ns, se.ports, list(specs), se.resolution)
+            services[host] = Service(host, ns, se.ports, list(specs), se.resolution,
+                                     tuple(a for a in se.addresses if is_ip(a)))
     drs: dict[str, m.DestinationRule] = {}
     for dr in cfg.destination_rules:
         host = fqdn(dr.host, dr.meta.namespace, opts.domain)
@@ -634,17 +636,25 @@ def _default_route(host: str, port: int) -> Route:
     )
 
 
-def service_domains(host: str, client_ns: str, domain: str) -> tuple[str, ...]:
-    """Istio generateVirtualHostDomains (ports ignored): the FQDN and its short forms."""
+def service_domains(host: str, client_ns: str, domain: str, addresses: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Istio's generateVirtualHostDomains with ports ignored (IgnorePortInHostMatching), in its
+    order: the FQDN, its absolute form ``fqdn.`` (PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN, on by
+    default), the short forms of a Kubernetes-style host (``name``, ``name.ns.svc``, ``name.ns``
+    in the client's namespace; ``name.ns``, ``name.ns.svc`` in another), then the service's
+    addresses."""
     doms = [host]
+    if not is_ip(host) and host != "*" and not host.endswith("."):
+        doms.append(host + ".")
     suffix = f".svc.{domain}"
     if host.endswith(suffix):
         name_ns = host[: -len(suffix)]
         name, _, ns = name_ns.rpartition(".")
         if name:
-            doms += [name_ns, f"{name_ns}.svc"]
             if ns == client_ns:
-                doms.insert(1, name)
+                doms += [name, f"{name_ns}.svc", name_ns]
+            else:
+                doms += [name_ns, f"{name_ns}.svc"]
+    doms += [f"[{a}]" if ":" in a else a for a in addresses]
     return tuple(doms)
 
 
@@ -712,7 +722,7 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
             if not routes:
                 routes = [_default_route(svc.host, port)]
             vhosts.append(VirtualHost(f"{svc.host}:{port}",
-                                      service_domains(svc.host, opts.namespace, opts.domain),
+                                      service_domains(svc.host, opts.namespace, opts.domain, svc.addresses),
                                       tuple(routes), origin))
             seen.add(svc.host)
         if port == 80:  # non-service VS hosts ("gross HACK" in Istio: port 80 only)
@@ -723,7 +733,7 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
                     continue
                 routes = translate_virtual_service(reg, opts, vs, port, delegates=delegates)
                 vhosts.append(VirtualHost(
-                    f"{h}:{port}", service_domains(h, opts.namespace, opts.domain), tuple(routes),
+                    f"{h}:{port}", (h,), tuple(routes),
                     f"VirtualService {vs.meta.namespace}/{vs.meta.name}"))
                 seen.add(h)
         route_configs[port] = RouteConfiguration.build(port, tuple(vhosts))

@@ -28,6 +28,10 @@ SCENARIOS = [
     Scenario("hcm-path-backslash", http=ROUTES, requests=(Req(path="/a\\..\\b"),),
              xfail="Envoy (normalize_path: true) turns backslashes into slashes: /a\\..\\b goes to v1 as /b; "
                    "mirrorsim sends it to v2 unchanged (path normalization: the routing helper)"),
+    # httproute.go generateVirtualHostDomains: the absolute FQDN (PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN)
+    Scenario("hcm-domains", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
+             requests=(Req(host="hcm-domains.default.svc.cluster.local.:8000"), Req(host="hcm-domains.default:8000"),
+                       Req(host="hcm-domains.default.svc.:8000"), Req(host="hcm-domains.:8000"))),
     Scenario("hcm-websocket-upgrade", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
              requests=(Req(headers=(("Connection", "Upgrade"), ("Upgrade", "websocket"),
                                     ("Sec-WebSocket-Version", "13"),
