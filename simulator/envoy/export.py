@@ -25,9 +25,13 @@ circuit-breaker thresholds always set (unset = 2^32-1), routes with
 ``timeout: 0s`` when the VirtualService sets none (Envoy's own default is 15 s),
 Istio's retry policy (``previous_hosts`` predicate, 5 host selection attempts),
 mirror policies with ``runtime_fraction`` and ``trace_sampled: false``, per-route
-fault filter configuration, and a 1 MiB direct-response body limit.
-The HCM has ``use_remote_address: false`` (every client is external) and a file
-access log to stdout in Envoy's default format.
+fault and CORS filter configuration, route decorators and ``max_grpc_timeout``,
+and a 1 MiB direct-response body limit.  The HCM is the one Istio builds for a
+sidecar's outbound HTTP listener (``normalize_path``, websocket upgrades,
+``proxy_100_continue``, the UUID request-id extension, ``stream_idle_timeout: 0s``,
+``use_remote_address: false``, the fault, CORS and router filters), plus a file
+access log to stdout in Envoy's default format.  docs/envoy-export.md has the
+setting-by-setting table with where Istio sets each one.
 """
 
 from __future__ import annotations
@@ -504,6 +508,7 @@ def cluster(c: Cluster) -> dict[str, Any]:
             "max_pending_requests": cb.max_pending_requests,
             "max_requests": cb.max_requests,
             "max_retries": cb.max_retries,
+            "track_remaining": True,  # Istio's getDefaultCircuitBreakerThresholds
         }]},
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {

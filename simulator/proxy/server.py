@@ -556,6 +556,7 @@ class Stream(Exchange):
         if d.route.cors is not None:  # Envoy's CORS filter: after the fault filter, before the router
             cors = d.route.cors.evaluate(self.method, hdrs)
             if cors is not None:
+                proxy.stats.inc("cors.origin_valid" if cors.allowed else "cors.origin_invalid")
                 if cors.preflight is not None:
                     self.local_reply(200, b"", "-", cors.preflight, early=True)
                     return

@@ -110,3 +110,14 @@ async def test_conformance(env, name):
 @pytest.mark.parametrize("name", params(SCENARIOS, order=True))
 async def test_header_order(env, name):
     await env.check_order(name)
+
+
+async def test_cors_stats_agree(env):
+    """http.<stat_prefix>.cors.origin_valid / origin_invalid count the same requests on both
+    (whatever scenarios ran before in this module, both proxies saw each of them)."""
+    await env.run("cors-actual")
+    e, m = await env.envoy.stats(), await env.mirrorsim.stats()
+    keys = [k for k in e if ".cors.origin_" in k]
+    assert keys, "Envoy has no CORS stats"
+    assert {k: e[k] for k in keys} == {k: m.get(k, 0) for k in keys}
+    assert all(e[k] > 0 for k in keys)

@@ -54,3 +54,6 @@ async def test_actual_request_gets_cors_headers(run_proxy):
     assert ok.header("access-control-allow-credentials") == "true"
     assert other.header("access-control-allow-origin") is None
     assert len(a.requests) == 2
+    stats = rp.stats.snapshot()  # Envoy's CORS filter stats under the HCM prefix
+    assert stats["http.outbound_0.0.0.0_15001.cors.origin_valid"] == 1
+    assert stats["http.outbound_0.0.0.0_15001.cors.origin_invalid"] == 1
