@@ -369,6 +369,31 @@ class _Ctx:
         return cluster_name(port, dest.subset, host)
 
 
+def _consistent_hash(ctx: _Ctx, dest: m.Destination, port: int) -> bool:
+    """Istio's HashForHTTPDestination: the destination has a consistent-hash load balancer
+    (subset port-level, then subset, then port-level, then top-level policy)."""
+    dr = _find_dr(ctx.reg, ctx.resolve(dest.host))
+    if dr is None:
+        return False
+
+    def ch(tp: m.TrafficPolicy | None, port_level: bool) -> bool | None:
+        if tp is None:
+            return None
+        if port_level:
+            for pl in tp.port_level_settings:
+                if pl.port == port:
+                    lb = pl.load_balancer
+                    return True if lb is not None and lb.consistent_hash is not None else None
+            return None
+        lb = tp.load_balancer
+        return True if lb is not None and lb.consistent_hash is not None else None
+
+    sub = next((x for x in dr.subsets if x.name == dest.subset), None) if dest.subset else None
+    sp = sub.traffic_policy if sub is not None else None
+    tp = dr.traffic_policy
+    return bool(ch(sp, True) or ch(sp, False) or ch(tp, True) or ch(tp, False))
+
+
 def _retry_policy(r: m.HTTPRetry | None) -> RetryPolicy | None:
     if r is None:
         return ISTIO_DEFAULT_RETRY
@@ -499,10 +524,17 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
                 wcs.append(WeightedCluster(ctx.cluster_for(d.destination), d.weight, dreq, dresp, dauth))
             weighted = tuple(wcs)
             total = sum(w.weight for w in wcs)
+        retry = _retry_policy(rule.retries)
+        if (retry is not None and len(dests) == 1 and _consistent_hash(ctx, dests[0].destination,
+                                                                       int(single.split("|")[1]))
+                and (rule.retries is None or rule.retries.retry_ignore_previous_hosts is None)):
+            # retry.ConvertPolicy(policy, consistentHash): no previous_hosts predicate (a retry
+            # goes back to the hashed host) unless retryIgnorePreviousHosts asks for it
+            retry = dataclasses.replace(retry, previous_hosts=False)
         action = RouteAction(
             cluster=single, weighted_clusters=weighted, total_weight=total,
             timeout=rule.timeout or 0.0,
-            retry_policy=_retry_policy(rule.retries),
+            retry_policy=retry,
             prefix_rewrite=prefix_rewrite, regex_rewrite=regex_rewrite,
             regex_rewrite_source=regex_src, host_rewrite=host_rewrite,
             mirror_policies=tuple(mirrors),

@@ -307,3 +307,30 @@ def test_block_all_is_istios():
     assert vh == {"name": "block_all", "domains": ["*"],
                   "routes": [{"name": "block_all", "match": {"prefix": "/"}, "direct_response": {"status": 502}}],
                   "include_request_attempt_count": True}
+
+
+def test_retry_policy_with_consistent_hash_is_istios():
+    """retry.go ConvertPolicy(policy, hashPolicy=true) / retry_test.go
+    TestRetryPreviousHostsDefaultWithHashPolicy and ...WithRetryIgnorePreviousHosts: a single
+    destination with a consistent-hash DestinationRule gets no previous_hosts predicate unless
+    retryIgnorePreviousHosts is true; the default route (no VirtualService) keeps it
+    (BuildDefaultHTTPOutboundRoute calls ConvertPolicy(..., false))."""
+    dr = """
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: hashed, namespace: default}
+spec:
+  host: httpbin
+  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+"""
+
+    def policy(http: str) -> dict:
+        doc = bootstrap(table_from_yaml(registry_yaml({"v1": 18081}) + (virtual_service(http) if http else "") + dr))
+        return _route(doc)["route"]["retry_policy"]
+
+    assert "retry_host_predicate" not in policy("- route: [{destination: {host: httpbin}}]")
+    assert "retry_host_predicate" not in policy("- route: [{destination: {host: httpbin}}]\n  retries: {attempts: 2}")
+    assert policy("- route: [{destination: {host: httpbin}}]\n  retries: {attempts: 2, retryIgnorePreviousHosts: true}"
+                  )["retry_host_predicate"][0]["name"] == "envoy.retry_host_predicates.previous_hosts"
+    assert "retry_host_predicate" in policy("")
