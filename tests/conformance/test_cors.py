@@ -79,6 +79,17 @@ SCENARIOS = [
         requests=(preflight("https://any.example"), actual("https://any.example")),
     ),
     Scenario(
+        "cors-mirror-and-body",
+        http="""
+        - route: [{destination: {host: HOST, subset: v1}}]
+          mirror: {host: HOST, subset: v2}
+          corsPolicy: {allowOrigins: [{prefix: "https://"}], allowMethods: [POST]}
+        """,
+        requests=(Req(method="OPTIONS", headers=(("Origin", "https://a.example"),
+                                                 ("Access-Control-Request-Method", "POST")), body=b"xyz"),
+                  preflight("http://plain.example"), actual("https://a.example", "POST")),
+    ),
+    Scenario(
         "cors-local-replies",
         backends=("v1",),
         http="""
