@@ -290,6 +290,8 @@ class Decision:
             return f"direct response {self.status} by {describe_route(self.route)}"
         if k == "cors_preflight":
             return f"CORS preflight answered 200 by {describe_route(self.route)}"
+        if k == "bad_path":
+            return f"400: path {self.explanation.request.path!r} fails path normalization (path_normalization_failed)"
         if k == "no_route":
             return f"404 NR: no route of virtual host {self.virtual_host} matched"
         flags = f" {self.flags}" if self.flags != "-" else ""

@@ -31,13 +31,8 @@ def same_host_retries(e: Observation, m: Observation) -> None:
 SCENARIOS = [
     Scenario("hcm-path-plain", http=ROUTES, requests=(Req(path="/b/x"), Req(path="/a//b"), Req(path="/a%2Fb"))),
     Scenario("hcm-path-dot-segments", http=ROUTES,
-             requests=(Req(path="/a/../b/x"), Req(path="/./b"), Req(path="/a/%2e%2e/b")),
-             xfail="Envoy (normalize_path: true, Istio's mesh default) resolves dot segments and decodes %2e "
-                   "before routing: /a/../b/x, /./b, /a/%2e%2e/b match prefix /b and go to v1 as /b/x, /b, /b; "
-                   "mirrorsim routes the raw path to v2 unchanged (path normalization: the routing helper)"),
-    Scenario("hcm-path-backslash", http=ROUTES, requests=(Req(path="/a\\..\\b"),),
-             xfail="Envoy (normalize_path: true) turns backslashes into slashes: /a\\..\\b goes to v1 as /b; "
-                   "mirrorsim sends it to v2 unchanged (path normalization: the routing helper)"),
+             requests=(Req(path="/a/../b/x"), Req(path="/./b"), Req(path="/a/%2e%2e/b"))),
+    Scenario("hcm-path-backslash", http=ROUTES, requests=(Req(path="/a\\..\\b"),)),
     # httproute.go generateVirtualHostDomains: the absolute FQDN (PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN)
     Scenario("hcm-domains", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
              requests=(Req(host="hcm-domains.default.svc.cluster.local.:8000"), Req(host="hcm-domains.default:8000"),
