@@ -4,13 +4,14 @@ Pure: the result is a plain ``dict`` (YAML/JSON-ready) built from the table alon
 
 How mirrorsim's shape maps onto one Envoy listener
 --------------------------------------------------
-mirrorsim serves every port on ONE listener: the port in the Host header (none
-= 80) selects the route configuration, then the host selects the virtual host
+mirrorsim serves every port on ONE listener: the port in the Host header selects
+the route configuration (a Host without a port: port 80's if it knows the host,
+else the lowest port that does), then the host selects the virtual host
 (Istio's ``ignore_port_in_host_matching``).  Envoy has no "route config per
 Host port" on one listener, so the export folds every port into one
 ``route_config`` whose virtual-host domains carry the port: ``httpbin:8000``,
-``httpbin.default:8000``, ...; on port 80 each domain is listed both with
-``:80`` and without a port.  A wildcard ``*.example.com`` becomes
+``httpbin.default:8000``, ...; each domain is also listed without a port on the
+virtual host a port-less Host reaches.  A wildcard ``*.example.com`` becomes
 ``*.example.com:<port>`` (an Envoy suffix wildcard) and ``*`` becomes
 ``*:<port>``.  When two virtual hosts claim one domain the first keeps it, as in
 mirrorsim's lookup (Envoy rejects duplicate domains).  A final catch-all
@@ -44,6 +45,7 @@ import yaml
 from simulator.core.cors import CorsPolicy
 from simulator.core.hosts import is_ip
 from simulator.core.matchers import HeaderMatcher, PathMatcher, QueryParameterMatcher, StringMatcher
+from simulator.core.paths import BASE, DECODE_AND_MERGE_SLASHES, MERGE_SLASHES, NONE
 from simulator.core.table import (
     Cluster,
     DirectResponseAction,
@@ -56,6 +58,7 @@ from simulator.core.table import (
     RouteAction,
     RouteMatch,
     RouteTable,
+    VirtualHost,
 )
 
 # mirrorsim's HCM stat prefix (simulator/proxy/stats.py), so both expose the same names.
@@ -89,7 +92,7 @@ def bootstrap(
     admin: tuple[str, int] = ("127.0.0.1", 15000),
 ) -> dict[str, Any]:
     """The Envoy v3 static bootstrap equivalent to what mirrorsim serves for ``table``."""
-    hcm = http_connection_manager(route_configuration(table))
+    hcm = http_connection_manager(route_configuration(table), table.path_normalization)
     listener = {
         "name": "mirrorsim",
         "address": _address(*listen),
@@ -108,20 +111,21 @@ def bootstrap(
     }
 
 
-def http_connection_manager(route_config: dict[str, Any]) -> dict[str, Any]:
+def http_connection_manager(route_config: dict[str, Any], path_normalization: str = BASE) -> dict[str, Any]:
     """The HTTP connection manager of an Istio sidecar's outbound HTTP listener
     (listener.go buildSidecarOutboundHTTPListenerOpts + listener_builder.go
     buildHTTPConnectionManager, mesh defaults); docs/envoy-export.md has the table."""
-    return {
+    hcm = {
         "@type": HCM_TYPE,
         "stat_prefix": STAT_PREFIX,
         "codec_type": "AUTO",
         "use_remote_address": False,  # PILOT_SIDECAR_USE_REMOTE_ADDRESS=false
         "upgrade_configs": [{"upgrade_type": "websocket"}],
         "stream_idle_timeout": "0s",
-        # mesh pathNormalization unset = DEFAULT: normalize_path, slashes kept
-        "normalize_path": True,
-        "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+        # buildHTTPConnectionManager's switch on meshConfig.pathNormalization (unset = DEFAULT = BASE)
+        "normalize_path": path_normalization != NONE,
+        "path_with_escaped_slashes_action": ("UNESCAPE_AND_FORWARD" if path_normalization == DECODE_AND_MERGE_SLASHES
+                                             else "KEEP_UNCHANGED"),
         "proxy_100_continue": True,  # ENABLE_100_CONTINUE_HEADERS=true
         "request_id_extension": {"typed_config": {
             "@type": UUID_REQUEST_ID_TYPE, "use_request_id_for_trace_sampling": True}},
@@ -138,6 +142,9 @@ def http_connection_manager(route_config: dict[str, Any]) -> dict[str, Any]:
         ],
         "route_config": route_config,
     }
+    if path_normalization in (MERGE_SLASHES, DECODE_AND_MERGE_SLASHES):
+        hcm["merge_slashes"] = True
+    return hcm
 
 
 # yaml-cpp (Envoy's YAML reader) also takes these plain scalars as booleans; PyYAML would not quote them
@@ -179,33 +186,34 @@ def duration(seconds: float) -> str:
 # --------------------------------------------------------------------------- route configuration
 
 
-def _domain_forms(domain: str, port: int) -> list[str]:
-    d = domain.lower()
-    if d == "*":
-        return [f"*:{port}", "*"] if port == 80 else [f"*:{port}"]
-    return [f"{d}:{port}", d] if port == 80 else [f"{d}:{port}"]
-
-
 def route_configuration(table: RouteTable) -> dict[str, Any]:
-    """One route configuration for every port: domains carry the port."""
-    vhosts: list[dict[str, Any]] = []
+    """One route configuration for every port.  Every domain carries its port
+    (``httpbin:8000``); a domain without a port goes to the virtual host mirrorsim picks
+    for a Host without one (``RouteTable.select_virtual_host``): port 80's route
+    configuration first, then the lowest port.  A domain two virtual hosts claim stays
+    with the first, as in mirrorsim's lookup (Envoy rejects duplicates)."""
     taken: set[str] = set()
+    entries: list[tuple[int, VirtualHost, list[str]]] = []
     for port, rc in sorted(table.route_configs.items()):
         for vh in rc.virtual_hosts:
-            domains: list[str] = []
+            domains = []
             for d in vh.domains:
-                for form in _domain_forms(d, port):
-                    if form not in taken:  # first virtual host wins, as in mirrorsim
-                        taken.add(form)
-                        domains.append(form)
-            if not domains:
-                continue  # every domain belongs to an earlier virtual host: unreachable
-            vhosts.append({
-                "name": vh.name,
-                "domains": domains,
-                "routes": [route(r, port, table) for r in vh.routes],
-                "include_request_attempt_count": True,  # x-envoy-attempt-count, as Istio's sidecar
-            })
+                form = f"{d.lower()}:{port}"
+                if form not in taken:
+                    taken.add(form)
+                    domains.append(form)
+            entries.append((port, vh, domains))
+    for _, vh, domains in sorted(entries, key=lambda e: (e[0] != 80, e[0])):  # stable: vhost order kept
+        for d in vh.domains:
+            if d.lower() not in taken:
+                taken.add(d.lower())
+                domains.append(d.lower())
+    vhosts: list[dict[str, Any]] = [{
+        "name": vh.name,
+        "domains": domains,
+        "routes": [route(r, port, table) for r in vh.routes],
+        "include_request_attempt_count": True,  # x-envoy-attempt-count, as Istio's sidecar
+    } for port, vh, domains in entries if domains]  # no domain left: unreachable
     if "*" not in taken:
         vhosts.append({
             "name": "block_all",

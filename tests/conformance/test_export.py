@@ -137,7 +137,10 @@ def test_one_route_config_with_ports_in_domains_and_a_502_catch_all():
     assert names == ["httpbin.default.svc.cluster.local:8000", "block_all"]
     assert rc["virtual_hosts"][0]["domains"] == [  # Istio's order (httproute.go generateVirtualHostDomains)
         "httpbin.default.svc.cluster.local:8000", "httpbin.default.svc.cluster.local.:8000", "httpbin:8000",
-        "httpbin.default.svc:8000", "httpbin.default:8000"]
+        "httpbin.default.svc:8000", "httpbin.default:8000",
+        # a Host without a port reaches the service's only port, as in mirrorsim (select_virtual_host)
+        "httpbin.default.svc.cluster.local", "httpbin.default.svc.cluster.local.", "httpbin",
+        "httpbin.default.svc", "httpbin.default"]
     assert rc["virtual_hosts"][-1] == {
         "name": "block_all", "domains": ["*"],
         "routes": [{"name": "block_all", "match": {"prefix": "/"}, "direct_response": {"status": 502}}],
@@ -334,3 +337,20 @@ spec:
     assert policy("- route: [{destination: {host: httpbin}}]\n  retries: {attempts: 2, retryIgnorePreviousHosts: true}"
                   )["retry_host_predicate"][0]["name"] == "envoy.retry_host_predicates.previous_hosts"
     assert "retry_host_predicate" in policy("")
+
+
+@pytest.mark.parametrize("mode, expected", [
+    # listener_builder.go buildHTTPConnectionManager, the switch on meshConfig.pathNormalization
+    ("NONE", {"normalize_path": False, "path_with_escaped_slashes_action": "KEEP_UNCHANGED"}),
+    ("BASE", {"normalize_path": True, "path_with_escaped_slashes_action": "KEEP_UNCHANGED"}),
+    ("MERGE_SLASHES", {"normalize_path": True, "merge_slashes": True,
+                       "path_with_escaped_slashes_action": "KEEP_UNCHANGED"}),
+    ("DECODE_AND_MERGE_SLASHES", {"normalize_path": True, "merge_slashes": True,
+                                  "path_with_escaped_slashes_action": "UNESCAPE_AND_FORWARD"}),
+])
+def test_path_normalization_modes_are_istios(mode, expected):
+    rc, text, _ = export("-f", str(CONFIGS / "examples" / "mirroring"), "--path-normalization", mode)
+    assert rc == 0
+    hcm = _hcm(yaml.safe_load(text))
+    got = {k: hcm[k] for k in ("normalize_path", "merge_slashes", "path_with_escaped_slashes_action") if k in hcm}
+    assert got == expected

@@ -36,7 +36,9 @@ SCENARIOS = [
     # httproute.go generateVirtualHostDomains: the absolute FQDN (PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN)
     Scenario("hcm-domains", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
              requests=(Req(host="hcm-domains.default.svc.cluster.local.:8000"), Req(host="hcm-domains.default:8000"),
-                       Req(host="hcm-domains.default.svc.:8000"), Req(host="hcm-domains.:8000"))),
+                       Req(host="hcm-domains.default.svc.:8000"), Req(host="hcm-domains.:8000"),
+                       Req(host="hcm-domains"), Req(host="hcm-domains.default.svc.cluster.local."),
+                       Req(host="hcm-domains:80"))),
     Scenario("hcm-retry-consistent-hash", backends=(Backend("v1", status=503), Backend("v2", status=503)),
              http="""
              - route: [{destination: {host: HOST}}]
