@@ -79,6 +79,14 @@ CORS_TYPE = _T + "envoy.extensions.filters.http.cors.v3.Cors"
 CORS_POLICY_TYPE = _T + "envoy.extensions.filters.http.cors.v3.CorsPolicy"
 UUID_REQUEST_ID_TYPE = _T + "envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig"
 
+ISTIO_RUNTIME_FLAGS: dict[str, Any] = {
+    "re2.max_program_size.error_level": "32768",
+    "envoy.deprecated_features:envoy.config.listener.v3.Listener.hidden_envoy_deprecated_use_original_dst": True,
+    "envoy.reloadable_features.http_reject_path_with_fragment": False,  # fragments stripped, not rejected
+    "envoy.reloadable_features.fixed_heap_use_allocated": True,
+    "envoy.reloadable_features.coalesce_lb_rebuilds_on_batch_update": False,
+}
+
 _DENOMINATORS = {100: "HUNDRED", 10_000: "TEN_THOUSAND", 1_000_000: "MILLION"}
 _REDIRECT_CODES = {301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
                    307: "TEMPORARY_REDIRECT", 308: "PERMANENT_REDIRECT"}
@@ -104,6 +112,12 @@ def bootstrap(
     return {
         "node": {"id": "mirrorsim", "cluster": "mirrorsim"},
         "admin": {"address": _address(*admin)},
+        # istio-agent's bootstrap (tools/packaging/common/envoy_bootstrap.json), runtime flags from
+        # pkg/bootstrap/config.go extractRuntimeFlags
+        "layered_runtime": {"layers": [
+            {"name": "global config", "static_layer": dict(ISTIO_RUNTIME_FLAGS)},
+            {"name": "admin", "admin_layer": {}},
+        ]},
         "static_resources": {
             "listeners": [listener],
             "clusters": [cluster(c) for c in table.clusters.values()],

@@ -354,3 +354,18 @@ def test_path_normalization_modes_are_istios(mode, expected):
     hcm = _hcm(yaml.safe_load(text))
     got = {k: hcm[k] for k in ("normalize_path", "merge_slashes", "path_with_escaped_slashes_action") if k in hcm}
     assert got == expected
+
+
+def test_bootstrap_runtime_is_istio_agents():
+    """tools/packaging/common/envoy_bootstrap.json: layered_runtime = a static layer "global config"
+    with pkg/bootstrap/config.go extractRuntimeFlags' defaults, then an admin layer."""
+    layers = _sidecar()["layered_runtime"]["layers"]
+    assert [layer["name"] for layer in layers] == ["global config", "admin"]
+    assert layers[1] == {"name": "admin", "admin_layer": {}}
+    assert layers[0]["static_layer"] == {
+        "re2.max_program_size.error_level": "32768",
+        "envoy.deprecated_features:envoy.config.listener.v3.Listener.hidden_envoy_deprecated_use_original_dst": True,
+        "envoy.reloadable_features.http_reject_path_with_fragment": False,
+        "envoy.reloadable_features.fixed_heap_use_allocated": True,
+        "envoy.reloadable_features.coalesce_lb_rebuilds_on_batch_update": False,
+    }
