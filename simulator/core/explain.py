@@ -151,7 +151,7 @@ class Explanation:
 
     @property
     def cluster(self) -> ClusterRef | None:
-        if isinstance(self.decision, Forward):
+        if isinstance(self.decision, Forward) and not self.preflight_answered:
             return ClusterRef.parse(self.decision.cluster)
         return None
 

@@ -145,6 +145,9 @@ def test_explain_and_check_show_a_preflight_answered_by_cors():
     assert explain_dict(e)["cors"]["preflight"]["access-control-allow-methods"] == "PUT"
     d = Decision(e)
     assert d.status == 200 and "CORS preflight" in d.summary()
+    assert d.destination is None and e.cluster is None  # nothing goes upstream
+    d.check(status=200)
+    assert [mi.sampled for mi in d.mirrors] == [False]
     actual = explain(table, Request("GET", "httpbin:8000", "/", {"origin": "https://a.example"}))
     assert actual.kind == "forward" and actual.cors is not None
     assert actual.cors.response == (("access-control-allow-origin", "https://a.example"),)
