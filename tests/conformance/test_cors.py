@@ -117,13 +117,10 @@ SCENARIOS = [
               "(header operations on inline headers: the headers helper)",
     ),
     Scenario(
-        "cors-inline-request-header-repeated",
+        "cors-request-header-repeated",
         backends=("v1",),
         http="- route: [{destination: {host: HOST, subset: v1}}]",
         requests=(Req(headers=(("Origin", "https://a.example"), ("Origin", "https://b.example"))),),
-        xfail="Envoy keeps an inline request header (Origin, registered by the CORS filter) as one entry: two "
-              "Origin lines reach the upstream as origin: https://a.example,https://b.example; mirrorsim forwards "
-              "two lines (repeated inline headers: the headers helper)",
     ),
     Scenario(
         "cors-local-replies",
