@@ -106,6 +106,7 @@ class Service:
     ports: tuple[m.ServicePort, ...]
     endpoints: list[tuple[m.WorkloadEntrySpec, str]] = field(default_factory=list)  # (spec, origin)
     resolution: str = "STATIC"
+    addresses: tuple[str, ...] = ()  # the ServiceEntry's VIPs (single addresses, not CIDRs)
 
     def port_by_number(self, n: int) -> m.ServicePort | None:
         for p in self.ports:
@@ -135,7 +136,8 @@ def build_registry(cfg: m.Config, opts: TranslateOptions) -> Registry:
             host = fqdn(h, ns, opts.domain)
             if host in services:
                 continue  # first declaration wins
-            services[host] = Service(host, ns, se.ports, list(specs), se.resolution)
+            vips = tuple(f"[{a}]" if ":" in a else a for a in se.addresses if "/" not in a)
+            services[host] = Service(host, ns, se.ports, list(specs), se.resolution, vips)
     drs: dict[str, m.DestinationRule] = {}
     for dr in cfg.destination_rules:
         host = fqdn(dr.host, dr.meta.namespace, opts.domain)
@@ -732,7 +734,8 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
             if not routes:
                 routes = [_default_route(svc.host, port)]
             vhosts.append(VirtualHost(f"{svc.host}:{port}",
-                                      service_domains(svc.host, opts.client_namespace, opts.domain),
+                                      service_domains(svc.host, opts.client_namespace, opts.domain)
+                                      + svc.addresses,  # generateVirtualHostDomains adds the VIPs
                                       tuple(routes), origin))
             seen.add(svc.host)
         if port == 80:  # non-service VS hosts ("gross HACK" in Istio: port 80 only)

@@ -55,6 +55,7 @@ kind: ServiceEntry
 metadata: {{name: api, namespace: default}}
 spec:
   hosts: [api.example.com]
+  addresses: [240.0.0.7]
   location: MESH_EXTERNAL
   resolution: STATIC
   ports: [{{number: 8080, name: http, protocol: HTTP}}]
@@ -114,6 +115,9 @@ REQUESTS: list[tuple[str, str, dict | None, tuple[str, str] | int]] = [
     ("unknown", "/", None, 502),
     ("unknown:8000", "/", None, 502),
     ("10.1.2.3", "/", None, 502),
+    ("240.0.0.7:8080", "/v1", None, ("api", "/v1")),  # a ServiceEntry address is one of its domains
+    ("240.0.0.7", "/v1", None, ("api", "/v1")),
+    ("240.0.0.7:80", "/v1", None, 502),
     ("127.0.0.1:8000", "/", None, 502),
     ("[::1]:8000", "/", None, 502),
     ("httpbin", "/public/../admin/x", None, ("httpbin-v2", "/admin/x")),
