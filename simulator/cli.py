@@ -41,6 +41,17 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def seconds(s: str) -> float:
+    """A non-negative number of seconds (``1.5``), for argparse."""
+    try:
+        value = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {s!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0: {s!r}")
+    return value
+
+
 def hostport(s: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     host, sep, port = s.rpartition(":")
     if not sep:
@@ -206,7 +217,7 @@ def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | Non
         seed=args.seed, access_log=AccessLog(open_access_log(args.access_log), loop) if loop else None,
         local_address=args.local_address,
         max_shadow_inflight=args.max_shadow_inflight, max_shadow_bytes=args.max_shadow_bytes,
-        max_request_bytes=args.max_request_bytes,
+        max_request_bytes=args.max_request_bytes, shadow_timeout=args.shadow_timeout,
     )
 
 
@@ -346,6 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--local-address", default=None, metavar="IP",
                      help="the proxy's own address appended to x-forwarded-for on shadow "
                           "copies (default: first non-loopback IPv4, as Envoy's local_info)")
+    run.add_argument("--shadow-timeout", type=seconds, default=15.0, metavar="SECONDS",
+                     help="how long a shadow copy on a route without a timeout may wait for its "
+                          "answer before it is reset (504 UT); Envoy waits for ever; 0: no bound "
+                          "(default 15)")
+    run.add_argument("--drain-time", type=seconds, default=5.0, metavar="SECONDS",
+                     help="after SIGTERM or SIGINT, how long in-flight requests may take to finish "
+                          "before they are cut (Istio's terminationDrainDuration, default 5); a "
+                          "second signal cuts them at once")
+    run.add_argument("--worker-restart-delay", type=seconds, default=0.2, metavar="SECONDS",
+                     help="with --workers: wait before restarting a worker that died, doubled for "
+                          "each earlier death of that worker within 30 s; the 5th death within "
+                          "30 s stops mirrorsim (default 0.2)")
     run.set_defaults(func=cmd_run)
 
     be = sub.add_parser(

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from simulator.core.hosts import shadow_host, split_host_port
 from simulator.core.matchers import (
     HeaderMatcher,
     PathMatcher,
     QueryParameterMatcher,
+    Regex,
     parse_query,
 )
 from simulator.core.paths import BASE, normalize_path
@@ -224,7 +225,7 @@ class RouteAction:
     timeout: float = 0.0  # 0 = no timeout
     retry_policy: RetryPolicy | None = None
     prefix_rewrite: str | None = None
-    regex_rewrite: tuple[Any, str] | None = None  # (compiled pattern, substitution)
+    regex_rewrite: tuple[Regex, str] | None = None  # (pattern, RE2 substitution: \1 is group 1)
     regex_rewrite_source: str = ""
     host_rewrite: str | None = None
     mirror_policies: tuple[MirrorPolicy, ...] = ()
@@ -580,7 +581,7 @@ class RouteTable:
 def _rewrite_path(pm: PathMatcher, a: RouteAction, path_only: str) -> str:
     if a.regex_rewrite is not None:
         pattern, sub = a.regex_rewrite
-        return str(pattern.sub(sub, path_only))
+        return pattern.sub(sub, path_only)
     assert a.prefix_rewrite is not None
     if pm.kind == "prefix":
         return a.prefix_rewrite + path_only[len(pm.value) :]

@@ -494,7 +494,7 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
         regex_src = ""
         if rewrite is not None and rewrite.uri_regex_rewrite is not None:
             regex_src = rewrite.uri_regex_rewrite.match
-            regex_rewrite = (compile_regex(regex_src), _re2_sub(rewrite.uri_regex_rewrite.rewrite))
+            regex_rewrite = (compile_regex(regex_src, captures=True), rewrite.uri_regex_rewrite.rewrite)
         host_rewrite = (rewrite.authority if rewrite and rewrite.authority else None) or authority
         dests = [d for d in rule.route]
         single = ""
@@ -550,21 +550,6 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
             file=vs.src.file, line=vs.src.line_of(path),
         ))
     return routes
-
-
-def _re2_sub(rewrite: str) -> str:
-    """RE2 substitution (``\\1``) -> Python ``re`` template (``\\g<1>``)."""
-    out = []
-    i = 0
-    while i < len(rewrite):
-        c = rewrite[i]
-        if c == "\\" and i + 1 < len(rewrite) and rewrite[i + 1].isdigit():
-            out.append(f"\\g<{rewrite[i + 1]}>")
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
 
 
 def translate_virtual_service(
