@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from simulator.config import model as m
-from simulator.core.hosts import fqdn, wildcard_matches
+from simulator.core.hosts import fqdn, is_ip, wildcard_matches
 from simulator.core.matchers import (
     HeaderMatcher,
     PathMatcher,
@@ -655,6 +655,12 @@ def service_domains(host: str, client_ns: str, domain: str) -> tuple[str, ...]:
     return tuple(doms)
 
 
+def _absolute(host: str) -> tuple[str, ...]:
+    """The absolute FQDN, ``httpbin.default.svc.cluster.local.``, a domain of every service's
+    virtual host since Istio's PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN (default on)."""
+    return () if is_ip(host) or host.startswith("*") else (host + ".",)
+
+
 def _mesh_bound(vs: m.VirtualService) -> bool:
     return not vs.gateways or MESH in vs.gateways
 
@@ -720,7 +726,7 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
                 routes = [_default_route(svc.host, port)]
             vhosts.append(VirtualHost(f"{svc.host}:{port}",
                                       service_domains(svc.host, opts.client_namespace, opts.domain)
-                                      + svc.addresses,  # generateVirtualHostDomains adds the VIPs
+                                      + _absolute(svc.host) + svc.addresses,  # generateVirtualHostDomains
                                       tuple(routes), origin))
             seen.add(svc.host)
         if port == 80:  # non-service VS hosts ("gross HACK" in Istio: port 80 only)

@@ -136,7 +136,8 @@ def test_one_route_config_with_ports_in_domains_and_a_502_catch_all():
     names = [vh["name"] for vh in rc["virtual_hosts"]]
     assert names == ["httpbin.default.svc.cluster.local:8000", "block_all"]
     assert rc["virtual_hosts"][0]["domains"] == [
-        "httpbin.default.svc.cluster.local:8000", "httpbin:8000", "httpbin.default:8000", "httpbin.default.svc:8000"]
+        "httpbin.default.svc.cluster.local:8000", "httpbin:8000", "httpbin.default:8000", "httpbin.default.svc:8000",
+        "httpbin.default.svc.cluster.local.:8000"]  # the absolute FQDN, as Istio adds it
     assert rc["virtual_hosts"][-1] == {
         "name": "block_all", "domains": ["*"],
         "routes": [{"name": "block_all", "match": {"prefix": "/"}, "direct_response": {"status": 502}}]}
