@@ -86,9 +86,10 @@ def normalize_path(path: str, mode: str = BASE) -> str | None:
     if _PLAIN.fullmatch(only) is not None:
         canonical = remove_dot_segments(only)  # the same result, a segment (not a character) at a time
     else:
-        canonical = canonicalize(only)
-    if canonical is None:
-        return None
+        checked = canonicalize(only)
+        if checked is None:
+            return None
+        canonical = checked
     if merge:
         canonical = merge_slashes(canonical)
     return canonical + query
