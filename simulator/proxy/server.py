@@ -483,7 +483,8 @@ class Stream(Exchange):
             self.keep_alive = False
             self.local_reply(400, b"missing host header", "DPE")
             return
-        normalized = proxy.table.normalize_path(target)  # Envoy's HCM, before routing (core/paths.py)
+        # Envoy's HCM normalizes :path before routing (core/paths.py); CONNECT has no :path
+        normalized = target if req.method == "CONNECT" else proxy.table.normalize_path(target)
         if normalized is None:
             self.path = self.log_path = target
             self.authority = authority

@@ -8,6 +8,7 @@ others go through their public entry points (CLI `main`, `Mesh.route`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -276,3 +277,18 @@ def load_text_config(text: str):  # type: ignore[no-untyped-def]
     result = load_text(text, "mesh.yaml")
     assert result.ok, [d.format() for d in result.diagnostics]
     return result.config
+
+
+async def test_connect_is_not_normalized_into_a_matching_path(run_proxy) -> None:
+    from tests.conftest import registry_yaml, virtual_service
+
+    yaml_text = registry_yaml({"v1": 0}).replace("http: 0", "http: {port}") + virtual_service(
+        "- route: [{destination: {host: httpbin, subset: v1}}]")
+    async with Recorder("v1") as rec:
+        cfg = load_text_config(yaml_text.replace("{port}", str(rec.port)))
+        rp = await run_proxy(translate(cfg, TranslateOptions()))
+        reader, writer = await asyncio.open_connection("127.0.0.1", rp.port)
+        writer.write(b"CONNECT httpbin:8000 HTTP/1.1\r\nHost: httpbin:8000\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 404 ") and rec.requests == []  # CONNECT has no :path: no route matches
