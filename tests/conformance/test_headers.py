@@ -52,6 +52,23 @@ SCENARIOS = [
         requests=(Req(headers=(("x-a", "1"), ("x-envoy-attempt-count", "7"), ("x-b", "2"))),),
     ),
     Scenario(
+        # the lines of an inline header are one value to route matching: "a,b"
+        "hdr-inline-match",
+        http=f"""
+        - match: [{{headers: {{user-agent: {{exact: "a"}}}}}}]
+          {to("v2")}
+        - match: [{{headers: {{x-custom: {{exact: "a"}}}}}}]
+          {to("v2")}
+        - match: [{{headers: {{accept: {{exact: "a,b"}}}}}}]
+          {to("v2")}
+        - {to("v1")}
+        """,
+        requests=(Req(headers=(("user-agent", "a"), ("user-agent", "b"))),
+                  Req(headers=(("x-custom", "b"), ("x-custom", "a"))),
+                  Req(headers=(("accept", "a"), ("accept", "b"))),
+                  Req(headers=(("user-agent", "b"), ("user-agent", "a")))),
+    ),
+    Scenario(
         "hdr-envoy-external",
         backends=("v1",),
         requests=(Req(headers=ENVOY_HEADERS),),
