@@ -233,6 +233,25 @@ SCENARIOS = [
                                ("x-forwarded-proto", "https")))),
     ),
     Scenario(
+        # header operations run in order on the live request: a later one reads an earlier one
+        "hdr-format-sequence",
+        backends=("v1",),
+        http="""
+        - route:
+          - destination: {host: HOST, subset: v1}
+            headers:
+              request:
+                set: {x-d: "d[%REQ(x-a)%][%REQ(x-r)%]"}
+          headers:
+            request:
+              set: {x-a: "1", x-b: "b[%REQ(x-a)%][%REQ(x-c)%]", x-c: "c", x-x: "%REQ(x-add)%"}
+              add: {x-add: "added", x-add2: "%REQ(x-add)%"}
+            response:
+              set: {x-r1: "one", x-r2: "%RESP(x-r1)%"}
+        """,
+        requests=(Req(), Req(headers=(("x-a", "client"), ("x-add", "client-add")))),
+    ),
+    Scenario(
         "hdr-local-replies",
         check=expect(_local_replies),
         backends=(Backend("v1", delay=0.5), Backend("v2", refuse=True)),
