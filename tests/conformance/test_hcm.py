@@ -88,10 +88,7 @@ SCENARIOS = [
     Scenario("hcm-websocket-upgrade", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
              requests=(Req(headers=(("Connection", "Upgrade"), ("Upgrade", "websocket"),
                                     ("Sec-WebSocket-Version", "13"),
-                                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))),),
-             xfail="Envoy (upgrade_configs: websocket, as Istio) forwards the upgrade request with its Connection "
-                   "and Upgrade headers and relays the backend's non-101 answer (200, then connection: close); "
-                   "mirrorsim closes the connection without a response (websocket: the proto helper)"),
+                                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))),)),
     Scenario("hcm-grpc-timeout", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
              requests=(Req(method="POST", headers=(("content-type", "application/grpc"), ("grpc-timeout", "2S"),
                                                    ("te", "trailers")), body=b"\0\0\0\0\0"),),
