@@ -80,11 +80,7 @@ SCENARIOS = [
              traffic_policy="loadBalancer: {consistentHash: {httpHeaderName: x-user}}",
              requests=(Req(headers=(("x-user", "alice"),)),), check=same_host_retries),
     Scenario("hcm-expect-100-continue", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
-             requests=(Req(), Req()), drive=drive_expect_continue,
-             xfail="Envoy (proxy_100_continue: true, as Istio) forwards expect: 100-continue to the upstream "
-                   "and relays the upstream's 100 Continue; mirrorsim drops the Expect header (it answers 100 "
-                   "itself, as Envoy does without proxy_100_continue); the client sees the same 100 and final "
-                   "response from both (100-continue: the proto helper)"),
+             requests=(Req(), Req()), drive=drive_expect_continue),
     Scenario("hcm-websocket-upgrade", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
              requests=(Req(headers=(("Connection", "Upgrade"), ("Upgrade", "websocket"),
                                     ("Sec-WebSocket-Version", "13"),

@@ -68,6 +68,9 @@ class Upstream:
                 self.log.append((n, head))
                 path = head.split(b" ", 2)[1]
                 m = re.search(rb"content-length: (\d+)", head, re.I)
+                if b"expect: 100-continue" in head.lower() and b"/silent" not in path:
+                    # as aiohttp, gunicorn and nginx do: Istio's Envoy proxies it (proxy_100_continue)
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 if m and b"upgrade" not in head.lower():
                     self.log.append((n, await reader.readexactly(int(m.group(1)))))
                 if b"/ws" in path and b"/wsfail" not in path:
@@ -217,17 +220,7 @@ async def _observe(targets: dict[str, Any], port: int, steps: list[Step]) -> dic
     return {"client": _norm(client), "v1": ups[0].received(), "v2": ups[1].received()}
 
 
-# Known differences on the export's Istio settings (docs/envoy-export.md): strict, so a fix shows
-KNOWN = {
-    "expect_100_continue": "Envoy with Istio's proxy_100_continue: true (ENABLE_100_CONTINUE_HEADERS, "
-                           "listener.go) forwards expect: 100-continue to the upstream and relays its 100; "
-                           "mirrorsim drops the Expect header and answers 100 itself (Envoy's behaviour "
-                           "without proxy_100_continue)",
-}
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=[pytest.mark.xfail(strict=True, reason=KNOWN[c])]
-                                               if c in KNOWN else []) for c in CASES])
+@pytest.mark.parametrize("case", list(CASES))
 async def test_protocol_edge_matches_envoy(targets: dict[str, Any], case: str) -> None:
     steps = CASES[case]
     envoy = await _observe(targets, targets["envoy"], steps)
