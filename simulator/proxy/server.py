@@ -121,6 +121,7 @@ class Proxy:
         self.dates = DateCache(self.options.server_name)
         self.shadows: ShadowDispatcher | None = None
         self.connections: set[DownstreamConnection] = set()
+        self.draining = False  # shutting down: every response says connection: close (lifecycle.py)
 
     def sibling(self, table: RouteTable, http_prefix: str, server_name: bytes = b"istio-envoy") -> Proxy:
         """A proxy for another listener (a gateway server) sharing this one's
@@ -417,7 +418,7 @@ class Stream(Exchange):
         self.user_agent: str | None = None
         self.payload: tuple[bytes, ...] = ()
         self.endpoint: Endpoint | None = None
-        self.keep_alive = req.keep_alive
+        self.keep_alive = req.keep_alive and not conn.proxy.draining
         self.head = req.method == "HEAD"
         self.log_path = ""
         self.fault_flags = ""
