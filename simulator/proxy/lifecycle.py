@@ -99,6 +99,7 @@ async def serve_until_signalled(rp: RunningProxy, drain_time: float, shutdown: S
         shutdown = Shutdown(asyncio.get_running_loop())
         shutdown.install(signal.SIGINT, signal.SIGTERM)
     await shutdown.requested.wait()
+    rp.begin_drain()  # before saying so: whoever reads the line finds the listener closed
     name = signal_name(shutdown.signals[0]) if shutdown.signals else "shutdown"
     say(out, f"mirrorsim: {name}: draining: no new connections, up to {drain_time:g} s for the "
              f"{rp.in_flight()} request(s) in flight; a second signal cuts them")

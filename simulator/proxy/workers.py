@@ -193,7 +193,7 @@ class Supervisor:
         opts = replace(self.opts, sock=socks[0], admin_port=None,
                        seed=None if self.opts.seed is None else self.opts.seed + index)
         gws = [replace(gw, sock=socks[k + 1]) for k, gw in enumerate(self.gateways)]
-        return run_worker(self.table, opts, gws, control, self.loop_factory, self.drain_time)
+        return run_worker(index, self.table, opts, gws, control, self.loop_factory, self.drain_time)
 
     async def _await_ready(self, slot: Slot, pid: int, control: socket.socket) -> None:
         reader, writer = await asyncio.open_connection(sock=control)
@@ -405,7 +405,7 @@ class Supervisor:
                 slot.pid = 0
 
 
-def run_worker(table: RouteTable, opts: RunOptions, gateways: Sequence[GatewayListener],
+def run_worker(index: int, table: RouteTable, opts: RunOptions, gateways: Sequence[GatewayListener],
                control: socket.socket, loop_factory: Callable[[], asyncio.AbstractEventLoop],
                drain_time: float) -> int:
     """One worker process: serve until the parent says drain (or exit), or goes away."""
@@ -437,6 +437,8 @@ def run_worker(table: RouteTable, opts: RunOptions, gateways: Sequence[GatewayLi
         tasks.spawn(commands())
         writer.write(b"ready\n")
         await shutdown.requested.wait()
+        rp.begin_drain()
+        say(sys.stderr, f"mirrorsim worker {index} draining (pid {os.getpid()})")
         await drain(rp, drain_time, shutdown.forced)
         await tasks.wait_closed()
         writer.close()
