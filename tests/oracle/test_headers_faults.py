@@ -1,0 +1,244 @@
+"""Oracle, group "basic" (same hand-written Envoy config and Istio YAML as test_basic.py, a second
+Envoy + mirrorsim pair): headers a client sends, header operations with command operators, local
+replies (faults, no route, CORS) and upstream failures under Istio's default retry policy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from tests.oracle.harness import Group, simple
+from tests.oracle.test_basic import BACKENDS, UPSTREAM_RESET, differs, get
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+OPERATORS = differs("mirrorsim sends header-operation values verbatim; Envoy evaluates command operators "
+                    "(%REQ(x)%, %DOWNSTREAM_REMOTE_ADDRESS%, %PROTOCOL%) and unescapes %%")
+CORS = differs("mirrorsim does not apply corsPolicy (Istio: route typed_per_filter_config envoy.filters.http.cors)")
+RESET_TEXT = differs("reset reason text: mirrorsim says 'remote reset' where Envoy says 'connection termination'")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def g() -> AsyncIterator[Group]:
+    async with Group("basic.yaml", "basic.yaml", BACKENDS) as group:
+        group.backends["u503"].response = (503, [("x-backend", "u503")], b"unavailable")
+        yield group
+
+
+# --------------------------------------------------------------------------- headers from the client
+
+
+@differs("mirrorsim forwards the client's x-envoy-attempt-count next to its own; Envoy overwrites it")
+async def test_client_attempt_count_overwritten(g: Group) -> None:
+    e, m = await g.both(get("/h", headers=[("x-envoy-attempt-count", "5")]))
+    assert e.at("v1")[0].header_values("x-envoy-attempt-count") == ["1"]
+    assert e.at("mirror")[0].header_values("x-envoy-attempt-count") == ["1"]
+    g.compare(e, m)
+
+
+async def test_client_x_envoy_headers_kept(g: Group) -> None:
+    # use_remote_address false and no XFF: the request counts as internal, x-envoy-* are not stripped
+    e, m = await g.both(get("/h", headers=[("x-envoy-foo", "bar"), ("x-envoy-max-retries", "7")]))
+    [p] = e.at("v1")
+    assert p.header("x-envoy-foo") == "bar" and p.header("x-envoy-internal") is None
+    g.compare(e, m)
+
+
+async def test_client_xff_external_address(g: Group) -> None:
+    e, m = await g.both(get("/h", headers=[("x-forwarded-for", "8.8.8.8"), ("x-envoy-internal", "true"),
+                                           ("x-envoy-foo", "bar")]))
+    [p] = e.at("v1")
+    assert p.header("x-forwarded-for") == "8.8.8.8"  # not appended (use_remote_address false)
+    assert p.header("x-envoy-internal") is None  # stripped: XFF says external
+    assert e.at("mirror")[0].header("x-forwarded-for").startswith("8.8.8.8,")
+    g.compare(e, m)
+
+
+async def test_client_timeout_header_consumed(g: Group) -> None:
+    e, m = await g.both(get("/h", headers=[("x-envoy-upstream-rq-timeout-ms", "5000")]))
+    [p] = e.at("v1")
+    assert p.header("x-envoy-upstream-rq-timeout-ms") is None
+    assert p.header("x-envoy-expected-rq-timeout-ms") is None  # not set by the router with timeout 0s routes
+    g.compare(e, m)
+
+
+@differs("mirrorsim drops 'TE: trailers'; Envoy forwards 'te: trailers' (only other TE values are dropped)")
+async def test_te_trailers_kept(g: Group) -> None:
+    e, m = await g.both(get("/h", headers=[("TE", "gzip, trailers")]))
+    assert e.at("v1")[0].header("te") == "trailers" and e.at("mirror")[0].header("te") == "trailers"
+    g.compare(e, m)
+
+
+async def test_te_without_trailers_dropped(g: Group) -> None:
+    e, m = await g.both(get("/h", headers=[("TE", "gzip")]))
+    assert e.at("v1")[0].header("te") is None
+    g.compare(e, m)
+
+
+@differs("request trailers: Envoy drops them toward an HTTP/1.1 upstream (http1 enable_trailers off); "
+         "mirrorsim forwards them")
+async def test_request_trailers(g: Group) -> None:
+    raw = (b"POST /h HTTP/1.1\r\nHost: httpbin:8000\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5\r\nhello\r\n0\r\nx-trailer: t1\r\n\r\n")
+    e, m = await g.both(simple(raw))
+    [p] = e.at("v1")
+    assert p.body == b"hello" and p.trailers == [] and p.header("x-trailer") is None
+    g.compare(e, m)
+
+
+async def test_hop_by_hop_headers_removed(g: Group) -> None:
+    e, m = await g.both(get("/h", headers=[("Connection", "x-custom"), ("x-custom", "1"), ("keep-alive", "timeout=5"),
+                                           ("proxy-connection", "x")]))
+    [p] = e.at("v1")
+    assert {"x-custom", "keep-alive", "proxy-connection", "connection"}.isdisjoint(p.header_names())
+    g.compare(e, m)
+
+
+# --------------------------------------------------------------------------- header operations
+
+
+@OPERATORS
+async def test_command_operators(g: Group) -> None:
+    e, m = await g.both(get("/ops", headers=[("x-client", "abc")]))
+    [p] = e.at("v1")
+    assert p.header("x-client-copy") == "abc"
+    assert p.header("x-proto") == "HTTP/1.1" and p.header("x-percent") == "100%"
+    assert (p.header("x-remote") or "").startswith("127.0.0.1:")
+    assert e.got.header("x-resp-proto") == "HTTP/1.1"
+    g.compare(e, m)
+
+
+@OPERATORS
+async def test_command_operator_missing_header_omitted(g: Group) -> None:
+    e, m = await g.both(get("/ops"))
+    [p] = e.at("v1")
+    assert p.header("x-client-copy") is None  # an empty value is not added
+    g.compare(e, m)
+
+
+@differs("route response_headers_to_add are not applied to the fault filter's local reply by mirrorsim")
+async def test_fault_abort_gets_route_response_headers(g: Group) -> None:
+    e, m = await g.both(get("/fault"))
+    assert e.got.status == 418 and e.got.body == b"fault filter abort"
+    assert e.got.header("x-route-op") == "fault"
+    assert not e.at("v1") and not e.at("mirror")
+    g.compare(e, m)
+
+
+@differs("gRPC abort on a non-gRPC request: Envoy answers 200 text/plain 'fault filter abort' without "
+         "grpc-status; mirrorsim 503 with grpc-status")
+async def test_grpc_abort_on_plain_http(g: Group) -> None:
+    e, m = await g.both(get("/grpcfault"))
+    assert e.got.status == 200 and e.got.body == b"fault filter abort" and e.got.header("grpc-status") is None
+    g.compare(e, m)
+
+
+async def test_grpc_abort_on_grpc_request(g: Group) -> None:
+    e, m = await g.both(get("/grpcfault", method="POST", headers=[("content-type", "application/grpc")], body=b""))
+    assert e.got.status == 200 and e.got.header("grpc-status") == "14"
+    assert e.got.header("grpc-message") == "fault filter abort"
+    g.compare(e, m)
+
+
+async def test_no_route_404(g: Group) -> None:
+    e, m = await g.both(get("/other", host="noroute:8000"))
+    assert e.got.status == 404 and e.got.body == b"" and not e.at("nr")
+    g.compare(e, m)
+
+
+async def test_no_route_exact_match_routes(g: Group) -> None:
+    e, m = await g.both(get("/only", host="noroute:8000"))
+    assert e.got.status == 200 and e.got.body == b"nr"
+    g.compare(e, m)
+
+
+# --------------------------------------------------------------------------- upstream failures, default retries
+
+
+@RESET_TEXT
+async def test_upstream_closes_before_answering_post(g: Group) -> None:
+    e, m = await g.both(get("/p", host="flaky:8000", method="POST", body=b"data"))
+    assert e.got.status == 503
+    assert e.got.body == (UPSTREAM_RESET + "connection termination").encode()
+    assert len(e.at("closer")) == 1  # a reset after the request was sent is not retried by the default policy
+    g.compare(e, m)
+
+
+@RESET_TEXT
+async def test_upstream_closes_before_answering_get(g: Group) -> None:
+    e, m = await g.both(get("/p", host="flaky:8000"))
+    assert e.got.status == 503 and len(e.at("closer")) == 1
+    g.compare(e, m)
+
+
+@differs("a response that is not HTTP: Envoy 502 'reset reason: protocol error'; mirrorsim 503")
+async def test_upstream_protocol_error(g: Group) -> None:
+    e, m = await g.both(get("/p", host="junk:8000"))
+    assert e.got.status == 502
+    assert e.got.body == (UPSTREAM_RESET + "protocol error").encode()
+    assert len(e.at("junk")) == 1
+    g.compare(e, m)
+
+
+async def test_upstream_connection_refused_retried(g: Group) -> None:
+    e, m = await g.both(get("/p", host="dead:8000"))
+    assert e.got.status == 503
+    assert e.got.body == (b"upstream connect error or disconnect/reset before headers. "
+                          b"retried and the latest reset reason: remote connection failure")
+    g.compare(e, m)
+
+
+async def test_upstream_503_not_retried_by_default(g: Group) -> None:
+    # retry_on has retriable-status-codes but the default policy lists no codes (route/retry/retry.go)
+    e, m = await g.both(get("/p", host="unavail:8000"))
+    assert e.got.status == 503 and e.got.body == b"unavailable"
+    assert len(e.at("u503")) == 1
+    g.compare(e, m)
+
+
+# --------------------------------------------------------------------------- CORS
+
+
+@CORS
+async def test_cors_preflight_allowed_origin(g: Group) -> None:
+    e, m = await g.both(get("/cors", method="OPTIONS", headers=[("Origin", "https://good.example"),
+                                                                ("Access-Control-Request-Method", "POST")]))
+    assert e.got.status == 200 and not e.at("v1")  # answered by the cors filter
+    assert e.got.header("access-control-allow-origin") == "https://good.example"
+    assert e.got.header("access-control-allow-methods") == "GET,POST"
+    assert e.got.header("access-control-max-age") == "600"
+    g.compare(e, m)
+
+
+async def test_cors_preflight_other_origin_forwarded(g: Group) -> None:
+    e, m = await g.both(get("/cors", method="OPTIONS", headers=[("Origin", "https://evil.example"),
+                                                                ("Access-Control-Request-Method", "POST")]))
+    assert e.got.status == 200 and e.got.body == b"v1"  # forward_not_matching_preflights
+    assert e.got.header("access-control-allow-origin") is None
+    g.compare(e, m)
+
+
+@CORS
+async def test_cors_actual_request_allowed_origin(g: Group) -> None:
+    e, m = await g.both(get("/cors", headers=[("Origin", "https://good.example")]))
+    assert e.got.body == b"v1"
+    assert e.got.header("access-control-allow-origin") == "https://good.example"
+    assert e.got.header("access-control-expose-headers") == "x-exposed"
+    g.compare(e, m)
+
+
+async def test_cors_actual_request_other_origin(g: Group) -> None:
+    e, m = await g.both(get("/cors", headers=[("Origin", "https://evil.example")]))
+    assert e.got.body == b"v1" and e.got.header("access-control-allow-origin") is None
+    g.compare(e, m)
+
+
+async def test_cors_preflight_without_cors_policy(g: Group) -> None:
+    e, m = await g.both(get("/get", method="OPTIONS", headers=[("Origin", "https://good.example"),
+                                                               ("Access-Control-Request-Method", "POST")]))
+    assert e.got.body == b"v1" and len(e.at("mirror")) == 1  # a normal request on a route without CORS
+    g.compare(e, m)
+
+
