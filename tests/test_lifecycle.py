@@ -10,6 +10,7 @@ import re
 import signal
 import time
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
@@ -95,6 +96,27 @@ async def draining(run: Run, workers: int) -> None:
         await _read_until(run.stderr, r"mirrorsim worker \d+ draining")
 
 
+def worker_of(run: Run, client: Client) -> int:
+    """The pid of the worker that accepted ``client``'s connection (/proc: the inode of the
+    accepted socket, whose remote port is the client's, among each worker's descriptors)."""
+    assert client.writer is not None
+    cport = client.writer.get_extra_info("sockname")[1]
+    inode = ""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == run.port and int(f[2].split(":")[1], 16) == cport:
+            inode = f[9]
+    assert inode, "accepted socket not found"
+    for pid in Path(f"/proc/{run.proc.pid}/task/{run.proc.pid}/children").read_text().split():
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return int(pid)
+            except OSError:
+                continue
+    raise AssertionError("no worker holds the connection")
+
+
 async def refused(port: int) -> bool:
     try:
         _, w = await asyncio.open_connection("127.0.0.1", port)
@@ -109,11 +131,16 @@ async def test_sigterm_drains_the_requests_in_flight_then_exits_0(tmp_path: Path
                                                                   workers: int):
     run = await start(tmp_path, backends, "--drain-time", "20", workers=workers)
     try:
-        async with Client(run.port) as slow, Client(run.port) as idle:
+        async with Client(run.port) as slow, AsyncExitStack() as stack:
             slow.writer.write(request(path="/slow"))  # type: ignore[union-attr]
             await backends.primary.wait_for(1)  # the primary has it
-            (first,) = await idle.send(request(path="/fast"))
-            assert first.status == 200 and first.header("connection") is None  # keep-alive
+            # each worker drains on its own: the idle connection must be on the same one
+            for _ in range(30):
+                idle = await stack.enter_async_context(Client(run.port))
+                (first,) = await idle.send(request(path="/fast"))
+                assert first.status == 200 and first.header("connection") is None  # keep-alive
+                if workers == 1 or worker_of(run, idle) == worker_of(run, slow):
+                    break
 
             t0 = time.monotonic()
             run.proc.send_signal(signal.SIGTERM)
