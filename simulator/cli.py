@@ -204,18 +204,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     nhosts = sum(len(rc.virtual_hosts) for rc in table.route_configs.values())
     args.banner = f"{version_line()}: {nhosts} virtual host(s), {len(table.clusters)} cluster(s)"
+    if options.source_labels or options.source_namespace:
+        labels = ",".join(f"{k}={v}" for k, v in options.source_labels) or "no labels"
+        args.banner += f"; routes of a workload with {labels} in namespace {options.client_namespace}"
+    if options.path_normalization != "BASE":
+        args.banner += f"; path normalization {options.path_normalization}"
     if args.workers > 1:
         print(args.banner, file=sys.stderr)
         return _run_workers(args, table, gateways)
     _use_uvloop()
     try:
-        asyncio.run(_serve(args, table, gateways))
+        return asyncio.run(_serve(args, table, gateways))
     except KeyboardInterrupt:
-        pass
+        return 130
     except OSError as exc:
         print(f"mirrorsim: cannot listen: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | None):  # type: ignore[no-untyped-def]
@@ -232,6 +236,7 @@ def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | Non
         local_address=args.local_address,
         max_shadow_inflight=args.max_shadow_inflight, max_shadow_bytes=args.max_shadow_bytes,
         max_request_bytes=args.max_request_bytes, shadow_timeout=args.shadow_timeout,
+        max_buffered_bytes=args.max_buffered_bytes,
     )
 
 
@@ -251,16 +256,20 @@ def _run_workers(args: argparse.Namespace, table, gateways) -> int:  # type: ign
     # each worker opens the access log itself, after the fork, on its own loop
     opts = dataclasses.replace(_run_options(args, None), access_log_spec=args.access_log)
     try:
-        return run_workers(args.workers, table, opts, gateways, loop_factory)
+        return run_workers(args.workers, table, opts, gateways, loop_factory,
+                           drain_time=args.drain_time, restart_delay=args.worker_restart_delay)
     except OSError as exc:
         print(f"mirrorsim: cannot listen: {exc}", file=sys.stderr)
         return 1
 
 
-async def _serve(args: argparse.Namespace, table, gateways) -> None:  # type: ignore[no-untyped-def]
+async def _serve(args: argparse.Namespace, table, gateways) -> int:  # type: ignore[no-untyped-def]
+    from simulator.proxy.lifecycle import Shutdown, serve_until_signalled
     from simulator.proxy.runner import freeze_startup_objects, start_proxy
 
     loop = asyncio.get_running_loop()
+    shutdown = Shutdown(loop)
+    shutdown.install(signal.SIGINT, signal.SIGTERM)
     lhost = args.listen[0]
     opts = _run_options(args, loop)
     rp = await start_proxy(table, opts, gateways)
@@ -272,14 +281,7 @@ async def _serve(args: argparse.Namespace, table, gateways) -> None:  # type: ig
     print(f"mirrorsim listening on http://{lhost}:{rp.port}"
           + (f" (admin http://{opts.admin_host}:{rp.admin_port})" if rp.admin_port else ""),
           file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    await stop.wait()
-    await rp.close()
+    return await serve_until_signalled(rp, args.drain_time, shutdown)
 
 
 def cmd_backend(args: argparse.Namespace) -> int:
@@ -367,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "are dropped (default 268435456)")
     run.add_argument("--max-request-bytes", type=int, default=64 * 1024 * 1024, metavar="N",
                      help="largest request body accepted (default 67108864; larger: 413)")
+    run.add_argument("--max-buffered-bytes", type=int, default=256 * 1024 * 1024, metavar="N",
+                     help="request-body bytes held at once across all connections; a body "
+                          "that would pass it gets 503 'envoy overloaded' (flag OM, stat "
+                          "downstream_rq_overload_close) (default 268435456)")
     add_routing_args(run)
     run.add_argument("--local-address", default=None, metavar="IP",
                      help="the proxy's own address appended to x-forwarded-for on shadow "
