@@ -67,8 +67,8 @@ def test_route_test_files_are_bounded_too(hostile, tmp_path, capsys):
         assert re.search(rf"^{re.escape(hostile[what])}:\d+: error", out, re.M), out
 
 
-async def _no_serve(*args: object) -> None:
-    return None
+async def _no_serve(*args: object) -> int:
+    return 0
 
 
 def test_run_without_resources_says_so(tmp_path, capsys, monkeypatch):
