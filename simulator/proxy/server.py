@@ -211,6 +211,7 @@ class DownstreamConnection:
         self._head_raw = 0
         self._seen = 0  # bytes read and accounted for: heads (as counted), bodies, chunk sizes
         self.pending_error: tuple[int, bytes] | None = None  # sent after the requests before it
+        self.pending_eof = False  # the client half-closed while requests were in progress
         self.peer = ""
 
     # -- asyncio.Protocol
@@ -261,7 +262,12 @@ class DownstreamConnection:
         self._drop_body()
 
     def eof_received(self) -> bool:
-        return False  # close the transport; a half-closed client gets its responses first
+        if self.active is None and not self.queue:
+            return False  # close the transport
+        # the client half-closed: the requests it sent are answered first (as Envoy), then
+        # the connection closes (stream_done)
+        self.pending_eof = True
+        return True
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -417,9 +423,12 @@ class DownstreamConnection:
             self.close()
             return
         self._next()
-        if self.pending_error is not None and self.active is None and not self.queue:
-            code, body = self.pending_error
-            self._error_reply(code, body)
+        if self.active is None and not self.queue:
+            if self.pending_error is not None:
+                code, body = self.pending_error
+                self._error_reply(code, body)
+            elif self.pending_eof:
+                self.close()
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
