@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
     from simulator.core.table import Endpoint
     from simulator.proxy.server import Proxy, Stream
-    from simulator.proxy.upstream import ClusterPool
+    from simulator.proxy.tunnel import Tunnel
+    from simulator.proxy.upstream import ClusterPool, UpstreamConnection
 
 DEFAULT_MAX_INFLIGHT: Final = 1024
 # After a failed connection to a mirror endpoint, copies to it fail at once for this long
@@ -123,7 +124,10 @@ class ShadowDispatcher:
                     break
         if d.timeout > 0:
             lines.append(b"x-envoy-expected-rq-timeout-ms: %d\r\n" % int(d.timeout * 1000))
-        lines.append(b"x-envoy-attempt-count: 1\r\n")
+        if stream.attempt_line < 0:
+            lines.append(b"x-envoy-attempt-count: 1\r\n")
+        else:  # in place of the client's, as on the primary
+            lines.insert(stream.attempt_line, b"x-envoy-attempt-count: 1\r\n")
         lines.append(muts)
         lines.append(b"x-envoy-internal: true\r\n")
         if not xff_done:
@@ -206,7 +210,7 @@ class ShadowExchange(Exchange):
     __slots__ = ("dispatcher", "pool", "pacer", "payload",
                  "nbytes", "timer", "status", "finished", "start_time", "authority", "path",
                  "request_id", "xff", "user_agent", "timeout", "upstream_host", "bytes_in",
-                 "upstream_time", "version")
+                 "upstream_time", "version", "tunnel")
 
     def __init__(self, dispatcher: ShadowDispatcher, pool: ClusterPool, pacer: ShadowPacer, stream: Stream,
                  d: Forward, authority: str, payload: tuple[bytes, ...], nbytes: int) -> None:
@@ -230,6 +234,10 @@ class ShadowExchange(Exchange):
         self.bytes_in = 0
         self.upstream_time = "-"
         self.version = stream.req.version
+        # an upgrade (WebSocket): after its 101 the copy gets the client's bytes (tunnel.py)
+        self.tunnel: Tunnel | None = stream.tunnel
+        if self.tunnel is not None:
+            self.tunnel.mirrors_waiting += 1
 
     def start(self, endpoint: Endpoint | None) -> None:
         pool = self.pool
@@ -265,7 +273,16 @@ class ShadowExchange(Exchange):
         if self.status and flag != "UF":
             self._end(self.status, flag)
         else:
-            self._end(503, flag)
+            self._end(502 if flag == "UPE" else 503, flag)
+
+    def on_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
+        t = self.tunnel
+        self.tunnel = None
+        self._end(101, "-")
+        if t is None:
+            conn.abort()
+        else:
+            t.add_mirror(conn)  # its bytes (``rest`` and after) are discarded
 
     def on_data_end(self) -> None:
         pass
@@ -290,6 +307,9 @@ class ShadowExchange(Exchange):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.tunnel is not None:
+            self.tunnel.mirror_settled()
+            self.tunnel = None
         self.pool.stats.response(status, True)
         self.dispatcher.done(self.nbytes)
         proxy = self.dispatcher.proxy

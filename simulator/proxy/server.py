@@ -44,16 +44,24 @@ from simulator.core.table import (
     RetryPolicy,
     RouteTable,
 )
+from simulator.proxy import header_ops, tunnel
 from simulator.proxy.accesslog import AccessLog, protocol
 from simulator.proxy.headers import (
     BODILESS_METHODS,
+    INLINE_RESPONSE,
     NAME_STR,
     RESPONSE_HOP_BY_HOP,
+    RESPONSE_SET_IN_PLACE,
     SKIP_REQUEST_HEADERS,
+    TE_TRAILERS,
     DateCache,
+    coalesce_inline,
     connection_tokens,
     memo_name,
+    referer_ok,
+    replace_empty_request_id,
     status_line,
+    te_keeps_trailers,
 )
 from simulator.proxy.limits import (
     CHUNK_FRAMING,
@@ -103,11 +111,11 @@ class Request:
     """One parsed downstream request (a plain class: mypyc compiles its __init__)."""
 
     __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "chunked", "start", "too_big",
-                 "held", "overloaded")
+                 "held", "overloaded", "upgrade")
 
     def __init__(self, method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]],
                  body: bytes, keep_alive: bool, chunked: bool, start: float, too_big: bool = False,
-                 held: int = 0) -> None:
+                 held: int = 0, upgrade: bytes | None = None) -> None:
         self.method = method
         self.target = target
         self.version = version
@@ -119,6 +127,7 @@ class Request:
         self.too_big = too_big
         self.held = held  # body bytes taken from the proxy's BodyBudget, given back when done
         self.overloaded = False  # refused: the BodyBudget was full (503 envoy overloaded)
+        self.upgrade = upgrade  # the Upgrade header's value (simulator/proxy/tunnel.py)
 
 
 class Proxy:
@@ -204,6 +213,9 @@ class DownstreamConnection:
         self._too_big = False
         self._overloaded = False
         self._held = 0  # body bytes of the message being read, taken from proxy.budget
+        self._upgrade: bytes | None = None
+        self._expect = False  # Expect: 100-continue
+        self.continue_pending = False
         self._start = 0.0
         self._in_head = False
         self._in_body = False  # after the head: a header now is a trailer
@@ -211,7 +223,6 @@ class DownstreamConnection:
         self._head_raw = 0
         self._seen = 0  # bytes read and accounted for: heads (as counted), bodies, chunk sizes
         self.pending_error: tuple[int, bytes] | None = None  # sent after the requests before it
-        self.pending_eof = False  # the client half-closed while requests were in progress
         self.peer = ""
 
     # -- asyncio.Protocol
@@ -244,8 +255,8 @@ class DownstreamConnection:
                 self._error_reply(501, b"Not Implemented")
             elif not self.closed:
                 self._error_reply(400, b"Bad Request")
-        except httptools.HttpParserUpgrade:
-            self._error_reply(400, b"upgrade not supported")
+        except httptools.HttpParserUpgrade as exc:
+            tunnel.downstream_upgraded(self, data[exc.args[0]:])
         except httptools.HttpParserError as exc:
             if not self.closed:
                 self._error_reply(400, b"Bad Request" if not str(exc) else b"Bad Request")
@@ -262,12 +273,9 @@ class DownstreamConnection:
         self._drop_body()
 
     def eof_received(self) -> bool:
-        if self.active is None and not self.queue:
-            return False  # close the transport
-        # the client half-closed: the requests it sent are answered first (as Envoy), then
-        # the connection closes (stream_done)
-        self.pending_eof = True
-        return True
+        # close the transport: Envoy's HTTP connection manager has no half-close either (a
+        # client's FIN resets the requests in progress: those already answered got out)
+        return False
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -293,6 +301,8 @@ class DownstreamConnection:
         self._connection = False
         self._too_big = False
         self._overloaded = False
+        self._upgrade = None
+        self._expect = False
         self._start = wall_time()
 
     def on_url(self, url: bytes) -> None:
@@ -309,6 +319,12 @@ class DownstreamConnection:
         self._in_body = True
         self._seen += self._head_bytes
         self._head_bytes = 0  # trailers have a limit of their own
+        if self._expect and self.parser.get_http_version() == "1.1":  # 1.0 gets 426 from the codec
+            # Envoy answers Expect: 100-continue itself (Istio leaves proxy_100_continue off)
+            if self.active is None and not self.queue:
+                self.write(tunnel.CONTINUE)
+            else:
+                self.continue_pending = True  # after the responses before it (_next)
 
     def on_chunk_header(self) -> None:
         self._in_head = True  # until the chunk ends: data_received bounds what is not body
@@ -320,8 +336,9 @@ class DownstreamConnection:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._in_body:
-            # a trailer: Envoy's HTTP/1 codec drops them (enable_trailers is off), and
-            # refuses a trailer block over the head size limit
+            # a chunked body's trailer: Istio enables no HTTP/1 trailers, so Envoy's codec
+            # drops them (they reach neither routing nor the upstream); a trailer block
+            # over the head size limit is refused
             self._head_bytes += len(name) + len(value) + HEADER_LINE_OVERHEAD
             if self._head_bytes > MAX_HEADER_BYTES:
                 raise _HeadTooLarge
@@ -339,6 +356,10 @@ class DownstreamConnection:
             if self._chunked or value.strip().lower() != b"chunked":
                 raise _UnsupportedEncoding  # Envoy: 501 unless it is exactly "chunked"
             self._chunked = True
+        elif n == 7 and name == b"upgrade":
+            self._upgrade = value
+        elif n == 6 and name == b"expect" and value.lower() == b"100-continue":
+            self._expect = True
 
     def on_body(self, body: bytes) -> None:
         n = len(body)
@@ -392,6 +413,10 @@ class DownstreamConnection:
             req.keep_alive = False
             req.too_big = True
             req.overloaded = self._overloaded
+        if self._upgrade is not None:
+            req.upgrade = self._upgrade
+            if tunnel.is_h2c(self, req):
+                return  # parsed again without the upgrade (tunnel.downstream_upgraded)
         if self.active is None and not self.queue and not self.closed:
             stream = self.active = Stream(self, req)
             stream.run()
@@ -415,6 +440,9 @@ class DownstreamConnection:
             stream = Stream(self, req)
             self.active = stream
             stream.run()
+        if self.continue_pending and self.active is None and not self.queue and not self.closed:
+            self.continue_pending = False
+            self.write(tunnel.CONTINUE)
 
     def stream_done(self, stream: Stream, keep_alive: bool) -> None:
         if self.active is stream:
@@ -423,12 +451,9 @@ class DownstreamConnection:
             self.close()
             return
         self._next()
-        if self.active is None and not self.queue:
-            if self.pending_error is not None:
-                code, body = self.pending_error
-                self._error_reply(code, body)
-            elif self.pending_eof:
-                self.close()
+        if self.pending_error is not None and self.active is None and not self.queue:
+            code, body = self.pending_error
+            self._error_reply(code, body)
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -459,6 +484,10 @@ class DownstreamConnection:
             stats.downstream_response(code, "DPE")
             stats.inc("downstream_cx_protocol_error")  # Envoy counts a codec error in both
             stats.inc("downstream_rq_rx_reset")
+            al = self.proxy.access_log
+            if al.stream is not None:  # Envoy: "- - HTTP/1.1" 431 DPE 0 31 0 - ...
+                al.log(wall_time(), "-", "-", "HTTP/1.1", code, "DPE", 0, len(body), 0, "-",
+                       None, None, None, "", "")
         self.close()
 
 
@@ -503,7 +532,7 @@ class Stream(Exchange):
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
-        "scheme", "body_pending", "shadow_base",
+        "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel", "shadow_base",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -541,6 +570,8 @@ class Stream(Exchange):
         self.retry_held = False
         self.retry_overflow = False
         self.head_base = b""
+        self.attempt_at = -1  # where in head_base the client had x-envoy-attempt-count
+        self.attempt_line = -1  # ... and at which of its lines
         self.head_muts = b""
         self.head_tail = b""
         self.first_start = 0.0
@@ -551,16 +582,19 @@ class Stream(Exchange):
         # the shadow copies' head lines, held until the primary is handed to an upstream
         # connection (release_shadows): a copy never goes out for a primary never sent
         self.shadow_base: list[bytes] | None = None
+        self.tunnel: tunnel.Tunnel | None = None  # a WebSocket upgrade
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
         req = self.req
         proxy = self.proxy
         proxy.stats.downstream_rq_total += 1
-        if req.version == "1.0":
-            # Envoy rejects HTTP/1.0 unless accept_http_10 is set (Istio does not set it)
+        if req.version != "1.1":
+            # Envoy's codec rejects HTTP/1.0 unless accept_http_10 is set (Istio does not set
+            # it), and any other version (llhttp also takes "HTTP/2.0") on an HTTP/1 connection
             self.keep_alive = False
-            self.local_reply(426, b"Upgrade Required", "-")
+            self.log_path = "-"
+            self.local_reply(426, b"Upgrade Required", "DPE")
             return
         target = req.target.decode("latin-1")
         if "#" in target:
@@ -595,11 +629,17 @@ class Stream(Exchange):
             scheme = xfp if xfp in ("http", "https") else "http"
         self.scheme = scheme
         if not authority:
-            authority = hdrs.get("host", "")
-        if not authority:
-            self.keep_alive = False
-            self.local_reply(400, b"missing host header", "DPE")
-            return
+            host = hdrs.get("host")
+            if host is None:
+                # Envoy's HCM: an HTTP/1.1 request without Host gets 400, no body, connection closed
+                self.log_path = target
+                self.keep_alive = False
+                self.local_reply(400, b"", "-")
+                return
+            authority = host  # an empty Host is routed as is (to the catch-all: 502)
+        if target[:1] != "/":
+            if tunnel.reject_target(self, req, target, authority):
+                return
         normalized = proxy.table.normalize_path(target)  # Envoy's HCM, before routing (core/paths.py)
         if normalized is None:
             self.path = self.log_path = target
@@ -620,15 +660,14 @@ class Stream(Exchange):
                 return
             self.local_reply(413, b"Payload Too Large", "-")
             return
+        if req.upgrade is not None and not tunnel.start_upgrade(self, req, hdrs):
+            return
         rv = proxy.random_values.next()
         route_headers: Mapping[str, str | tuple[str, ...]] = hdrs if repeated is None else {**hdrs, **repeated}
         decision = proxy.table.route(req.method, authority, target, route_headers, rv, scheme)
         self.decision = decision
         if isinstance(decision, LocalReply):
-            extra = decision.headers
-            if decision.route is not None and decision.route.response_headers:
-                extra = _apply_response_mutations_str(extra, decision.route.response_headers)
-            self.local_reply(decision.status, decision.body, decision.flags, extra,
+            self.local_reply(decision.status, decision.body, decision.flags, decision.headers,
                              decision.content_type, early=True)
             return
         fault = decision.fault
@@ -697,6 +736,8 @@ class Stream(Exchange):
             tail = b"\r\n"
             payload = ()
         self.head_base = b"".join(base)
+        if self.attempt_line >= 0:
+            self.attempt_at = sum(map(len, base[: self.attempt_line]))
         self.head_muts = muts
         self.head_tail = tail
         self.payload = payload
@@ -737,8 +778,15 @@ class Stream(Exchange):
         attempt-count headers go between the two (Envoy's order) and differ per attempt
         and between the primary and its shadow copies."""
         req = self.req
-        drop = connection_tokens(req.headers) if "connection" in hdrs else _NO_TOKENS
+        if len(hdrs) != len(req.headers):  # a name on several lines: Envoy joins inline ones
+            req.headers = coalesce_inline(req.headers)
+        upgrade = self.tunnel is not None
+        drop = connection_tokens(req.headers) if "connection" in hdrs and not upgrade else _NO_TOKENS
+        if "referer" in hdrs and not referer_ok(hdrs["referer"].encode("latin-1")):
+            drop = drop | _REFERER
         mut = d.request_headers
+        if mut.dynamic:
+            mut = header_ops.request_mutations(self, mut)
         mutated = bool(mut) or d.original_path is not None
         removes = _NO_NAMES
         overwrite = _NO_NAMES
@@ -752,13 +800,29 @@ class Stream(Exchange):
         lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
             req.method.encode(), d.path.encode("latin-1"), d.authority.encode("latin-1"))]
         has_length = False
+        te_done = False
         for ln, v in req.headers:
             if ln in SKIP_REQUEST_HEADERS or ln in drop:
+                if upgrade and ln in tunnel.UPGRADE_KEEPS:
+                    # an upgrade keeps Connection, Upgrade and Content-Length as sent
+                    lines.append(b"%s: %s\r\n" % (ln, v))
+                    has_length = has_length or ln == b"content-length"
+                    continue
+                if ln == b"expect" and v.lower() != b"100-continue":
+                    lines.append(b"%s: %s\r\n" % (ln, v))  # Envoy forwards other expectations
+                    continue
                 if ln == b"content-length" and not req.chunked:
                     lines.append(b"content-length: %d\r\n" % len(req.body))
                     has_length = True
+                elif ln == b"x-envoy-attempt-count" and self.attempt_line < 0:
+                    # the router sets it in place of the client's (an inline header)
+                    self.attempt_line = len(lines)
                 continue
-            if ln == b"te" and v.strip().lower() != b"trailers":
+            if ln == b"te":
+                if not te_done:  # Envoy: one te line, "trailers" or none
+                    te_done = True
+                    if te_keeps_trailers(req.headers):
+                        lines.append(TE_TRAILERS)
                 continue
             if mutated:
                 s = ln.decode("latin-1")
@@ -768,9 +832,11 @@ class Stream(Exchange):
         self.has_length = has_length
         if "x-forwarded-proto" not in hdrs:
             lines.append(_XFP_HTTP if self.scheme == "http" else b"x-forwarded-proto: %s\r\n" % self.scheme.encode())
+        rid: str = self.request_id or ""
         if "x-request-id" not in hdrs:
-            rid: str = self.request_id or ""
             lines.append(b"x-request-id: %s\r\n" % rid.encode())
+        elif not hdrs["x-request-id"]:
+            replace_empty_request_id(lines, rid)
         extra = _mutation_lines(mut) if mut else b""
         if d.authority != self.authority:
             extra += b"x-envoy-original-host: %s\r\n" % self.authority.encode("latin-1")
@@ -791,6 +857,11 @@ class Stream(Exchange):
             if rp is not None and rp.per_try_timeout and rp.per_try_timeout * 1000 < ms:
                 ms = int(rp.per_try_timeout * 1000)
             timeout_line = b"x-envoy-expected-rq-timeout-ms: %d\r\n" % ms
+        at = self.attempt_at
+        if at >= 0:
+            base = self.head_base
+            return b"%sx-envoy-attempt-count: %d\r\n%s%s%s%s" % (
+                base[:at], self.attempt, base[at:], timeout_line, self.head_muts, self.head_tail)
         return b"%s%sx-envoy-attempt-count: %d\r\n%s%s" % (
             self.head_base, timeout_line, self.attempt, self.head_muts, self.head_tail)
 
@@ -871,6 +942,10 @@ class Stream(Exchange):
     def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None:
         if self.done:
             return
+        if len(headers) > 1 and len({n for n, _ in headers}) != len(headers):
+            headers = coalesce_inline(headers, INLINE_RESPONSE)  # Envoy's codec joins these
+        if self.tunnel is not None and tunnel.upgrade_response(self, status, headers):
+            return
         self._cancel_per_try()
         proxy = self.proxy
         d = self.decision
@@ -901,20 +976,42 @@ class Stream(Exchange):
         self.upstream_time = ms
         parts = [status_line(status)]
         mut = d.response_headers
+        if mut.dynamic:
+            mut = header_ops.response_mutations(self, mut, headers, status)
         removes = set(mut.remove) if mut else ()
         overwrite = {a.name for a in mut.add if not a.append} if mut else ()
+        placed: set[bytes] | None = None
         for ln, v in headers:  # names lower-case (UpstreamConnection.on_header)
             if ln in RESPONSE_HOP_BY_HOP:
+                if ln in RESPONSE_SET_IN_PLACE:
+                    # Envoy overwrites the upstream's date, server and service time where they are
+                    if placed is None:
+                        placed = set()
+                    if ln not in placed:
+                        placed.add(ln)
+                        parts.append(proxy.dates.line(ln, now, ms))
                 continue
             if mut:
                 s = ln.decode("latin-1")
                 if s in removes or s in overwrite:
                     continue
             parts.append(b"%s: %s\r\n" % (ln, v))
-        parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
-        if mut:
-            parts.append(_mutation_lines(mut))
-        parts.append(proxy.dates.date_server_lines(now))
+        # Envoy times x-envoy-upstream-service-time from the request's end, which an upgrade lacks
+        timed = self.tunnel is None
+        if placed is None:
+            if timed:
+                parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
+            if mut:
+                parts.append(_mutation_lines(mut))
+            parts.append(proxy.dates.date_server_lines(now))
+        else:
+            if timed and b"x-envoy-upstream-service-time" not in placed:
+                parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
+            if mut:
+                parts.append(_mutation_lines(mut))
+            for n in (b"date", b"server"):
+                if n not in placed:
+                    parts.append(proxy.dates.line(n, now, ms))
         if framing == "chunked" or (framing == "close" and not self.head):
             parts.append(b"transfer-encoding: chunked\r\n")
             self.chunked_out = True
@@ -966,6 +1063,13 @@ class Stream(Exchange):
         pool.stats.response(self.response_code, self.internal)
         self.finish(self.keep_alive)
 
+    def on_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
+        t = self.tunnel
+        if t is None or self.done:
+            conn.abort()
+            return
+        t.upstream_switched(conn, rest)
+
     def on_reset(self, reason: str, flag: str) -> None:
         if self.done:
             return
@@ -983,7 +1087,7 @@ class Stream(Exchange):
         d = self.decision
         assert isinstance(d, Forward)
         rp = d.retry_policy
-        connect_failure = reason == "connection failure"
+        connect_failure = flag == "UF"  # refused or timed out (upstream.py)
         if rp is not None and self.attempt <= rp.num_retries and (
             (connect_failure and "connect-failure" in rp.retry_on)
             or (not connect_failure and ("reset" in rp.retry_on or "5xx" in rp.retry_on
@@ -991,14 +1095,14 @@ class Stream(Exchange):
         ) and self._try_retry(rp):
             return
         self.cancel_timer()
-        flags = "UF" if connect_failure else "UC"
+        flags = flag
         if self.attempt > 1:
             flags += ",URX"
-        if connect_failure:
-            reason = "remote connection failure"
-        self.pool.stats.response(503, self.internal)  # type: ignore[union-attr]
+        # Envoy's router: a protocol error (a response that is not HTTP) is a 502, other resets 503
+        code = 502 if flag == "UPE" else 503
+        self.pool.stats.response(code, self.internal)  # type: ignore[union-attr]
         prefix = UPSTREAM_RESET_PREFIX if self.attempt == 1 else UPSTREAM_RETRIED_PREFIX
-        self.local_reply(503, (prefix + reason).encode(), flags)
+        self.local_reply(code, (prefix + reason).encode(), flags)
 
     def _try_retry(self, rp: RetryPolicy) -> bool:
         """Schedule the next attempt unless the cluster's max_retries circuit breaker
@@ -1104,6 +1208,16 @@ class Stream(Exchange):
         self.response_code = code
         self.flags = flags
         self.bytes_sent = 0 if self.head else len(body)
+        d = self.decision
+        if d is not None:
+            # the route's response header operations apply to local replies too (Envoy's
+            # router and HCM finalize a local reply's headers with the route's)
+            mut = d.response_headers if isinstance(d, Forward) else (
+                d.route.response_headers if d.route is not None else None)
+            if mut:
+                if mut.dynamic:
+                    mut = header_ops.response_mutations(self, mut, [], code)
+                extra = _apply_response_mutations_str(extra, mut)
         self.conn.write(_local_reply_bytes(self.proxy, code, body, close=not self.keep_alive,
                                            head=self.head, extra=extra,
                                            content_type=content_type))
@@ -1163,6 +1277,7 @@ def _grpc_to_http(code: int) -> int:
 
 _NO_TOKENS: Final[frozenset[bytes]] = frozenset()
 _NO_NAMES: Final[frozenset[str]] = frozenset()
+_REFERER: Final = frozenset({b"referer"})
 _XFP_HTTP: Final = b"x-forwarded-proto: http\r\n"
 _DRAWS_PER_REFILL: Final = 256  # RandomValues and RequestIds draw this many at a time
 

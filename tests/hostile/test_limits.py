@@ -200,13 +200,6 @@ async def test_requests_before_a_parse_error_are_answered_first(run_proxy):
                 assert [r.status for r in got] == statuses, raw[:60]
                 assert got[-1].header("connection") == "close" and await c.closed()
             await assert_serves(rp.port)
-        # requests sent before the client half-closed its side are answered, then it closes
-        reader, writer = await asyncio.open_connection("127.0.0.1", rp.port)
-        writer.write(good + request("POST", "/p2", body=b"x" * 5000))
-        writer.write_eof()
-        answers = await asyncio.wait_for(reader.read(), 5)  # to the close
-        writer.close()
-        assert answers.count(b"HTTP/1.1 200 OK\r\n") == 2, answers
         # a 70 KB POST and, in the same write, the start of the next request's head
         async with Client(rp.port) as c:
             second = request("GET", "/second")
@@ -226,7 +219,7 @@ async def test_requests_before_a_parse_error_are_answered_first(run_proxy):
         await rp.drain_shadows()
     # every request the primary got, the mirror got, and no other
     assert [r.target for r in a.requests] == [r.target for r in b.requests]
-    assert [r.target for r in a.requests].count("/good") == 5
+    assert [r.target for r in a.requests].count("/good") == 4
 
 
 async def test_no_shadow_copy_for_a_primary_never_sent(run_proxy):
