@@ -103,6 +103,9 @@ async def test_buffered_bytes_cap_refuses_new_bodies_with_503_overloaded(tmp_pat
                     assert (resp.status, resp.body) == (503, b"envoy overloaded")
                     assert resp.header("connection") == "close"
                 await assert_serves(sp.port)  # bodiless requests still pass
+                async with Client(sp.port) as third:  # a codec refusal, for its log line
+                    (r431,) = await third.send(request("GET", "/", headers=[(f"x-{i}", "v") for i in range(100)]))
+                    assert r431.status == 431
                 release.set()
                 (ok,) = await pending
                 assert ok.status == 200
@@ -114,7 +117,9 @@ async def test_buffered_bytes_cap_refuses_new_bodies_with_503_overloaded(tmp_pat
             assert "http.outbound_0.0.0.0_15001.downstream_rq_overload_close: 1\n" in text
             assert "http.outbound_0.0.0.0_15001.mirrorsim_response_flag_OM: 1\n" in text
         assert [r.target for r in other.requests] == ["/normal", "/other"]
-        assert '"POST /other HTTP/1.1" 503 OM ' in sp.access_log.read_text()
+        log = sp.access_log.read_text()
+        assert '"POST /other HTTP/1.1" 503 OM ' in log
+        assert '"- - HTTP/1.1" 431 DPE 0 31 0 - "-" "-" "-" "-" "-"\n' in log  # as Envoy's
         assert "Traceback" not in sp.stderr()
 
 
