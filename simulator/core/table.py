@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from simulator.core.cors import CorsPolicy
 from simulator.core.header_format import FormatContext, Template
 from simulator.core.hosts import shadow_host, split_host_port
 from simulator.core.matchers import (
@@ -295,6 +296,7 @@ class Route:
     request_headers: HeaderMutations = NO_MUTATIONS
     response_headers: HeaderMutations = NO_MUTATIONS
     fault: FaultConfig | None = None
+    cors: CorsPolicy | None = None  # Envoy's CORS filter, per route (simulator/core/cors.py)
     # Where it came from, for explain/coverage: "VirtualService default/httpbin", path, file, line
     origin: str = ""
     origin_path: str = ""
@@ -494,7 +496,8 @@ class RouteTable:
     ) -> Decision:
         """Route one request.  ``headers`` maps lower-case names to values; a header
         sent on several lines may be given as a tuple of its values (Envoy matches
-        each line).  The pseudo-headers ``:authority``, ``:method``, ``:scheme`` and
+        each line; for its "inline" headers, whose lines its codec joins, the proxy passes
+        the joined value instead).  The pseudo-headers ``:authority``, ``:method``, ``:scheme`` and
         ``:path`` are added here.  ``path`` is already normalized (``normalize_path``);
         ``port`` is the connection's destination port when known (see
         ``select_virtual_host``)."""

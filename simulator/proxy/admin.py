@@ -44,8 +44,19 @@ async def stats(request: web.Request) -> web.Response:
     return stats_response(request, proxy_stats(_proxy(request)))
 
 
+def ready_response(state: str) -> web.Response:
+    """Envoy's /ready: the server state's name and a newline, 200 when it is LIVE, else 503
+    (mirrorsim says DRAINING while it drains, INITIALIZING while a worker is starting or
+    restarting: docs/operations.md)."""
+    return web.Response(text=state + "\n", status=200 if state == "LIVE" else 503)
+
+
+def server_state(proxy: Proxy) -> str:
+    return "DRAINING" if proxy.draining else "LIVE"
+
+
 async def ready(request: web.Request) -> web.Response:
-    return web.Response(text="LIVE\n")
+    return ready_response(server_state(_proxy(request)))
 
 
 async def clusters(request: web.Request) -> web.Response:
@@ -86,6 +97,13 @@ async def config_dump(request: web.Request) -> web.Response:
                     entry["redirect"] = a.response_code
                 else:
                     entry["direct_response"] = a.status
+                if r.cors is not None:
+                    c = r.cors
+                    entry["cors"] = {"allow_origins": [m.describe() for m in c.allow_origins],
+                                     "allow_methods": c.allow_methods, "allow_headers": c.allow_headers,
+                                     "expose_headers": c.expose_headers, "max_age": c.max_age,
+                                     "allow_credentials": c.allow_credentials,
+                                     "forward_not_matching_preflights": c.forward_not_matching_preflights}
                 rs.append(entry)
             vhosts.append({"name": vh.name, "domains": list(vh.domains), "routes": rs})
         routes.append({"name": str(port), "virtual_hosts": vhosts})
@@ -102,7 +120,7 @@ def build_admin_app(proxy: Proxy, started: float | None = None) -> web.Applicati
     build = build_info()  # "compiled (mypyc)" or "pure Python ..."
 
     async def server_info(request: web.Request) -> web.Response:
-        return web.json_response({"state": "LIVE", "uptime_seconds": int(time.time() - t0),
+        return web.json_response({"state": server_state(proxy), "uptime_seconds": int(time.time() - t0),
                                   "envoy_semantics": "1.40", "build": build})
 
     app.router.add_get("/stats", stats)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 import httptools
 
+from simulator.core.cors import set_lines as cors_set_lines
 from simulator.core.matchers import parse_query
 from simulator.core.table import (
     Endpoint,
@@ -48,6 +49,7 @@ from simulator.proxy import header_ops, tunnel
 from simulator.proxy.accesslog import AccessLog, protocol
 from simulator.proxy.headers import (
     BODILESS_METHODS,
+    INLINE_REQUEST,
     INLINE_RESPONSE,
     NAME_STR,
     RESPONSE_HOP_BY_HOP,
@@ -111,11 +113,11 @@ class Request:
     """One parsed downstream request (a plain class: mypyc compiles its __init__)."""
 
     __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "chunked", "start", "too_big",
-                 "held", "overloaded", "upgrade")
+                 "upgrade", "held", "overloaded")
 
     def __init__(self, method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]],
                  body: bytes, keep_alive: bool, chunked: bool, start: float, too_big: bool = False,
-                 held: int = 0, upgrade: bytes | None = None) -> None:
+                 upgrade: bytes | None = None, held: int = 0) -> None:
         self.method = method
         self.target = target
         self.version = version
@@ -125,9 +127,9 @@ class Request:
         self.chunked = chunked
         self.start = start
         self.too_big = too_big
+        self.upgrade = upgrade  # the Upgrade header's value (simulator/proxy/tunnel.py)
         self.held = held  # body bytes taken from the proxy's BodyBudget, given back when done
         self.overloaded = False  # refused: the BodyBudget was full (503 envoy overloaded)
-        self.upgrade = upgrade  # the Upgrade header's value (simulator/proxy/tunnel.py)
 
 
 class Proxy:
@@ -157,6 +159,7 @@ class Proxy:
         self.shadows: ShadowDispatcher | None = None
         self.connections: set[DownstreamConnection] = set()
         self.budget = BodyBudget(self.options.max_buffered_bytes, self.loop)
+        self.draining = False  # shutting down: every response says connection: close (lifecycle.py)
 
     def sibling(self, table: RouteTable, http_prefix: str, server_name: bytes = b"istio-envoy") -> Proxy:
         """A proxy for another listener (a gateway server) sharing this one's
@@ -211,11 +214,11 @@ class DownstreamConnection:
         self._chunked = False
         self._connection = False
         self._too_big = False
-        self._overloaded = False
-        self._held = 0  # body bytes of the message being read, taken from proxy.budget
         self._upgrade: bytes | None = None
         self._expect = False  # Expect: 100-continue
         self.continue_pending = False
+        self._overloaded = False
+        self._held = 0  # body bytes of the message being read, taken from proxy.budget
         self._start = 0.0
         self._in_head = False
         self._in_body = False  # after the head: a header now is a trailer
@@ -300,9 +303,9 @@ class DownstreamConnection:
         self._chunked = False
         self._connection = False
         self._too_big = False
-        self._overloaded = False
         self._upgrade = None
         self._expect = False
+        self._overloaded = False
         self._start = wall_time()
 
     def on_url(self, url: bytes) -> None:
@@ -336,9 +339,9 @@ class DownstreamConnection:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._in_body:
-            # a chunked body's trailer: Istio enables no HTTP/1 trailers, so Envoy's codec
-            # drops them (they reach neither routing nor the upstream); a trailer block
-            # over the head size limit is refused
+            # a trailer: Envoy's HTTP/1 codec drops them (Istio enables no HTTP/1 trailers),
+            # so they reach neither routing nor the upstream; a trailer block over the head
+            # size limit is refused
             self._head_bytes += len(name) + len(value) + HEADER_LINE_OVERHEAD
             if self._head_bytes > MAX_HEADER_BYTES:
                 raise _HeadTooLarge
@@ -532,7 +535,7 @@ class Stream(Exchange):
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
-        "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel", "shadow_base",
+        "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel", "shadow_base", "cors_lines",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -560,7 +563,7 @@ class Stream(Exchange):
         self.user_agent: str | None = None
         self.payload: tuple[bytes, ...] = ()
         self.endpoint: Endpoint | None = None
-        self.keep_alive = req.keep_alive
+        self.keep_alive = req.keep_alive and not conn.proxy.draining
         self.head = req.method == "HEAD"
         self.log_path = ""
         self.fault_flags = ""
@@ -579,10 +582,11 @@ class Stream(Exchange):
         self.scheme = "http"
         # a local reply sent while Envoy would not yet have read the body closes the connection
         self.body_pending = req.chunked or bool(req.body)
+        self.tunnel: tunnel.Tunnel | None = None  # a WebSocket upgrade
         # the shadow copies' head lines, held until the primary is handed to an upstream
         # connection (release_shadows): a copy never goes out for a primary never sent
         self.shadow_base: list[bytes] | None = None
-        self.tunnel: tunnel.Tunnel | None = None  # a WebSocket upgrade
+        self.cors_lines: tuple[tuple[str, str], ...] = ()  # set on the response (core/cors.py)
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -618,6 +622,8 @@ class Stream(Exchange):
             if name in hdrs:
                 value = v.decode("latin-1")
                 hdrs[name] = hdrs[name] + "," + value
+                if n in INLINE_REQUEST:
+                    continue  # Envoy's codec joined these lines: routing sees one value
                 if repeated is None:
                     repeated = {}
                 repeated[name] = repeated.get(name, (hdrs[name][: -len(value) - 1],)) + (value,)
@@ -718,6 +724,16 @@ class Stream(Exchange):
 
     def forward(self, d: Forward, hdrs: dict[str, str]) -> None:
         proxy = self.proxy
+        if d.route.cors is not None:  # Envoy's CORS filter: after the fault filter, before the router
+            cors = d.route.cors.evaluate(self.method, hdrs)
+            if cors is not None:
+                proxy.stats.inc("cors.origin_valid" if cors.allowed else "cors.origin_invalid")
+                if cors.preflight is not None:
+                    # answered before the router: no route header operations, no rewrite logged
+                    self.decision = None
+                    self.local_reply(200, b"", "-", cors.preflight, early=True)
+                    return
+                self.cors_lines = cors.response
         self.hdrs = hdrs
         pool = proxy.pool(d.cluster)
         base, muts = self._build_headers(d, hdrs)
@@ -750,6 +766,8 @@ class Stream(Exchange):
                 self.timer = proxy.loop.call_later(d.timeout, self.on_timeout)
             if d.mirrors and proxy.shadows is not None:
                 self.shadow_base = base
+            elif self.tunnel is not None:
+                self.tunnel.copies_dispatched()  # none to wait for
             self.send_attempt()
 
     def on_sent(self) -> None:
@@ -771,6 +789,8 @@ class Stream(Exchange):
             return
         for policy in d.mirrors:
             shadows.submit(self, d, policy, base, self.head_muts, self.head_tail, self.payload)
+        if self.tunnel is not None:
+            self.tunnel.copies_dispatched()
 
     def _build_headers(self, d: Forward, hdrs: dict[str, str]) -> tuple[list[bytes], bytes]:
         """The request line with host and the forwarded headers; and, apart, the route's
@@ -808,8 +828,10 @@ class Stream(Exchange):
                     lines.append(b"%s: %s\r\n" % (ln, v))
                     has_length = has_length or ln == b"content-length"
                     continue
-                if ln == b"expect" and v.lower() != b"100-continue":
-                    lines.append(b"%s: %s\r\n" % (ln, v))  # Envoy forwards other expectations
+                if ln == b"expect" and ln not in drop:
+                    # Istio sets proxy_100_continue (ENABLE_100_CONTINUE_HEADERS): Envoy
+                    # forwards Expect, 100-continue included (deviations P2: the 100 is ours)
+                    lines.append(b"%s: %s\r\n" % (ln, v))
                     continue
                 if ln == b"content-length" and not req.chunked:
                     lines.append(b"content-length: %d\r\n" % len(req.body))
@@ -1003,12 +1025,16 @@ class Stream(Exchange):
                 parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
             if mut:
                 parts.append(_mutation_lines(mut))
+            if self.cors_lines:
+                parts = [cors_set_lines(b"".join(parts), self.cors_lines)]
             parts.append(proxy.dates.date_server_lines(now))
         else:
             if timed and b"x-envoy-upstream-service-time" not in placed:
                 parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
             if mut:
                 parts.append(_mutation_lines(mut))
+            if self.cors_lines:
+                parts = [cors_set_lines(b"".join(parts), self.cors_lines)]
             for n in (b"date", b"server"):
                 if n not in placed:
                     parts.append(proxy.dates.line(n, now, ms))
@@ -1218,9 +1244,12 @@ class Stream(Exchange):
                 if mut.dynamic:
                     mut = header_ops.response_mutations(self, mut, [], code)
                 extra = _apply_response_mutations_str(extra, mut)
-        self.conn.write(_local_reply_bytes(self.proxy, code, body, close=not self.keep_alive,
-                                           head=self.head, extra=extra,
-                                           content_type=content_type))
+        data = _local_reply_bytes(self.proxy, code, body, close=not self.keep_alive,
+                                  head=self.head, extra=extra, content_type=content_type)
+        if self.cors_lines:
+            end = data.index(b"\r\n\r\n") + 2
+            data = cors_set_lines(data[:end], self.cors_lines, b"date:") + data[end:]
+        self.conn.write(data)
         self.headers_sent = True
         self.finish(self.keep_alive)
 

@@ -79,14 +79,14 @@ class Exchange:
     def on_data_end(self) -> None:
         raise NotImplementedError
 
-    def on_sent(self) -> None:
-        """The request was written to an upstream connection."""
-
     def on_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
         """After a 101 response to an upgrade request: ``conn`` is now a raw byte
         tunnel (``rest``: bytes that followed the response head).  By default the
         connection is reset: only upgrade requests expect a 101."""
         conn.abort()
+
+    def on_sent(self) -> None:
+        """The request was written to an upstream connection."""
 
 
 def _hash64(s: str) -> int:
