@@ -13,6 +13,8 @@ Theory of operation
   mirror to the ``ShadowDispatcher``, which never blocks and never delays the
   primary.  The primary's response streams back to the client as it arrives,
   with back-pressure both ways (a slow client pauses the upstream read).
+* Upgrades (WebSocket tunnels, h2c), CONNECT and targets that are not a path are
+  handled in tunnel.py, reached only from requests that carry them.
 * Rule: nothing on the request path awaits.  Callbacks drive everything; only
   opening a new upstream connection runs as a task.
 """
