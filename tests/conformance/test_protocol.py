@@ -158,6 +158,10 @@ CASES: dict[str, list[Step]] = {
                             ("read", b"Continue\r\n\r\n"), ("send", b"hello"), ("read", b"\r\n\r\nA"),
                             ("send", b"POST /y HTTP/1.1\r\n" + H + b"Expect: other\r\nContent-Length: 1\r\n\r\nz"),
                             ("read", b"")],
+    "expect_100_continue_pipelined": [  # the 100 follows the response before it
+        ("send", b"GET /x HTTP/1.1\r\n" + H + b"\r\nPOST /y HTTP/1.1\r\n" + H
+                 + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n"),
+        ("read", b"Continue\r\n\r\n"), ("send", b"hello"), ("read", b"")],
     "upstream_closes_reused_connection": [
         ("send", b"GET /x HTTP/1.1\r\n" + H + b"\r\n"), ("read", b"\r\n\r\nA"),
         ("send", b"GET /noanswer HTTP/1.1\r\n" + H + b"\r\n"), ("read", b"termination"),
