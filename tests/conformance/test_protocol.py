@@ -68,6 +68,8 @@ class Upstream:
                 self.log.append((n, head))
                 path = head.split(b" ", 2)[1]
                 m = re.search(rb"content-length: (\d+)", head, re.I)
+                if b"expect: 100-continue" in head.lower():
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as most servers do
                 if m and b"upgrade" not in head.lower():
                     self.log.append((n, await reader.readexactly(int(m.group(1)))))
                 if b"/ws" in path and b"/wsfail" not in path:
@@ -101,16 +103,18 @@ Step = tuple[str, bytes]
 async def exchange(port: int, steps: list[Step]) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     got = bytearray()
+    mark = 0  # a read waits for its bytes among those that came after the last send
     try:
         for kind, arg in steps:
             if kind == "send":
+                mark = len(got)
                 writer.write(arg)
                 await writer.drain()
                 continue
             if kind == "pause":
                 await asyncio.sleep(float(arg))
                 continue
-            while not arg or arg not in got:
+            while not arg or arg not in got[mark:]:
                 try:
                     data = await asyncio.wait_for(reader.read(65536), 0.3 if not arg else 5)
                 except TimeoutError:
