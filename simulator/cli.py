@@ -118,8 +118,10 @@ def translate_options(args: argparse.Namespace, shadow_suffix: bool = True):  # 
     )
 
 
-def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = False):  # type: ignore[no-untyped-def]
-    """Load and validate; print every diagnostic; return the config or None on error."""
+def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = False,  # type: ignore[no-untyped-def]
+                   require_resources: bool = False):
+    """Load and validate; print every diagnostic; return the config or None on error
+    (or, with ``require_resources``, when the files hold no resource mirrorsim reads)."""
     from simulator.config import load
 
     result = load(files, default_namespace=namespace)
@@ -130,6 +132,12 @@ def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = F
         n = len([d for d in result.diagnostics if d.severity == "error"])
         print(f"mirrorsim: {n} error(s) in the configuration; nothing was started.",
               file=sys.stderr)
+        return None
+    c = result.config
+    if require_resources and not (c.virtual_services or c.destination_rules or c.service_entries
+                                  or c.workload_entries or c.gateways):
+        print("mirrorsim: no VirtualService, DestinationRule, ServiceEntry, WorkloadEntry or Gateway "
+              f"in {', '.join(result.files) or ', '.join(files)}; nothing was started.", file=sys.stderr)
         return None
     return result.config
 
@@ -178,9 +186,15 @@ def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = load_or_report(args.files, args.namespace)
+    config = load_or_report(args.files, args.namespace, require_resources=True)
     if config is None:
         return 1
+    if args.admin:
+        from simulator.proxy.admin import exposure_warning
+
+        warning = exposure_warning(*args.admin)
+        if warning:
+            print(warning, file=sys.stderr)
     options = translate_options(args, not args.no_shadow_suffix)
     table = build_table(config, args.namespace, not args.no_shadow_suffix, options)
     try:
@@ -190,18 +204,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     nhosts = sum(len(rc.virtual_hosts) for rc in table.route_configs.values())
     args.banner = f"{version_line()}: {nhosts} virtual host(s), {len(table.clusters)} cluster(s)"
+    if options.source_labels or options.source_namespace:
+        labels = ",".join(f"{k}={v}" for k, v in options.source_labels) or "no labels"
+        args.banner += f"; routes of a workload with {labels} in namespace {options.client_namespace}"
+    if options.path_normalization != "BASE":
+        args.banner += f"; path normalization {options.path_normalization}"
     if args.workers > 1:
         print(args.banner, file=sys.stderr)
         return _run_workers(args, table, gateways)
     _use_uvloop()
     try:
-        asyncio.run(_serve(args, table, gateways))
+        return asyncio.run(_serve(args, table, gateways))
     except KeyboardInterrupt:
-        pass
+        return 130
     except OSError as exc:
         print(f"mirrorsim: cannot listen: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | None):  # type: ignore[no-untyped-def]
@@ -238,16 +256,20 @@ def _run_workers(args: argparse.Namespace, table, gateways) -> int:  # type: ign
     # each worker opens the access log itself, after the fork, on its own loop
     opts = dataclasses.replace(_run_options(args, None), access_log_spec=args.access_log)
     try:
-        return run_workers(args.workers, table, opts, gateways, loop_factory)
+        return run_workers(args.workers, table, opts, gateways, loop_factory,
+                           drain_time=args.drain_time, restart_delay=args.worker_restart_delay)
     except OSError as exc:
         print(f"mirrorsim: cannot listen: {exc}", file=sys.stderr)
         return 1
 
 
-async def _serve(args: argparse.Namespace, table, gateways) -> None:  # type: ignore[no-untyped-def]
+async def _serve(args: argparse.Namespace, table, gateways) -> int:  # type: ignore[no-untyped-def]
+    from simulator.proxy.lifecycle import Shutdown, serve_until_signalled
     from simulator.proxy.runner import freeze_startup_objects, start_proxy
 
     loop = asyncio.get_running_loop()
+    shutdown = Shutdown(loop)
+    shutdown.install(signal.SIGINT, signal.SIGTERM)
     lhost = args.listen[0]
     opts = _run_options(args, loop)
     rp = await start_proxy(table, opts, gateways)
@@ -259,14 +281,7 @@ async def _serve(args: argparse.Namespace, table, gateways) -> None:  # type: ig
     print(f"mirrorsim listening on http://{lhost}:{rp.port}"
           + (f" (admin http://{opts.admin_host}:{rp.admin_port})" if rp.admin_port else ""),
           file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    await stop.wait()
-    await rp.close()
+    return await serve_until_signalled(rp, args.drain_time, shutdown)
 
 
 def cmd_backend(args: argparse.Namespace) -> int:

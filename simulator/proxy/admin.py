@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 
@@ -44,8 +45,19 @@ async def stats(request: web.Request) -> web.Response:
     return stats_response(request, proxy_stats(_proxy(request)))
 
 
+def ready_response(state: str) -> web.Response:
+    """Envoy's /ready: the server state's name and a newline, 200 when it is LIVE, else 503
+    (mirrorsim says DRAINING while it drains, INITIALIZING while a worker is starting or
+    restarting: docs/operations.md)."""
+    return web.Response(text=state + "\n", status=200 if state == "LIVE" else 503)
+
+
+def server_state(proxy: Proxy) -> str:
+    return "DRAINING" if proxy.draining else "LIVE"
+
+
 async def ready(request: web.Request) -> web.Response:
-    return web.Response(text="LIVE\n")
+    return ready_response(server_state(_proxy(request)))
 
 
 async def clusters(request: web.Request) -> web.Response:
@@ -109,7 +121,7 @@ def build_admin_app(proxy: Proxy, started: float | None = None) -> web.Applicati
     build = build_info()  # "compiled (mypyc)" or "pure Python ..."
 
     async def server_info(request: web.Request) -> web.Response:
-        return web.json_response({"state": "LIVE", "uptime_seconds": int(time.time() - t0),
+        return web.json_response({"state": server_state(proxy), "uptime_seconds": int(time.time() - t0),
                                   "envoy_semantics": "1.40", "build": build})
 
     app.router.add_get("/stats", stats)
@@ -118,3 +130,20 @@ def build_admin_app(proxy: Proxy, started: float | None = None) -> web.Applicati
     app.router.add_get("/config_dump", config_dump)
     app.router.add_get("/server_info", server_info)
     return app
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """The warning ``mirrorsim run`` prints when the admin address is reachable from
+    other machines (not loopback), or None."""
+    try:
+        loopback = ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        loopback = host.lower() in ("localhost", "localhost.")
+    if loopback:
+        return None
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    everywhere = " (every interface)" if host in ("0.0.0.0", "::", "") else ""
+    return (f"mirrorsim: warning: the admin interface listens on {where}{everywhere}, not a loopback "
+            f"address: anyone who can reach it can read /config_dump (every route, cluster and "
+            f"endpoint of the configuration), /clusters, /stats and /server_info, without "
+            f"authentication. Use --admin 127.0.0.1:{port} to keep it on this machine.")

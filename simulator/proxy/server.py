@@ -16,8 +16,6 @@ Theory of operation
   back-pressure both ways (a slow client pauses the upstream read).
 * Bodies held at once share the proxy's ``BodyBudget`` (limits.py: 503 over
   ``max_buffered_bytes``); a request's bytes are given back when it ends.
-* Upgrades (WebSocket tunnels, h2c), CONNECT and targets that are not a path are
-  handled in tunnel.py, reached only from requests that carry them.
 * Rule: nothing on the request path awaits.  Callbacks drive everything; only
   opening a new upstream connection runs as a task.
 """
@@ -51,6 +49,7 @@ from simulator.proxy import header_ops, tunnel
 from simulator.proxy.accesslog import AccessLog, protocol
 from simulator.proxy.headers import (
     BODILESS_METHODS,
+    INLINE_REQUEST,
     INLINE_RESPONSE,
     NAME_STR,
     RESPONSE_HOP_BY_HOP,
@@ -160,6 +159,7 @@ class Proxy:
         self.shadows: ShadowDispatcher | None = None
         self.connections: set[DownstreamConnection] = set()
         self.budget = BodyBudget(self.options.max_buffered_bytes, self.loop)
+        self.draining = False  # shutting down: every response says connection: close (lifecycle.py)
 
     def sibling(self, table: RouteTable, http_prefix: str, server_name: bytes = b"istio-envoy") -> Proxy:
         """A proxy for another listener (a gateway server) sharing this one's
@@ -276,7 +276,9 @@ class DownstreamConnection:
         self._drop_body()
 
     def eof_received(self) -> bool:
-        return False  # close the transport; a half-closed client gets its responses first
+        # close the transport: Envoy's HTTP connection manager has no half-close either (a
+        # client's FIN resets the requests in progress: those already answered got out)
+        return False
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -321,9 +323,7 @@ class DownstreamConnection:
         self._seen += self._head_bytes
         self._head_bytes = 0  # trailers have a limit of their own
         if self._expect and self.parser.get_http_version() == "1.1":  # 1.0 gets 426 from the codec
-            # Istio's Envoy (proxy_100_continue) forwards Expect and relays the upstream's
-            # 100; mirrorsim reads the whole body before it forwards anything (deviation 1),
-            # so it sends the 100 itself at once, else every upload would stall (curl: 1 s)
+            # Envoy answers Expect: 100-continue itself (Istio leaves proxy_100_continue off)
             if self.active is None and not self.queue:
                 self.write(tunnel.CONTINUE)
             else:
@@ -487,6 +487,10 @@ class DownstreamConnection:
             stats.downstream_response(code, "DPE")
             stats.inc("downstream_cx_protocol_error")  # Envoy counts a codec error in both
             stats.inc("downstream_rq_rx_reset")
+            al = self.proxy.access_log
+            if al.stream is not None:  # Envoy: "- - HTTP/1.1" 431 DPE 0 31 0 - ...
+                al.log(wall_time(), "-", "-", "HTTP/1.1", code, "DPE", 0, len(body), 0, "-",
+                       None, None, None, "", "")
         self.close()
 
 
@@ -559,7 +563,7 @@ class Stream(Exchange):
         self.user_agent: str | None = None
         self.payload: tuple[bytes, ...] = ()
         self.endpoint: Endpoint | None = None
-        self.keep_alive = req.keep_alive
+        self.keep_alive = req.keep_alive and not conn.proxy.draining
         self.head = req.method == "HEAD"
         self.log_path = ""
         self.fault_flags = ""
@@ -618,6 +622,8 @@ class Stream(Exchange):
             if name in hdrs:
                 value = v.decode("latin-1")
                 hdrs[name] = hdrs[name] + "," + value
+                if n in INLINE_REQUEST:
+                    continue  # Envoy's codec joined these lines: routing sees one value
                 if repeated is None:
                     repeated = {}
                 repeated[name] = repeated.get(name, (hdrs[name][: -len(value) - 1],)) + (value,)
@@ -822,9 +828,9 @@ class Stream(Exchange):
                     lines.append(b"%s: %s\r\n" % (ln, v))
                     has_length = has_length or ln == b"content-length"
                     continue
-                if ln == b"expect":
-                    # forwarded: Istio sets proxy_100_continue (the upstream's 100 is dropped,
-                    # the client had mirrorsim's own: on_headers_complete)
+                if ln == b"expect" and ln not in drop:
+                    # Istio sets proxy_100_continue (ENABLE_100_CONTINUE_HEADERS): Envoy
+                    # forwards Expect, 100-continue included (deviations P2: the 100 is ours)
                     lines.append(b"%s: %s\r\n" % (ln, v))
                     continue
                 if ln == b"content-length" and not req.chunked:

@@ -26,9 +26,9 @@ def differs(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=True, raises=Mismatch, reason=f"issue 11: {reason}")
 
 
-NORMALIZE = differs("mirrorsim does not normalize the path (HCM normalize_path: true, pathNormalization BASE)")
-HOST_PORT = differs("mirrorsim selects the service port from the Host header; a sidecar's listener is chosen by "
-                    "the original destination port and ignores the Host port (ignore_port_in_host_matching)")
+HOST_PORT = differs("docs/deviations.md R1: mirrorsim has one listener and takes the Host's port as the "
+                    "connection's; a sidecar's listener is the original destination port and ignores the Host "
+                    "port (ignore_port_in_host_matching)")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -91,7 +91,6 @@ async def test_authority_rewrite_sets_original_host(g: Group) -> None:
 # --------------------------------------------------------------------------- path normalization (BASE)
 
 
-@NORMALIZE
 async def test_path_dotdot_segment(g: Group) -> None:
     e, m = await g.both(get("/public/../admin/x"))
     assert e.got.body == b"v2"  # matched the /admin route after normalization
@@ -99,7 +98,6 @@ async def test_path_dotdot_segment(g: Group) -> None:
     g.compare(e, m)
 
 
-@NORMALIZE
 async def test_path_encoded_dots(g: Group) -> None:
     e, m = await g.both(get("/x/%2e%2e/admin"))
     assert e.got.body == b"v2"
@@ -107,7 +105,6 @@ async def test_path_encoded_dots(g: Group) -> None:
     g.compare(e, m)
 
 
-@NORMALIZE
 async def test_path_encoded_unreserved(g: Group) -> None:
     e, m = await g.both(get("/%61dmin"))
     assert e.got.body == b"v2"
@@ -115,21 +112,18 @@ async def test_path_encoded_unreserved(g: Group) -> None:
     g.compare(e, m)
 
 
-@NORMALIZE
 async def test_path_dot_segment(g: Group) -> None:
     e, m = await g.both(get("/a/./b"))
     assert e.at("v1")[0].target == e.at("mirror")[0].target == "/a/b"  # the mirror sees it normalized too
     g.compare(e, m)
 
 
-@NORMALIZE
 async def test_path_dotdot_above_root(g: Group) -> None:
     e, m = await g.both(get("/.."))
     assert e.got.status == 200 and e.at("v1")[0].target == "/"
     g.compare(e, m)
 
 
-@NORMALIZE
 async def test_path_query_untouched(g: Group) -> None:
     e, m = await g.both(get("/public/../admin?x=/../y"))
     assert e.at("v2")[0].target == "/admin?x=/../y"
@@ -157,7 +151,6 @@ async def test_path_absolute_form(g: Group) -> None:
 # --------------------------------------------------------------------------- Host / virtual host domains
 
 
-@HOST_PORT
 async def test_host_without_port(g: Group) -> None:
     e, m = await g.both(get("/h", host="httpbin"))
     assert e.got.status == 200 and e.got.body == b"v1"
@@ -184,8 +177,6 @@ async def test_host_svc_short_name(g: Group) -> None:
     g.compare(e, m)
 
 
-@differs("mirrorsim has no virtual host domain for the absolute FQDN with a trailing dot "
-         "(Istio's EnableAbsoluteFqdnVhostDomain, default on)")
 async def test_host_absolute_fqdn(g: Group) -> None:
     e, m = await g.both(get("/h", host="httpbin.default.svc.cluster.local.:8000"))
     assert e.got.status == 200 and e.got.body == b"v1"

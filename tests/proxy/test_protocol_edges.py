@@ -241,9 +241,8 @@ async def test_expect_100_continue_is_answered_before_the_body(run_proxy):
         other = await get(rp.port, "/other", method="POST", headers=[("Expect", "something")], body=b"x")
         assert other.status == 200
         up, other_up = await a.wait_for(2)
-    # forwarded, as Istio's Envoy (proxy_100_continue) does; the upstream's own 100 is dropped
-    assert up.body == b"hello" and up.header("expect") == "100-Continue"
-    assert other_up.header("expect") == "something"
+    assert up.body == b"hello" and up.header("expect") == "100-Continue"  # Istio: proxy_100_continue
+    assert other_up.header("expect") == "something"  # forwarded as sent
 
 
 # --------------------------------------------------------------------------- upstream failures
@@ -367,57 +366,3 @@ async def test_connect_timeout_reason(run_proxy):
     assert resp.status == 503
     assert resp.body == b"upstream connect error or disconnect/reset before headers. reset reason: connection timeout"
     assert rp.proxy.stats.flags["UF"] == 1
-
-
-async def test_a_mirror_that_stops_reading_is_dropped_from_the_tunnel(run_proxy):
-    """deviation P1: the client and the primary go on; the stuck mirror is closed."""
-    release = asyncio.Event()
-    mirror_got: list[int] = []
-
-    async def primary(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(SWITCH)
-        while data := await reader.read(65536):
-            writer.write(data)  # echo
-            await writer.drain()
-
-    async def stuck_mirror(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(SWITCH)
-        await release.wait()  # reads nothing until the test is over
-        n = 0
-        try:
-            while data := await asyncio.wait_for(reader.read(1 << 20), 5):
-                n += len(data)
-        except ConnectionError:
-            pass
-        mirror_got.append(n)
-
-    total = 32 * 1024 * 1024
-    async with RawBackend(primary) as a, RawBackend(stuck_mirror) as b:
-        rp = await run_proxy(table_from_yaml(registry_yaml({"v1": a.port, "v2": b.port})
-                                             + virtual_service(MIRRORED)))
-        reader, writer = await asyncio.open_connection("127.0.0.1", rp.port)
-        writer.write(WS_REQUEST)
-        await read_until(reader, b"\r\n\r\n")
-
-        async def upload() -> None:
-            chunk = b"x" * 65536
-            for _ in range(total // len(chunk)):
-                writer.write(chunk)
-                await writer.drain()
-
-        async def download() -> int:
-            n = 0
-            while n < total:
-                data = await asyncio.wait_for(reader.read(1 << 20), 10)
-                assert data
-                n += len(data)
-            return n
-
-        _, echoed = await asyncio.gather(upload(), download())
-        writer.close()
-        release.set()
-        await asyncio.wait_for(b.closed.wait(), 10)
-    assert echoed == total  # the primary's side of the tunnel never waited for the mirror
-    assert mirror_got and mirror_got[0] < total  # the mirror was cut off
