@@ -14,7 +14,6 @@ from tests.oracle.test_basic import BACKENDS, UPSTREAM_RESET, differs, get
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
-RESET_TEXT = differs("reset reason text: mirrorsim says 'remote reset' where Envoy says 'connection termination'")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -147,7 +146,6 @@ async def test_no_route_exact_match_routes(g: Group) -> None:
 # --------------------------------------------------------------------------- upstream failures, default retries
 
 
-@RESET_TEXT
 async def test_upstream_closes_before_answering_post(g: Group) -> None:
     e, m = await g.both(get("/p", host="flaky:8000", method="POST", body=b"data"))
     assert e.got.status == 503
@@ -156,14 +154,12 @@ async def test_upstream_closes_before_answering_post(g: Group) -> None:
     g.compare(e, m)
 
 
-@RESET_TEXT
 async def test_upstream_closes_before_answering_get(g: Group) -> None:
     e, m = await g.both(get("/p", host="flaky:8000"))
     assert e.got.status == 503 and len(e.at("closer")) == 1
     g.compare(e, m)
 
 
-@differs("a response that is not HTTP: Envoy 502 'reset reason: protocol error'; mirrorsim 503")
 async def test_upstream_protocol_error(g: Group) -> None:
     e, m = await g.both(get("/p", host="junk:8000"))
     assert e.got.status == 502
