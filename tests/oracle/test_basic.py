@@ -88,6 +88,33 @@ async def test_authority_rewrite_sets_original_host(g: Group) -> None:
     g.compare(e, m)
 
 
+async def test_ignore_uri_case_control(g: Group) -> None:
+    e, m = await g.both(get("/caseless/x"))
+    assert e.got.body == b"v2" and e.at("v2")[0].target == "/caseless/x"
+    g.compare(e, m)
+
+
+async def test_query_param_match_control(g: Group) -> None:
+    e, m = await g.both(get("/q?debug=1"))
+    assert e.got.body == b"v2"
+    e2, m2 = await g.both(get("/q?debug=10"))  # exact: no match, falls through to the default route
+    assert e2.got.body == b"v1"
+    g.compare(e, m)
+    g.compare(e2, m2)
+
+
+async def test_client_request_id_kept_on_primary_and_mirror(g: Group) -> None:
+    e, m = await g.both(get("/h", headers=[("x-request-id", "client-id-1")]))
+    assert e.at("v1")[0].header("x-request-id") == e.at("mirror")[0].header("x-request-id") == "client-id-1"
+    g.compare(e, m)
+
+
+async def test_head_request(g: Group) -> None:
+    e, m = await g.both(get("/h", method="HEAD"))
+    assert e.got.status == 200 and e.got.body == b"" and e.at("mirror")[0].method == "HEAD"
+    g.compare(e, m)
+
+
 # --------------------------------------------------------------------------- path normalization (BASE)
 
 
@@ -136,6 +163,32 @@ async def test_path_query_untouched(g: Group) -> None:
     g.compare(e, m)
 
 
+@NORMALIZE
+async def test_path_backslashes(g: Group) -> None:
+    e, m = await g.both(get("/public\\..\\admin"))  # backslashes become slashes, then ".." applies
+    assert e.got.body == b"v2" and e.at("v2")[0].target == "/admin"
+    g.compare(e, m)
+
+
+@NORMALIZE
+async def test_path_encoded_tilde(g: Group) -> None:
+    e, m = await g.both(get("/%7Euser"))
+    assert e.at("v1")[0].target == "/~user"
+    g.compare(e, m)
+
+
+async def test_path_encoded_slash_is_not_a_segment(g: Group) -> None:
+    e, m = await g.both(get("/admin/..%2F..%2Fsecret"))  # %2F stays: "..%2F.." is no dot segment
+    assert e.got.body == b"v2" and e.at("v2")[0].target == "/admin/..%2F..%2Fsecret"
+    g.compare(e, m)
+
+
+async def test_path_with_fragment_rejected(g: Group) -> None:
+    e, m = await g.both(get("/admin#frag"))
+    assert e.got.status == 400 and not e.at("v2")
+    g.compare(e, m)
+
+
 async def test_path_double_slash_not_merged(g: Group) -> None:
     e, m = await g.both(get("//admin"))  # merge_slashes is not part of BASE
     assert e.got.body == b"v1" and e.at("v1")[0].target == "//admin"
@@ -145,6 +198,12 @@ async def test_path_double_slash_not_merged(g: Group) -> None:
 async def test_path_encoded_slash_kept(g: Group) -> None:
     e, m = await g.both(get("/admin%2Fx"))  # path_with_escaped_slashes_action KEEP_UNCHANGED
     assert e.got.body == b"v2" and e.at("v2")[0].target == "/admin%2Fx"
+    g.compare(e, m)
+
+
+async def test_path_absolute_form_other_host(g: Group) -> None:
+    e, m = await g.both(simple(b"GET http://noroute:8000/only HTTP/1.1\r\nHost: httpbin:8000\r\n\r\n"))
+    assert e.got.body == b"nr" and e.at("nr")[0].header("host") == "noroute:8000"  # the URL's authority wins
     g.compare(e, m)
 
 

@@ -142,6 +142,33 @@ async def test_grpc_abort_on_grpc_request(g: Group) -> None:
     g.compare(e, m)
 
 
+@differs("route response_headers_to_add are not applied to the fault filter's local reply by mirrorsim")
+async def test_fault_abort_on_post_closes(g: Group) -> None:
+    e, m = await g.both(get("/fault", method="POST", body=b"x"))
+    assert e.got.status == 418 and e.got.header("connection") == "close"  # body not read: connection closed
+    assert e.got.header("x-route-op") == "fault"
+    g.compare(e, m)
+
+
+async def test_direct_response_gets_route_response_headers(g: Group) -> None:
+    e, m = await g.both(get("/direct"))
+    assert e.got.status == 403 and e.got.body == b"denied" and e.got.header("x-route-op") == "direct"
+    g.compare(e, m)
+
+
+async def test_redirect_gets_route_response_headers(g: Group) -> None:
+    e, m = await g.both(get("/redirect/x?y=1"))
+    assert e.got.status == 301 and e.got.header("location") == "http://elsewhere.example/moved?y=1"
+    assert e.got.header("x-route-op") == "redirect"
+    g.compare(e, m)
+
+
+async def test_client_forwarded_proto_kept(g: Group) -> None:
+    e, m = await g.both(get("/h", headers=[("x-forwarded-proto", "https")]))
+    assert e.at("v1")[0].header("x-forwarded-proto") == "https"
+    g.compare(e, m)
+
+
 async def test_no_route_404(g: Group) -> None:
     e, m = await g.both(get("/other", host="noroute:8000"))
     assert e.got.status == 404 and e.got.body == b"" and not e.at("nr")
