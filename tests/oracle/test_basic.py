@@ -8,16 +8,12 @@ that accepts ONLY a ``Mismatch``: an Envoy-side assertion failing is still a fai
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 
 from tests.oracle.harness import Group, Mismatch, expect_continue, req, simple, websocket
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="package")]
 
-BACKENDS = {"v1": "ws", "v2": "ok", "mirror": "ws", "closer": "close", "junk": "garbage", "u503": "ok", "nr": "ok"}
 UPSTREAM_RESET = "upstream connect error or disconnect/reset before headers. reset reason: "
 
 
@@ -31,11 +27,6 @@ HOST_PORT = differs("mirrorsim selects the service port from the Host header; a 
                     "the original destination port and ignores the Host port (ignore_port_in_host_matching)")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def g() -> AsyncIterator[Group]:
-    async with Group("basic.yaml", "basic.yaml", BACKENDS) as group:
-        group.backends["u503"].response = (503, [("x-backend", "u503")], b"unavailable")
-        yield group
 
 
 def get(path: str = "/get", host: str | None = "httpbin:8000", headers: list[tuple[str, str]] | None = None,

@@ -1,18 +1,15 @@
-"""Oracle, group "basic" (same hand-written Envoy config and Istio YAML as test_basic.py, a second
-Envoy + mirrorsim pair): headers a client sends, header operations with command operators, local
+"""Oracle, group "basic" (the Envoy + mirrorsim pair of test_basic.py, fixture ``g`` in
+conftest.py): headers a client sends, header operations with command operators, local
 replies (faults, no route, CORS) and upstream failures under Istio's default retry policy."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 
 from tests.oracle.harness import Group, simple
-from tests.oracle.test_basic import BACKENDS, UPSTREAM_RESET, differs, get
+from tests.oracle.test_basic import UPSTREAM_RESET, differs, get
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="package")]
 
 OPERATORS = differs("mirrorsim sends header-operation values verbatim; Envoy evaluates command operators "
                     "(%REQ(x)%, %DOWNSTREAM_REMOTE_ADDRESS%, %PROTOCOL%) and unescapes %%")
@@ -20,11 +17,6 @@ CORS = differs("mirrorsim does not apply corsPolicy (Istio: route typed_per_filt
 RESET_TEXT = differs("reset reason text: mirrorsim says 'remote reset' where Envoy says 'connection termination'")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def g() -> AsyncIterator[Group]:
-    async with Group("basic.yaml", "basic.yaml", BACKENDS) as group:
-        group.backends["u503"].response = (503, [("x-backend", "u503")], b"unavailable")
-        yield group
 
 
 # --------------------------------------------------------------------------- headers from the client

@@ -14,7 +14,7 @@ import pytest_asyncio
 from tests.oracle.harness import Group, req, simple
 from tests.oracle.test_basic import differs
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="package")]
 
 BACKENDS = {"r1": "ok", "r2": "ok", "r3": "ok"}
 IGNORED = differs("mirrorsim applies sourceLabels / sourceNamespace rules to every client; istiod leaves them "
@@ -22,14 +22,14 @@ IGNORED = differs("mirrorsim applies sourceLabels / sourceNamespace rules to eve
 NO_FLAGS = differs("mirrorsim run has no --source-labels / --source-namespace to say which client it is")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module", loop_scope="package")
 async def pp() -> AsyncIterator[Group]:
     args = ["--source-labels", "app=productpage", "--source-namespace", "default"]
     async with Group("source-productpage.yaml", "source.yaml", BACKENDS, args) as group:
         yield group
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module", loop_scope="package")
 async def plain() -> AsyncIterator[Group]:
     async with Group("source-unlabelled.yaml", "source.yaml", BACKENDS) as group:
         yield group
