@@ -31,7 +31,7 @@ from typing import Final
 COMPILED: Final = (
     "simulator.proxy.server", "simulator.proxy.upstream", "simulator.proxy.mirror",
     "simulator.proxy.stats", "simulator.proxy.accesslog", "simulator.proxy.headers",
-    "simulator.core.table", "simulator.core.matchers", "simulator.core.hosts",
+    "simulator.core.table", "simulator.core.matchers", "simulator.core.hosts", "simulator.core.paths",
 )
 # mypycify(group_name=GROUP) puts the compiled code of every module in one shared library,
 # GROUP + "__mypyc", inside the package (so editable and wheel installs both import it);

@@ -41,6 +41,17 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def seconds(s: str) -> float:
+    """A non-negative number of seconds (``1.5``), for argparse."""
+    try:
+        value = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {s!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0: {s!r}")
+    return value
+
+
 def hostport(s: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     host, sep, port = s.rpartition(":")
     if not sep:
@@ -63,6 +74,50 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                         "for short host names (default: default)")
 
 
+def add_routing_args(p: argparse.ArgumentParser) -> None:
+    """The inputs of translation besides the YAML: the mesh's path normalization and
+    the calling workload (run, explain, check, validate)."""
+    p.add_argument("--path-normalization", type=_path_normalization, default="BASE",
+                   metavar="MODE", help="Istio meshConfig.pathNormalization: BASE (default), "
+                   "MERGE_SLASHES, DECODE_AND_MERGE_SLASHES or NONE")
+    p.add_argument("--source-labels", type=_source_labels, default={}, metavar="K=V[,K=V...]",
+                   help="pod labels of the calling workload: rules whose sourceLabels do not select it "
+                        "do not apply (default: an unlabelled workload)")
+    p.add_argument("--source-namespace", default=None, metavar="NS",
+                   help="namespace of the calling workload: rules whose sourceNamespace differs do not "
+                        "apply; short host names resolve relative to it (default: --namespace)")
+
+
+def _path_normalization(s: str) -> str:
+    from simulator.core.paths import MODES, parse_mode
+
+    mode = parse_mode(s)
+    if mode is None:
+        raise argparse.ArgumentTypeError(f"unknown path normalization {s!r}; expected one of {', '.join(MODES)}")
+    return mode
+
+
+def _source_labels(s: str) -> dict[str, str]:
+    from simulator.config.syntax import LABELS_FORM, parse_label_list
+
+    labels, problem = parse_label_list(s)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"bad value {s!r}: {problem}; expected {LABELS_FORM}")
+    return labels
+
+
+def translate_options(args: argparse.Namespace, shadow_suffix: bool = True):  # type: ignore[no-untyped-def]
+    """TranslateOptions from ``--namespace`` and the ``add_routing_args`` flags."""
+    from simulator.core.translate import TranslateOptions
+
+    return TranslateOptions(
+        namespace=args.namespace, shadow_suffix=shadow_suffix,
+        path_normalization=getattr(args, "path_normalization", "BASE"),
+        source_labels=tuple(sorted(getattr(args, "source_labels", {}).items())),
+        source_namespace=getattr(args, "source_namespace", None) or "",
+    )
+
+
 def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = False):  # type: ignore[no-untyped-def]
     """Load and validate; print every diagnostic; return the config or None on error."""
     from simulator.config import load
@@ -79,16 +134,19 @@ def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = F
     return result.config
 
 
-def build_table(config, namespace: str, shadow_suffix: bool):  # type: ignore[no-untyped-def]
+def build_table(config, namespace: str, shadow_suffix: bool, options=None):  # type: ignore[no-untyped-def]
+    """The mesh route table; ``options`` (TranslateOptions), when given, wins."""
     from simulator.core.translate import TranslateOptions, translate
 
-    return translate(config, TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix))
+    return translate(config, options or TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix))
 
 
 def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool,  # type: ignore[no-untyped-def]
-                   mesh_table) -> list:  # type: ignore[type-arg]
+                   mesh_table, options=None) -> list:  # type: ignore[type-arg]
     """``--gateway [NS/]NAME[:SERVER_PORT]=HOST:PORT`` -> GatewayListener list."""
     from simulator.core.translate import TranslateOptions, gateway_servers, translate_gateway
+
+    options = options or TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix)
     from simulator.proxy.runner import GatewayListener
 
     out = []
@@ -99,7 +157,7 @@ def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool
         host, port = hostport(addr)
         name, _, sport = ref.partition(":")
         if "/" not in name:
-            name = f"{namespace}/{name}"
+            name = f"{options.namespace}/{name}"
         try:
             gw, servers = gateway_servers(config, name)
         except KeyError:
@@ -114,9 +172,7 @@ def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool
             raise ValueError(f"--gateway {spec!r}: name one HTTP server of {name} as NAME:PORT "
                              f"(servers: {ports})")
         server = http[0]
-        table = translate_gateway(config, gw, server,
-                                  TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix),
-                                  clusters=mesh_table.clusters)
+        table = translate_gateway(config, gw, server, options, clusters=mesh_table.clusters)
         out.append(GatewayListener(f"{name}:{server.port.number}", table, host, port))
     return out
 
@@ -125,9 +181,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_or_report(args.files, args.namespace)
     if config is None:
         return 1
-    table = build_table(config, args.namespace, not args.no_shadow_suffix)
+    options = translate_options(args, not args.no_shadow_suffix)
+    table = build_table(config, args.namespace, not args.no_shadow_suffix, options)
     try:
-        gateways = build_gateways(config, args.gateway, args.namespace, not args.no_shadow_suffix, table)
+        gateways = build_gateways(config, args.gateway, args.namespace, not args.no_shadow_suffix, table, options)
     except ValueError as exc:
         print(f"mirrorsim: {exc}", file=sys.stderr)
         return 1
@@ -160,7 +217,7 @@ def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | Non
         seed=args.seed, access_log=AccessLog(open_access_log(args.access_log), loop) if loop else None,
         local_address=args.local_address,
         max_shadow_inflight=args.max_shadow_inflight, max_shadow_bytes=args.max_shadow_bytes,
-        max_request_bytes=args.max_request_bytes,
+        max_request_bytes=args.max_request_bytes, shadow_timeout=args.shadow_timeout,
     )
 
 
@@ -296,9 +353,22 @@ def build_parser() -> argparse.ArgumentParser:
                           "are dropped (default 268435456)")
     run.add_argument("--max-request-bytes", type=int, default=64 * 1024 * 1024, metavar="N",
                      help="largest request body accepted (default 67108864; larger: 413)")
+    add_routing_args(run)
     run.add_argument("--local-address", default=None, metavar="IP",
                      help="the proxy's own address appended to x-forwarded-for on shadow "
                           "copies (default: first non-loopback IPv4, as Envoy's local_info)")
+    run.add_argument("--shadow-timeout", type=seconds, default=15.0, metavar="SECONDS",
+                     help="how long a shadow copy on a route without a timeout may wait for its "
+                          "answer before it is reset (504 UT); Envoy waits for ever; 0: no bound "
+                          "(default 15)")
+    run.add_argument("--drain-time", type=seconds, default=5.0, metavar="SECONDS",
+                     help="after SIGTERM or SIGINT, how long in-flight requests may take to finish "
+                          "before they are cut (Istio's terminationDrainDuration, default 5); a "
+                          "second signal cuts them at once")
+    run.add_argument("--worker-restart-delay", type=seconds, default=0.2, metavar="SECONDS",
+                     help="with --workers: wait before restarting a worker that died, doubled for "
+                          "each earlier death of that worker within 30 s; the 5th death within "
+                          "30 s stops mirrorsim (default 0.2)")
     run.set_defaults(func=cmd_run)
 
     be = sub.add_parser(

@@ -7,6 +7,11 @@ Fixtures (docs/route-testing.md):
   option ``mirrorsim_config`` (paths relative to the rootdir);
 * ``mirrorsim_mesh``: a session-scoped factory, ``mirrorsim_mesh("path/", ...)``.
 
+Both take ``path_normalization=`` (Istio's meshConfig.pathNormalization, default
+``BASE``) and ``source={"labels": {...}, "namespace": ...}`` (the calling workload;
+default: an unlabelled one in ``namespace``); ``mesh.route(..., source=...)``
+routes one request from another workload.
+
 Configs are loaded and compiled once per session and per (paths, namespace,
 shadow_suffix).  ``mesh.route("GET", "http://reviews:9080/", headers={...})``
 returns a ``Decision`` with ``.destination``, ``.host``, ``.subset``,
@@ -40,28 +45,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "mirrorsim(*paths, namespace='default', shadow_suffix=True): Istio config loaded by the `mesh` fixture",
+        "mirrorsim(*paths, namespace='default', shadow_suffix=True, path_normalization='BASE', source=None): "
+        "Istio config loaded by the `mesh` fixture",
     )
 
 
 @pytest.fixture(scope="session")
 def mirrorsim_mesh(pytestconfig: pytest.Config) -> Callable[..., Mesh]:
-    """Factory: ``mirrorsim_mesh(*paths, namespace="default", shadow_suffix=True) -> Mesh``,
+    """Factory: ``mirrorsim_mesh(*paths, namespace="default", shadow_suffix=True,
+    path_normalization="BASE", source=None) -> Mesh``,
     cached for the session.  A config with errors fails the test with every diagnostic."""
     cache: dict[tuple[Any, ...], Mesh] = {}
     root = Path(pytestconfig.rootpath)
 
-    def factory(*paths: str | Path, namespace: str | None = None, shadow_suffix: bool = True) -> Mesh:
+    def factory(*paths: str | Path, namespace: str | None = None, shadow_suffix: bool = True,
+                path_normalization: str = "BASE", source: Any = None) -> Mesh:
         if not paths:
             raise ValueError("mirrorsim_mesh() needs at least one config file or directory")
+        from simulator.core.paths import MODES, parse_mode
+        from simulator.routecheck.workspace import ConfigError, Mesh, as_source
+
         ns = namespace or str(pytestconfig.getini("mirrorsim_namespace") or "default")
         resolved = tuple(str(p if Path(p).is_absolute() or Path(p).exists() else root / p) for p in paths)
-        key = (resolved, ns, shadow_suffix)
+        mode = parse_mode(path_normalization)
+        if mode is None:
+            raise ValueError(f"path_normalization={path_normalization!r}: expected one of {', '.join(MODES)}")
+        src = as_source(source)
+        key = (resolved, ns, shadow_suffix, mode, src)
         if key not in cache:
-            from simulator.routecheck.workspace import ConfigError, Mesh
-
             try:
-                cache[key] = Mesh(resolved, ns, shadow_suffix)
+                cache[key] = Mesh(resolved, ns, shadow_suffix, path_normalization=mode, source=src)
             except ConfigError as exc:
                 pytest.fail(str(exc), pytrace=False)
         return cache[key]

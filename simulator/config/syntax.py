@@ -161,3 +161,30 @@ def check_re2(pattern: str) -> str | None:
     if re.search(r"(?<!\\)(?:\\\\)*\\C", pattern):
         return "invalid escape sequence: \\C"
     return None
+
+
+LABELS_FORM = "KEY=VALUE[,KEY=VALUE...], e.g. app=productpage,version=v1"
+
+
+def parse_label_list(text: str) -> tuple[dict[str, str], str | None]:
+    """``app=productpage,version=v1`` -> the labels, and None; or ({}, what is wrong,
+    quoting the bad part).  Keys and values follow Kubernetes' label syntax; "" is
+    no labels."""
+    labels: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            if text.strip():
+                return {}, f"empty label in {text!r}"
+            continue
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep:
+            return {}, f"{item!r} is not KEY=VALUE"
+        reason = check_label_key(key) or check_label_value(value)
+        if reason:
+            return {}, f"{reason} in {item!r}"
+        if key in labels and labels[key] != value:
+            return {}, f"label {key!r} given twice ({labels[key]!r} and {value!r})"
+        labels[key] = value
+    return labels, None

@@ -62,7 +62,7 @@ class ClusterRef:
 class Request:
     """One request as the router sees it.  ``port`` is the listener port (the
     original destination port in a sidecar, the server port in a gateway);
-    None = the authority's port, else 80 (http) or 443 (https)."""
+    None = chosen as the proxy chooses it (``RouteTable.select_virtual_host``)."""
 
     method: str
     authority: str
@@ -126,6 +126,13 @@ class Explanation:
     decision: Forward | LocalReply
     shares: tuple[Share, ...] = ()
     mirrors: tuple[MirrorInfo, ...] = ()
+    # the path as the listener normalized it (None: rejected with 400)
+    normalized_path: str | None = ""
+
+    @property
+    def path_changed(self) -> bool:
+        """The listener's normalization changed the request's path."""
+        return self.normalized_path != self.request.path
 
     @property
     def route(self) -> Route | None:
@@ -143,12 +150,14 @@ class Explanation:
 
     @property
     def kind(self) -> str:
-        """forward | redirect | direct_response | no_route | no_virtual_host."""
+        """forward | redirect | direct_response | no_route | no_virtual_host | bad_path."""
         d = self.decision
         if isinstance(d, Forward):
             return "forward"
         if d.details in ("redirect", "direct_response"):
             return d.details
+        if d.details == "path_normalization_failed":
+            return "bad_path"
         return "no_route" if d.virtual_host is not None else "no_virtual_host"
 
 
@@ -178,26 +187,22 @@ def condition_failure(route: Route, path_only: str, headers: dict[str, str], que
     return None
 
 
-def _table_for_port(table: RouteTable, req: Request) -> RouteTable:
-    """A view of ``table`` in which the request's authority reaches the route
-    configuration of ``req.port`` (the listener port may differ from the Host's)."""
-    implied = req.implied_port
-    if table.listener_port is not None or req.port is None or req.port == implied:
-        return table
-    rc = table.route_configs.get(req.port)
-    return RouteTable({implied: rc} if rc is not None else {}, table.clusters, table.shadow_suffix)
-
-
 def explain(table: RouteTable, req: Request, gateway: str = MESH) -> Explanation:
-    """Route ``req`` and say why (``gateway`` names the table's Gateway, for display)."""
-    view = _table_for_port(table, req)
+    """Route ``req`` and say why (``gateway`` names the table's Gateway, for display).
+    The path is normalized first, as the listener does (``RouteTable.normalize_path``);
+    the route configuration and virtual host are the proxy's choice
+    (``RouteTable.select_virtual_host``)."""
+    listener_port, vh = table.select_virtual_host(req.authority, req.scheme, req.port)
+    normalized = table.normalize_path(req.path)
+    if normalized is None:
+        reply = LocalReply(400, b"", "-", details="path_normalization_failed")
+        return Explanation(req, listener_port, gateway, None, (), reply, normalized_path=None)
     trace: list[RouteAttempt] = []
-    decision = view.route(req.method, req.authority, req.path, req.headers, req.random_value,
-                          scheme=req.scheme, trace=trace)
-    listener_port, vh = view.select_virtual_host(req.authority, req.scheme)
-    path_only, _, query = req.path.partition("?")
+    decision = table.route(req.method, req.authority, normalized, req.headers, req.random_value,
+                           scheme=req.scheme, trace=trace, port=req.port)
+    path_only, _, query = normalized.partition("?")
     hdrs = dict(req.headers)
-    hdrs.update({":authority": req.authority, ":method": req.method, ":scheme": req.scheme, ":path": req.path})
+    hdrs.update({":authority": req.authority, ":method": req.method, ":scheme": req.scheme, ":path": normalized})
     attempts = []
     for a in trace:
         if a.failure is None:
@@ -222,11 +227,8 @@ def explain(table: RouteTable, req: Request, gateway: str = MESH) -> Explanation
                        req.method != "CONNECT" and p.samples(req.random_value))
             for p in action.mirror_policies
         )
-    if table.listener_port is not None:
-        listener_port = table.listener_port
-    elif req.port is not None:
-        listener_port = req.port
-    return Explanation(req, listener_port, gateway, vh, tuple(attempts), decision, shares, mirrors)
+    return Explanation(req, listener_port, gateway, vh, tuple(attempts), decision, shares, mirrors,
+                       normalized_path=normalized)
 
 
 def route_kind(route: Route) -> str:

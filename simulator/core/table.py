@@ -21,15 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from simulator.core.hosts import shadow_host, split_host_port
 from simulator.core.matchers import (
     HeaderMatcher,
     PathMatcher,
     QueryParameterMatcher,
+    Regex,
     parse_query,
 )
+from simulator.core.paths import BASE, normalize_path
 
 # --------------------------------------------------------------------------- clusters
 
@@ -223,7 +225,7 @@ class RouteAction:
     timeout: float = 0.0  # 0 = no timeout
     retry_policy: RetryPolicy | None = None
     prefix_rewrite: str | None = None
-    regex_rewrite: tuple[Any, str] | None = None  # (compiled pattern, substitution)
+    regex_rewrite: tuple[Regex, str] | None = None  # (pattern, RE2 substitution: \1 is group 1)
     regex_rewrite_source: str = ""
     host_rewrite: str | None = None
     mirror_policies: tuple[MirrorPolicy, ...] = ()
@@ -407,19 +409,49 @@ class RouteTable:
     # at most VHOST_CACHE_SIZE entries (emptied when full) of authorities up to
     # VHOST_CACHE_MAX_AUTHORITY characters, so arbitrary Host values cannot grow it
     vhost_cache: dict[str, VirtualHost] = field(default_factory=dict, compare=False, repr=False)
+    # Istio's meshConfig.pathNormalization (simulator/core/paths.py): BASE unless set
+    path_normalization: str = BASE
+
+    def normalize_path(self, path: str) -> str | None:
+        """The request path as the listener normalizes it before routing and
+        forwarding; None when it rejects the request (400 path_normalization_failed)."""
+        return normalize_path(path, self.path_normalization)
 
     def select_virtual_host(
-        self, authority: str, scheme: str = "http"
+        self, authority: str, scheme: str = "http", port: int | None = None
     ) -> tuple[int, VirtualHost | None]:
-        host, port = split_host_port(authority)
+        """THE choice of route configuration and virtual host for a request; the
+        proxy, ``explain``, ``check`` and the pytest plugin all go through it.
+
+        The route configuration is the listener's port: a Gateway server's port;
+        else ``port`` when the caller knows the connection's destination port
+        (``explain --port``, ``port:`` in route tests); else the Host's port; else,
+        for a Host without a port, the port a client reaching that host connects
+        to: 80 (443 for https) when that route configuration knows the host, else
+        the lowest port whose route configuration does (a service's only port, as
+        ``curl -H 'Host: httpbin' http://httpbin:8000/`` reaches it); an unknown
+        host stays on 80/443.  The virtual host is then chosen by host name alone,
+        the Host's port ignored (Istio sets ``ignore_port_in_host_matching``)."""
+        host, host_port = split_host_port(authority)
+        host = host.lower()
         if self.listener_port is not None:
             port = self.listener_port
         elif port is None:
-            port = 443 if scheme == "https" else 80
-        rc = self.route_configs.get(port)
-        if rc is None:
-            return port, None
-        return port, rc.find_virtual_host(host.lower())
+            port = host_port
+        if port is not None:
+            rc = self.route_configs.get(port)
+            return port, rc.find_virtual_host(host) if rc is not None else None
+        default = 443 if scheme == "https" else 80
+        rc = self.route_configs.get(default)
+        vh = rc.find_virtual_host(host) if rc is not None else None
+        if vh is not None or default == 443:
+            return default, vh
+        for p in sorted(self.route_configs):
+            if p != default:
+                vh = self.route_configs[p].find_virtual_host(host)
+                if vh is not None:
+                    return p, vh
+        return default, None
 
     def route(
         self,
@@ -430,15 +462,19 @@ class RouteTable:
         random_value: int,
         scheme: str = "http",
         trace: list[RouteAttempt] | None = None,
+        port: int | None = None,
     ) -> Decision:
         """Route one request.  ``headers`` maps lower-case names to values; a header
         sent on several lines may be given as a tuple of its values (Envoy matches
         each line).  The pseudo-headers ``:authority``, ``:method``, ``:scheme`` and
-        ``:path`` are added here."""
-        vh = self.vhost_cache.get(authority) if scheme == "http" else None
+        ``:path`` are added here.  ``path`` is already normalized (``normalize_path``);
+        ``port`` is the connection's destination port when known (see
+        ``select_virtual_host``)."""
+        cached = scheme == "http" and port is None
+        vh = self.vhost_cache.get(authority) if cached else None
         if vh is None:
-            vh = self.select_virtual_host(authority, scheme)[1]
-            if vh is not None and scheme == "http" and len(authority) <= VHOST_CACHE_MAX_AUTHORITY:
+            vh = self.select_virtual_host(authority, scheme, port)[1]
+            if vh is not None and cached and len(authority) <= VHOST_CACHE_MAX_AUTHORITY:
                 cache = self.vhost_cache
                 if len(cache) >= VHOST_CACHE_SIZE:
                     cache.clear()  # full (made-up hosts on a wildcard): start again
@@ -545,7 +581,7 @@ class RouteTable:
 def _rewrite_path(pm: PathMatcher, a: RouteAction, path_only: str) -> str:
     if a.regex_rewrite is not None:
         pattern, sub = a.regex_rewrite
-        return str(pattern.sub(sub, path_only))
+        return pattern.sub(sub, path_only)
     assert a.prefix_rewrite is not None
     if pm.kind == "prefix":
         return a.prefix_rewrite + path_only[len(pm.value) :]

@@ -30,6 +30,7 @@ from simulator.core.matchers import (
     StringMatcher,
     compile_regex,
 )
+from simulator.core.paths import BASE
 from simulator.core.table import (
     ISTIO_DEFAULT_RETRY,
     NO_MUTATIONS,
@@ -59,10 +60,43 @@ MESH = "mesh"
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """The calling workload: its pod labels and namespace ("" = the default namespace)."""
+
+    labels: tuple[tuple[str, str], ...] = ()
+    namespace: str = ""
+
+    def __str__(self) -> str:
+        labels = ",".join(f"{k}={v}" for k, v in self.labels) or "no labels"
+        return f"{labels} in namespace {self.namespace or '(default)'}"
+
+
+@dataclass(frozen=True, slots=True)
 class TranslateOptions:
     namespace: str = "default"  # the client's (mirrorsim's) namespace, for short host names
     domain: str = "cluster.local"
     shadow_suffix: bool = True  # False = Envoy disable_shadow_host_suffix_append (Istio >= 1.28)
+    path_normalization: str = BASE  # meshConfig.pathNormalization.normalization (core/paths.py)
+    # The calling workload, the proxy istiod builds these routes for: its pod labels and
+    # namespace ("" = ``namespace``).  A match whose sourceLabels / sourceNamespace do not
+    # select it is left out at translation time, as istiod's sourceMatchHTTP does.
+    source_labels: tuple[tuple[str, str], ...] = ()
+    source_namespace: str = ""
+
+    @property
+    def client_namespace(self) -> str:
+        """The calling workload's namespace (short host names resolve relative to it)."""
+        return self.source_namespace or self.namespace
+
+    def selects_source(self, match: m.HTTPMatchRequest) -> bool:
+        """Istio's sourceMatchHTTP for a match without ``gateways``: its sourceLabels
+        are a subset of the workload's labels and its sourceNamespace (if any) is the
+        workload's namespace."""
+        if match.source_labels:
+            labels = dict(self.source_labels)
+            if not all(labels.get(k) == v for k, v in match.source_labels.items()):
+                return False
+        return not match.source_namespace or match.source_namespace == self.client_namespace
 
 
 @dataclass(slots=True)
@@ -458,7 +492,7 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
         regex_src = ""
         if rewrite is not None and rewrite.uri_regex_rewrite is not None:
             regex_src = rewrite.uri_regex_rewrite.match
-            regex_rewrite = (compile_regex(regex_src), _re2_sub(rewrite.uri_regex_rewrite.rewrite))
+            regex_rewrite = (compile_regex(regex_src, captures=True), rewrite.uri_regex_rewrite.rewrite)
         host_rewrite = (rewrite.authority if rewrite and rewrite.authority else None) or authority
         dests = [d for d in rule.route]
         single = ""
@@ -498,7 +532,10 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
         if match is not None:
             if match.port is not None and match.port != ctx.listener_port:
                 continue
-            if match.gateways and ctx.gateway not in _resolve_gateways(match.gateways, vs):
+            if match.gateways:  # a match naming gateways is bound by them alone (sourceMatchHTTP)
+                if ctx.gateway not in _resolve_gateways(match.gateways, vs):
+                    continue
+            elif not ctx.opts.selects_source(match):
                 continue
         name = rule.name
         if match is not None and match.name:
@@ -511,21 +548,6 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
             file=vs.src.file, line=vs.src.line_of(path),
         ))
     return routes
-
-
-def _re2_sub(rewrite: str) -> str:
-    """RE2 substitution (``\\1``) -> Python ``re`` template (``\\g<1>``)."""
-    out = []
-    i = 0
-    while i < len(rewrite):
-        c = rewrite[i]
-        if c == "\\" and i + 1 < len(rewrite) and rewrite[i + 1].isdigit():
-            out.append(f"\\g<{rewrite[i + 1]}>")
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
 
 
 def translate_virtual_service(
@@ -695,7 +717,7 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
             if not routes:
                 routes = [_default_route(svc.host, port)]
             vhosts.append(VirtualHost(f"{svc.host}:{port}",
-                                      service_domains(svc.host, opts.namespace, opts.domain),
+                                      service_domains(svc.host, opts.client_namespace, opts.domain),
                                       tuple(routes), origin))
             seen.add(svc.host)
         if port == 80:  # non-service VS hosts ("gross HACK" in Istio: port 80 only)
@@ -706,11 +728,12 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
                     continue
                 routes = translate_virtual_service(reg, opts, vs, port, delegates=delegates)
                 vhosts.append(VirtualHost(
-                    f"{h}:{port}", service_domains(h, opts.namespace, opts.domain), tuple(routes),
+                    f"{h}:{port}", service_domains(h, opts.client_namespace, opts.domain), tuple(routes),
                     f"VirtualService {vs.meta.namespace}/{vs.meta.name}"))
                 seen.add(h)
         route_configs[port] = RouteConfiguration.build(port, tuple(vhosts))
-    return RouteTable(route_configs, clusters, opts.shadow_suffix)
+    return RouteTable(route_configs, clusters, opts.shadow_suffix,
+                      path_normalization=opts.path_normalization)
 
 
 # --------------------------------------------------------------------------- gateways
@@ -747,6 +770,9 @@ def translate_gateway(
     merged per host (catch-all routes moved last), ``httpsRedirect`` as a 301 to https;
     a host with no virtual host gets 404 NR."""
     opts = opts or TranslateOptions()
+    # the proxy is the gateway's own pod: its labels are what the Gateway selects
+    opts = dataclasses.replace(opts, source_labels=tuple(sorted(gateway.selector.items())),
+                               source_namespace=gateway.meta.namespace)
     reg = build_registry(cfg, opts)
     if clusters is None:
         clusters = build_clusters(reg)
@@ -778,4 +804,5 @@ def translate_gateway(
                             origin=f"Gateway {gw_ref} httpsRedirect")]
         vhosts.append(VirtualHost(f"{host}:{port}", (host,), tuple(routes), ", ".join(origins[host])))
     rc = RouteConfiguration.build(port, tuple(vhosts))
-    return RouteTable({port: rc}, clusters, opts.shadow_suffix, listener_port=port)
+    return RouteTable({port: rc}, clusters, opts.shadow_suffix, listener_port=port,
+                      path_normalization=opts.path_normalization)

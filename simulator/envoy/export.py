@@ -33,7 +33,6 @@ access log to stdout in Envoy's default format.
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 import yaml
@@ -283,11 +282,6 @@ def _mutations(out: dict[str, Any], kind: str, mut: HeaderMutations) -> None:
         out[f"{kind}_headers_to_remove"] = list(mut.remove)
 
 
-def _python_to_re2_substitution(sub: str) -> str:
-    r"""translate.py stores the RE2 substitution in Python's form (``\g<1>``); Envoy wants ``\1``."""
-    return re.sub(r"\\g<(\d+)>", r"\\\1", sub)
-
-
 def route_action(a: RouteAction, table: RouteTable) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if a.weighted_clusters:
@@ -311,7 +305,7 @@ def route_action(a: RouteAction, table: RouteTable) -> dict[str, Any]:
     if a.regex_rewrite is not None:
         out["regex_rewrite"] = {
             "pattern": {"regex": a.regex_rewrite_source},
-            "substitution": _python_to_re2_substitution(a.regex_rewrite[1]),
+            "substitution": a.regex_rewrite[1],
         }
     elif a.prefix_rewrite is not None:
         out["prefix_rewrite"] = a.prefix_rewrite

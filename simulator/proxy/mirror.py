@@ -12,7 +12,10 @@ copy exactly as Envoy 1.40's async client does (see docs/mirroring.md):
 * ``x-envoy-expected-rq-timeout-ms`` = the route's *global* timeout;
 * ``x-envoy-internal: true`` appended, then the proxy's own address appended to
   ``x-forwarded-for`` (in place when the header exists);
-* the whole body; no retries; the route timeout counted from dispatch.
+* the whole body; no retries; the route timeout counted from dispatch.  A route without a
+  timeout (Istio's default) still bounds a copy's life: DEFAULT_SHADOW_TIMEOUT (15 s,
+  ``--shadow-timeout``), where Envoy waits for ever (docs/deviations.md), so a mirror that
+  takes copies and never answers cannot hold the in-flight cap for good.
 
 It never blocks and never delays the primary: the copy goes through the mirror
 cluster's own pool (its circuit breakers apply), its response is read and
@@ -45,6 +48,9 @@ DEFAULT_MAX_INFLIGHT: Final = 1024
 # (docs/deviations.md): Envoy tries to connect for every copy.
 SHADOW_FAST_FAIL_WINDOW: Final = 0.5
 DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
+# The life of a shadow copy on a route without a timeout (Envoy's own default route timeout;
+# Istio disables it, and Envoy's shadow then has none: docs/deviations.md).
+DEFAULT_SHADOW_TIMEOUT: Final = 15.0
 # Copies to a mirror whose answers take longer than this (moving average) are paced
 # to max_inflight / latency per second (ShadowPacer); a fast mirror never is.
 PACE_ABOVE_LATENCY: Final = 0.05
@@ -53,10 +59,12 @@ PACE_BURST: Final = 16.0
 
 class ShadowDispatcher:
     def __init__(self, proxy: Proxy, *, max_inflight: int = DEFAULT_MAX_INFLIGHT,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+                 max_bytes: int = DEFAULT_MAX_BYTES,
+                 default_timeout: float = DEFAULT_SHADOW_TIMEOUT) -> None:
         self.proxy = proxy
         self.max_inflight = max_inflight
         self.max_bytes = max_bytes
+        self.default_timeout = default_timeout  # a copy's life when its route has no timeout (0: none)
         self.inflight = 0
         self.inflight_bytes = 0
         self.local_xff = proxy.options.local_address.encode()
@@ -229,6 +237,8 @@ class ShadowExchange(Exchange):
             self._end(503, "UH")
             return
         self.upstream_host = endpoint.host_port
+        if self.timeout <= 0:
+            self.timeout = self.dispatcher.default_timeout
         if self.timeout > 0:
             self.timer = self.dispatcher.proxy.loop.call_later(self.timeout, self.on_timeout)
         if not pool.submit(endpoint, self, self.payload):

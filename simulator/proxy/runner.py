@@ -16,7 +16,12 @@ from aiohttp import web
 from simulator.core.table import RouteTable
 from simulator.proxy.accesslog import AccessLog, open_access_log
 from simulator.proxy.admin import build_admin_app
-from simulator.proxy.mirror import DEFAULT_MAX_BYTES, DEFAULT_MAX_INFLIGHT, ShadowDispatcher
+from simulator.proxy.mirror import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_INFLIGHT,
+    DEFAULT_SHADOW_TIMEOUT,
+    ShadowDispatcher,
+)
 from simulator.proxy.server import Proxy, ProxyOptions
 from simulator.proxy.stats import Stats
 
@@ -56,6 +61,7 @@ class RunOptions:
     local_address: str | None = None
     max_shadow_inflight: int = DEFAULT_MAX_INFLIGHT
     max_shadow_bytes: int = DEFAULT_MAX_BYTES
+    shadow_timeout: float = DEFAULT_SHADOW_TIMEOUT  # a copy's life on a route without timeout
     max_request_bytes: int = 64 * 1024 * 1024
     reuse_port: bool = False
     sock: socket.socket | None = None  # a pre-bound listening socket (--workers)
@@ -129,7 +135,8 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
     proxy = Proxy(table, access_log=access_log, options=popts,
                   loop=loop)
     proxy.shadows = ShadowDispatcher(proxy, max_inflight=opts.max_shadow_inflight,
-                                     max_bytes=opts.max_shadow_bytes)
+                                     max_bytes=opts.max_shadow_bytes,
+                                     default_timeout=opts.shadow_timeout)
     if opts.sock is not None:
         server = await loop.create_server(proxy.protocol_factory, sock=opts.sock, backlog=1024)
     else:

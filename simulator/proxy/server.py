@@ -483,6 +483,13 @@ class Stream(Exchange):
             self.keep_alive = False
             self.local_reply(400, b"missing host header", "DPE")
             return
+        normalized = proxy.table.normalize_path(target)  # Envoy's HCM, before routing (core/paths.py)
+        if normalized is None:
+            self.path = self.log_path = target
+            self.authority = authority
+            self.local_reply(400, b"", "-", early=True)
+            return
+        target = normalized
         self.path = target
         self.log_path = target
         self.authority = authority

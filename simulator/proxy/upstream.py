@@ -37,6 +37,7 @@ import httptools
 from simulator.core.table import Cluster, Endpoint, OutlierDetectionConfig
 from simulator.proxy.headers import memo_name
 from simulator.proxy.stats import ClusterStats
+from simulator.proxy.tasks import TaskSet
 
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
@@ -264,6 +265,8 @@ class ClusterPool:
         self.max_connections = cb.max_connections
         self.max_pending = cb.max_pending_requests
         self.max_requests = cb.max_requests
+        self.tasks = TaskSet(loop)  # connection attempts in progress; cancelled by close()
+        self.closed = False
 
     # -- load balancing
     def pick(self, exclude: Endpoint | None = None, hash_key: str | None = None) -> Endpoint | None:
@@ -410,8 +413,10 @@ class ClusterPool:
         conn.send(exchange, payload)
 
     def _connect(self, endpoint: Endpoint) -> None:
+        if self.closed:
+            return
         self.connecting += 1
-        self.loop.create_task(self._open(endpoint))
+        self.tasks.spawn(self._open(endpoint))
 
     async def _open(self, endpoint: Endpoint) -> None:
         st = self.stats
@@ -430,6 +435,11 @@ class ClusterPool:
             self._fail_pending(endpoint)
             return
         self.connecting -= 1
+        if self.closed:  # closed while connecting: the connection must not join a dead pool
+            conn.closed = True
+            if conn.transport is not None:
+                conn.transport.abort()
+            return
         if self.connect_failed_at:
             self.connect_failed_at.pop(endpoint, None)
         st.upstream_cx_total += 1
@@ -505,6 +515,11 @@ class ClusterPool:
             self._connect(endpoint)
 
     def close(self) -> None:
+        """Reset every connection and cancel the connection attempts in progress; a
+        closed pool opens no connection any more."""
+        self.closed = True
+        self.tasks.close()
         for conn in list(self.connections):
             conn.abort()
         self.idle.clear()
+        self.pending.clear()

@@ -32,7 +32,9 @@ def _print_config_problems(diagnostics: list[Diagnostic], *, warnings: bool) -> 
 def _mesh(args: argparse.Namespace, *, warnings: bool = False) -> Any:
     from simulator.routecheck.workspace import Mesh
 
-    mesh = Mesh(args.files, args.namespace, not args.no_shadow_suffix, allow_errors=True)
+    mesh = Mesh(args.files, args.namespace, not args.no_shadow_suffix, allow_errors=True,
+                path_normalization=args.path_normalization,
+                source={"labels": args.source_labels, "namespace": args.source_namespace or ""})
     _print_config_problems(list(mesh.diagnostics), warnings=warnings)
     if any(d.severity == "error" for d in mesh.diagnostics):
         return None
@@ -48,6 +50,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     result = load(config_paths(args.files), default_namespace=args.namespace)
     diags = list(result.diagnostics)
+    if result.ok and (args.source_labels or args.source_namespace):
+        from simulator.cli import translate_options
+        from simulator.routecheck.workspace import source_warnings
+
+        diags += source_warnings(result.config, translate_options(args))
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
     if args.output == "json":
@@ -99,7 +106,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(explain_dict(e), indent=2))
     else:
-        sys.stdout.write(explain_text(e))
+        text = explain_text(e)
+        if args.source_labels or args.source_namespace:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(args.source_labels.items())) or "no labels"
+            first, _, rest = text.partition("\n")
+            text = f"{first}\ncalling workload: {labels} in namespace {args.source_namespace or args.namespace}\n{rest}"
+        sys.stdout.write(text)
     return 0
 
 
@@ -157,7 +169,7 @@ def _add_output(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    from simulator.cli import add_config_args
+    from simulator.cli import add_config_args, add_routing_args
 
     val = sub.add_parser(
         "validate", help="check Istio YAML and print every diagnostic",
@@ -165,6 +177,7 @@ def register(sub: Any) -> None:
                     "as FILE:LINE: error|warning CODE message (at FIELD PATH). Exit 1 on any error, 0 with "
                     "warnings only.")
     add_config_args(val)
+    add_routing_args(val)
     _add_output(val)
     val.set_defaults(func=cmd_validate)
 
@@ -174,6 +187,7 @@ def register(sub: Any) -> None:
                     "and the condition that failed it, the destination(s), mirrors, rewrites, header "
                     "operations, timeout, retries and faults.")
     add_config_args(ex)
+    add_routing_args(ex)
     ex.add_argument("-X", "--request", dest="method", default="GET", metavar="METHOD",
                     help="request method (default GET)")
     ex.add_argument("-H", "--header", dest="headers", type=_header, action="append", default=[],
@@ -181,7 +195,8 @@ def register(sub: Any) -> None:
     ex.add_argument("--gateway", default="mesh", metavar="NS/NAME",
                     help="route as the named Gateway does (default: mesh, a sidecar)")
     ex.add_argument("--port", type=int, default=None,
-                    help="listener port (default: the URL's port, else 80/443)")
+                    help="listener port: the port the client connected to (default: the URL's port; "
+                         "without one, 80 when the host is served there, else the lowest port of its service)")
     ex.add_argument("--random-value", type=int, default=0, metavar="N",
                     help="the request's random value: picks the weighted destination (N %% total weight) and "
                          "the mirrors that sample it (default 0)")
@@ -195,6 +210,7 @@ def register(sub: Any) -> None:
         description="Run route tests against the configuration; print every failure with expected and actual "
                     "values, and the route coverage. Exit 1 on any failure.")
     add_config_args(ck)
+    add_routing_args(ck)
     ck.add_argument("tests", nargs="+", metavar="TESTS", help="test files or directories")
     ck.add_argument("--fail-under", type=_percent, default=None, metavar="PCT",
                     help="exit 1 when route coverage is under PCT percent")

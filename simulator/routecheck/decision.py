@@ -285,6 +285,8 @@ class Decision:
             return f"redirect {rd.get('status')} to {rd.get('location')} by {describe_route(self.route)}"
         if k == "direct_response":
             return f"direct response {self.status} by {describe_route(self.route)}"
+        if k == "bad_path":
+            return f"400: path {self.explanation.request.path!r} fails path normalization (path_normalization_failed)"
         if k == "no_route":
             return f"404 NR: no route of virtual host {self.virtual_host} matched"
         flags = f" {self.flags}" if self.flags != "-" else ""

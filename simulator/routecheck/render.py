@@ -55,12 +55,20 @@ def explain_text(e: Explanation) -> str:
         port_src = "the port given"
     elif ":" in req.authority.rsplit("]", 1)[-1]:
         port_src = "the authority"
-    else:
+    elif e.listener_port in (80, 443):
         port_src = f"default for {req.scheme}"
+    else:
+        port_src = "the port of the host's service"
     gw = "sidecar (mesh)" if e.gateway == "mesh" else f"gateway {e.gateway}"
     lines.append(f"{gw}, listener port {e.listener_port} (from {port_src}), random value {req.random_value}")
+    if e.normalized_path is None:
+        lines.append(f"path: {req.path} fails path normalization: 400 (path_normalization_failed)")
+    elif e.path_changed:
+        lines.append(f"path normalized: {req.path} -> {e.normalized_path} (routed and forwarded as that)")
     vh = e.virtual_host
-    if vh is None:
+    if e.normalized_path is None:
+        pass
+    elif vh is None:
         lines.append("")
         lines.append(f"virtual host: none for {req.authority} on port {e.listener_port}")
     else:
@@ -154,6 +162,7 @@ def explain_dict(e: Explanation) -> dict[str, Any]:
                     "headers": dict(req.headers), "port": req.port, "randomValue": req.random_value},
         "gateway": e.gateway,
         "listenerPort": e.listener_port,
+        "normalizedPath": e.normalized_path,
         "virtualHost": None if vh is None else {"name": vh.name, "domains": list(vh.domains), "origin": vh.origin},
         "attempts": [dict(_route_dict(a.route) or {}, matched=a.condition is None, condition=a.condition,
                           actual=a.actual or None) for a in e.attempts],

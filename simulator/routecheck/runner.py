@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.diagnostics import Diagnostic
@@ -83,12 +83,7 @@ def _run_tests(mesh: Mesh, files: list[TestFile]) -> RunResult:
                 result.results.append(CaseResult(case, None, [], f'no Gateway "{case.gateway}" in the '
                                                  f"configuration (known: {known}, or mesh)"))
                 continue
-            request = case.request
-            if case.source == "istio-config-validator" and request.port is None:
-                port = mesh.port_for_host(request.authority)
-                if port is not None:
-                    request = replace(request, port=port)
-            decision = mesh.decide(request, case.gateway)
+            decision = mesh.decide(case.request, case.gateway, case.workload)
             failures = [f for c in case.checks for f in c.run(decision)]
             if decision.route is not None and decision.route.origin_path:
                 result.covered.update(route_keys(decision.route))
@@ -111,6 +106,8 @@ def request_line(case: TestCase) -> str:
         extra.append(f"port {r.port}")
     if r.random_value:
         extra.append(f"random value {r.random_value}")
+    if case.workload is not None:
+        extra.append(f"from {case.workload}")
     return s + (f"  ({', '.join(extra)})" if extra else "")
 
 

@@ -23,7 +23,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from simulator.config.durations import format_duration, parse_duration
+from simulator.config.syntax import check_label_key, check_label_value, is_dns1123_label
 from simulator.core.explain import Request
+from simulator.core.translate import Source
 from simulator.diagnostics import Diagnostic
 from simulator.routecheck.decision import Decision, Destination, Mirror, describe_route
 from simulator.routecheck.yamlsrc import Doc, no_gc, read_documents
@@ -81,7 +83,8 @@ class TestCase:
     request: Request
     gateway: str  # "mesh" or "ns/name"
     checks: list[Check] = field(default_factory=list)
-    source: str = "mirrorsim"  # or "istio-config-validator"
+    source: str = "mirrorsim"  # the file's format, or "istio-config-validator"
+    workload: Source | None = None  # the calling workload (the test's ``source:``), None = the Mesh's
 
     @property
     def where(self) -> str:
@@ -992,9 +995,44 @@ def parse_request(ctx: Ctx, v: Any, path: str) -> tuple[Request, str] | None:
     return Request(method, authority, req_path, headers, scheme, port, rv), gateway
 
 
+def parse_source(ctx: Ctx, v: Any, path: str) -> Source | None:
+    """``source: {labels: {app: productpage}, namespace: default}``: the calling workload."""
+    mp = _mapping(ctx, v, path, SOURCE_FIELDS, "source workload")
+    if mp is None:
+        return None
+    labels: dict[str, str] = {}
+    raw = mp.get("labels")
+    if raw is not None and not isinstance(raw, dict):
+        ctx.error(_join(path, "labels"), f"{path}.labels: expected a mapping of label to value like "
+                  f"{{app: productpage, version: v1}}, got {_type_name(raw)} {raw!r}")
+        return None
+    for k, val in (raw or {}).items():
+        lp = _join(_join(path, "labels"), str(k))
+        if not isinstance(val, str | int | float) or isinstance(val, bool):
+            ctx.error(lp, f"{lp}: expected a string label value, got {_type_name(val)} {val!r}")
+            return None
+        problem = check_label_key(str(k)) or check_label_value(str(val))
+        if problem:
+            ctx.error(lp, f"{lp}: {problem}; expected labels like {{app: productpage, version: v1}}")
+            return None
+        labels[str(k)] = str(val)
+    ns = ""
+    if "namespace" in mp:
+        n = _str(ctx, mp["namespace"], _join(path, "namespace"))
+        if n is None:
+            return None
+        if not is_dns1123_label(n):
+            ctx.error(_join(path, "namespace"), f"{path}.namespace: {n!r} is not a namespace name "
+                      "(a DNS-1123 label like default)")
+            return None
+        ns = n
+    return Source(tuple(sorted(labels.items())), ns)
+
+
 # --------------------------------------------------------------------------- files
 
-TEST_FIELDS = ("name", "request", "expect")
+TEST_FIELDS = ("name", "request", "source", "expect")
+SOURCE_FIELDS = ("labels", "namespace")
 ICV_FIELDS = ("description", "wantMatch", "request", "route", "redirect", "rewrite", "fault", "headers", "delegate")
 ICV_REQUEST_FIELDS = ("authority", "method", "uri", "headers")
 ICV_ASSERTS = ("route", "redirect", "rewrite", "fault", "headers", "delegate")
@@ -1066,6 +1104,7 @@ def _native_doc(ctx: Ctx, value: dict[str, Any], tf: TestFile) -> None:
         if "expect" not in mp:
             ctx.error(p, f"{p}: expect is required (what the route must do)")
         req = parse_request(ctx, mp["request"], _join(p, "request")) if "request" in mp else None
+        workload = parse_source(ctx, mp["source"], _join(p, "source")) if "source" in mp else None
         checks: list[Check] = []
         if "expect" in mp:
             _parse_expect_block(ctx, mp["expect"], _join(p, "expect"), checks, negate=False)
@@ -1073,7 +1112,7 @@ def _native_doc(ctx: Ctx, value: dict[str, Any], tf: TestFile) -> None:
             continue
         line = ctx.line(p)
         tf.cases.append(TestCase(str(name) if name is not None else f"test at line {line}", ctx.file, line,
-                                 req[0], req[1], checks))
+                                 req[0], req[1], checks, workload=workload))
 
 
 def _icv_list(ctx: Ctx, v: Any, path: str) -> list[str] | None:

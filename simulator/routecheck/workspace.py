@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,8 @@ import yaml
 from simulator.config import load
 from simulator.config import model as m
 from simulator.core.explain import Explanation, Request, explain
-from simulator.core.hosts import split_host_port
 from simulator.core.table import Route, RouteTable
-from simulator.core.translate import MESH, TranslateOptions, gateway_servers, translate, translate_gateway
+from simulator.core.translate import MESH, Source, TranslateOptions, gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.routecheck.decision import Decision
 from simulator.routecheck.spec import request_from_url
@@ -66,6 +65,28 @@ def test_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
+def as_source(source: Source | Mapping[str, Any] | None) -> Source | None:
+    """``{"labels": {...}, "namespace": "..."}`` (or a Source, or None) as a Source.
+    Raises ValueError for a malformed one, naming the valid form."""
+    if source is None or isinstance(source, Source):
+        return source
+    if not isinstance(source, Mapping) or set(source) - {"labels", "namespace"}:
+        raise ValueError(f"source: expected {{'labels': {{...}}, 'namespace': '...'}}, got {source!r}")
+    from simulator.config.syntax import check_label_key, check_label_value
+
+    labels = source.get("labels") or {}
+    if not isinstance(labels, Mapping):
+        raise ValueError(f"source labels: expected a mapping like {{'app': 'productpage'}}, got {labels!r}")
+    for k, v in labels.items():
+        problem = check_label_key(str(k)) or check_label_value(str(v))
+        if problem:
+            raise ValueError(f"source labels: {problem}; expected a mapping like {{'app': 'productpage'}}")
+    ns = source.get("namespace") or ""
+    if not isinstance(ns, str):
+        raise ValueError(f"source namespace: expected a string, got {ns!r}")
+    return Source(tuple(sorted((str(k), str(v)) for k, v in labels.items())), ns)
+
+
 class ConfigError(Exception):
     """The configuration has errors; ``diagnostics`` lists every problem."""
 
@@ -106,7 +127,8 @@ class Mesh:
     """Loaded Istio configuration; see the module docstring."""
 
     def __init__(self, paths: Iterable[str | os.PathLike[str]] | str, namespace: str = "default",
-                 shadow_suffix: bool = True, *, allow_errors: bool = False) -> None:
+                 shadow_suffix: bool = True, *, allow_errors: bool = False, path_normalization: str = "BASE",
+                 source: Source | Mapping[str, Any] | None = None) -> None:
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
         with no_gc():
@@ -117,8 +139,12 @@ class Mesh:
         self.diagnostics: Diagnostics = result.diagnostics
         if not result.ok and not allow_errors:
             raise ConfigError(list(result.diagnostics))
-        self.options = TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix)
-        self._tables: dict[tuple[str, int | None], RouteTable] = {}
+        src = as_source(source)
+        self.options = TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix,
+                                        path_normalization=path_normalization,
+                                        source_labels=src.labels if src else (),
+                                        source_namespace=src.namespace if src else "")
+        self._tables: dict[tuple[str, int | None, Source | None], RouteTable] = {}
         self._raw: dict[str, dict[tuple[str, str], Any]] = {}
 
     @property
@@ -127,45 +153,38 @@ class Mesh:
 
     # ----------------------------------------------------------------- tables
 
-    def table(self, gateway: str = MESH, port: int | None = None) -> RouteTable:
+    def table(self, gateway: str = MESH, port: int | None = None,
+              source: Source | Mapping[str, Any] | None = None) -> RouteTable:
         """The route table of the mesh (sidecars), or of one server of Gateway
         ``ns/name``: the server on ``port``, else the only server, else the
-        first one.  Raises KeyError for an unknown Gateway."""
+        first one.  ``source``: the calling workload, when not the Mesh's own
+        (a sidecar's routes depend on it; a gateway's on the gateway).  Raises
+        KeyError for an unknown Gateway."""
+        src = as_source(source)
         if gateway == MESH:
-            t = self._tables.get((MESH, None))
+            key: tuple[str, int | None, Source | None] = (MESH, None, src)
+            t = self._tables.get(key)
             if t is None:
-                t = self._tables[(MESH, None)] = translate(self.config, self.options)
+                opts = self.options
+                if src is not None:
+                    opts = replace(opts, source_labels=src.labels, source_namespace=src.namespace)
+                t = self._tables[key] = translate(self.config, opts)
             return t
         gw, servers = gateway_servers(self.config, gateway)
         server = next((s for s in servers if s.port.number == port), None) or servers[0]
-        key = (gateway, server.port.number)
+        key = (gateway, server.port.number, None)
         t = self._tables.get(key)
         if t is None:
             t = self._tables[key] = translate_gateway(self.config, gw, server, self.options)
         return t
-
-    def port_for_host(self, authority: str) -> int | None:
-        """For a port-less authority that has no virtual host on port 80: the
-        first port whose route configuration knows the host (how
-        istio-config-validator, which ignores ports, reaches services)."""
-        host, port = split_host_port(authority)
-        if port is not None:
-            return None
-        table = self.table()
-        rc80 = table.route_configs.get(80)
-        if rc80 is not None and rc80.find_virtual_host(host.lower()) is not None:
-            return None
-        for p, rc in sorted(table.route_configs.items()):
-            if rc.find_virtual_host(host.lower()) is not None:
-                return p
-        return None
 
     def gateways(self) -> list[str]:
         return [f"{g.meta.namespace}/{g.meta.name}" for g in self.config.gateways]
 
     # ----------------------------------------------------------------- routing
 
-    def explain(self, request: Request, gateway: str = MESH) -> Explanation:
+    def explain(self, request: Request, gateway: str = MESH,
+                source: Source | Mapping[str, Any] | None = None) -> Explanation:
         if gateway != MESH and "/" not in gateway:
             gateway = f"{self.namespace}/{gateway}"
         port = request.port
@@ -173,22 +192,26 @@ class Mesh:
             _, servers = gateway_servers(self.config, gateway)
             ports = [s.port.number for s in servers]
             port = request.implied_port if request.implied_port in ports else None
-        return explain(self.table(gateway, port), request, gateway)
+        return explain(self.table(gateway, port, source), request, gateway)
 
-    def decide(self, request: Request, gateway: str = MESH) -> Decision:
-        return Decision(self.explain(request, gateway), self.namespace, self.options.domain)
+    def decide(self, request: Request, gateway: str = MESH,
+               source: Source | Mapping[str, Any] | None = None) -> Decision:
+        return Decision(self.explain(request, gateway, source), self.namespace, self.options.domain)
 
     def route(self, method: str, url: str, headers: Mapping[str, str] | None = None, *,
-              random_value: int = 0, port: int | None = None, gateway: str = MESH) -> Decision:
+              random_value: int = 0, port: int | None = None, gateway: str = MESH,
+              source: Source | Mapping[str, Any] | None = None) -> Decision:
         """Route one request: ``url`` is ``http://authority/path?query`` (a ``Host``
-        header overrides the authority)."""
+        header overrides the authority).  ``source``: the calling workload,
+        ``{"labels": {"app": "productpage"}, "namespace": "default"}`` (default:
+        the Mesh's)."""
         parsed = request_from_url(url)
         if parsed is None:
             raise ValueError(f"expected an absolute http(s) URL like http://reviews:9080/, got {url!r}")
         scheme, authority, path = parsed
         hdrs = {k.lower(): str(v) for k, v in (headers or {}).items()}
         authority = hdrs.pop("host", authority)
-        return self.decide(Request(method, authority, path, hdrs, scheme, port, random_value), gateway)
+        return self.decide(Request(method, authority, path, hdrs, scheme, port, random_value), gateway, source)
 
     # ----------------------------------------------------------------- rules
 
@@ -247,6 +270,32 @@ def _raw_virtual_services(file: str, namespace: str) -> dict[tuple[str, str], An
 
 
 # --------------------------------------------------------------------------- diagnostics
+
+def source_warnings(config: m.Config, options: TranslateOptions) -> list[Diagnostic]:
+    """Rules the calling workload's sidecar never applies: in a VirtualService bound
+    to the mesh, a rule whose every match has sourceLabels / sourceNamespace that do
+    not select the workload (``validate --source-labels/--source-namespace``).  Matches
+    naming ``gateways`` are bound by those alone and count as applying."""
+    who = ",".join(f"{k}={v}" for k, v in options.source_labels) or "no labels"
+    who = f"{who} in namespace {options.client_namespace}"
+    out: list[Diagnostic] = []
+    for vs in config.virtual_services:
+        if vs.gateways and MESH not in vs.gateways:
+            continue
+        for i, rule in enumerate(vs.http):
+            if not rule.match or any(mt.gateways or options.selects_source(mt) for mt in rule.match):
+                continue
+            path = f"spec.http[{i}]"
+            why = "; ".join(
+                " and ".join(([f"sourceLabels {dict(mt.source_labels)}"] if mt.source_labels else [])
+                             + ([f"sourceNamespace {mt.source_namespace}"] if mt.source_namespace else []))
+                for mt in rule.match)
+            out.append(Diagnostic(
+                "warning", f"{path}: no match of this rule selects the calling workload ({who}): {why}; "
+                "its sidecar never applies the rule", vs.src.file, vs.src.line_of(path), path,
+                resource=f"VirtualService {vs.meta.namespace}/{vs.meta.name}"))
+    return out
+
 
 def diagnostic_code(d: Diagnostic) -> str:
     return d.display_code

@@ -36,6 +36,12 @@ def test_istio_1_28_keeps_the_host_on_the_copy(mesh):
 
 @pytest.mark.mirrorsim(MIRRORING)
 def test_unknown_port_is_a_local_reply(mesh):
-    decision = mesh.route("GET", "http://httpbin/")
+    decision = mesh.route("GET", "http://httpbin:80/")  # httpbin has no port 80
     assert decision.status == 502
     assert decision.destination is None and decision.mirrors == []
+
+
+@pytest.mark.mirrorsim(MIRRORING)
+def test_a_host_without_port_reaches_its_service_port(mesh):
+    decision = mesh.route("GET", "http://httpbin/")  # as the sidecar's route configuration "8000" does
+    assert decision.cluster == "outbound|8000|v1|httpbin.default.svc.cluster.local"

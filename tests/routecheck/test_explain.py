@@ -102,3 +102,18 @@ def test_bad_url_and_bad_config(tmp_path, capsys):
     code, out, err = run_cli(capsys, "explain", "-f", path, "http://a/")
     assert code == 1 and out == ""
     assert f"{path}:4: error IST0106" in err
+
+
+def test_explain_shows_the_normalized_path_and_the_calling_workload(capsys):
+    source = BOOKINFO.replace("bookinfo.yaml", "source.yaml")
+    code, out, _ = run_cli(capsys, "explain", "-f", source, "--source-labels", "app=productpage,version=v1",
+                           "http://reviews/x/../%61pi")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1] == "calling workload: app=productpage,version=v1 in namespace default"
+    assert lines[2] == "sidecar (mesh), listener port 9080 (from the port of the host's service), random value 0"
+    assert lines[3] == "path normalized: /x/../%61pi -> /api (routed and forwarded as that)"
+    assert "destination: outbound|9080|v2|reviews.default.svc.cluster.local" in out
+    code, out, _ = run_cli(capsys, "explain", "-f", source, "--path-normalization", "NONE", "--json",
+                           "http://reviews:9080/x/../a")
+    assert json.loads(out)["path"] == "/x/../a"

@@ -63,3 +63,33 @@ def test_config_errors_fail_with_every_diagnostic(tmp_path, mirrorsim_mesh):
 def test_bad_url(mirrorsim_mesh):
     with pytest.raises(ValueError, match="expected an absolute http"):
         mirrorsim_mesh(BOOKINFO).route("GET", "reviews:9080/")
+
+
+SOURCE = str(BOOKINFO).replace("bookinfo.yaml", "source.yaml")
+
+
+@pytest.mark.mirrorsim(SOURCE)
+def test_route_from_another_workload(mesh):
+    assert mesh.route("GET", "http://reviews:9080/").subset == "v1"
+    d = mesh.route("GET", "http://reviews:9080/", source={"labels": {"app": "productpage", "version": "v1"}})
+    assert d.subset == "v2" and d.rule_name == "from-productpage-v1"
+    assert mesh.route("GET", "http://reviews.default:9080/", source={"namespace": "canary"}).subset == "v3"
+    with pytest.raises(ValueError, match="source labels: invalid label value 'a b'"):
+        mesh.route("GET", "http://reviews:9080/", source={"labels": {"app": "a b"}})
+
+
+@pytest.mark.mirrorsim(SOURCE, source={"labels": {"app": "productpage", "version": "v1"}})
+def test_marker_sets_the_calling_workload(mesh):
+    assert mesh.route("GET", "http://reviews:9080/").subset == "v2"
+
+
+@pytest.mark.mirrorsim(SOURCE, path_normalization="NONE")
+def test_marker_sets_path_normalization(mesh):
+    assert mesh.route("GET", "http://reviews:9080/a/../b").path == "/a/../b"
+
+
+@pytest.mark.mirrorsim(SOURCE)
+def test_paths_are_normalized_by_default(mesh):
+    d = mesh.route("GET", "http://reviews:9080/a/../%62")
+    assert d.path == "/b"
+    assert mesh.route("GET", "http://reviews:9080/%00").status == 400

@@ -73,3 +73,20 @@ def test_broken_test_file_fails_check_but_other_tests_run(tmp_path, capsys):
     assert code == 1
     assert f"{bad}:4: error YAML syntax error" in out
     assert "1 test(s): 1 passed, 0 failed (2 file(s)); 1 error(s) in test files" in out
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("{labels: {app: 'a b'}}",
+     "t.yaml:3: error tests[0].source.labels.app: invalid label value 'a b'; expected labels like "
+     "{app: productpage, version: v1} (at tests[0].source.labels.app)"),
+    ("{labels: [app=productpage]}",
+     "t.yaml:3: error tests[0].source.labels: expected a mapping of label to value like "
+     "{app: productpage, version: v1}, got list ['app=productpage']"),
+    ("{namespce: canary}", 't.yaml:3: error unknown field "namespce" in source workload; valid fields: labels, '
+     'namespace (did you mean "namespace"?)'),
+    ("{namespace: Canary_1}", "t.yaml:3: error tests[0].source.namespace: 'Canary_1' is not a namespace name"),
+    ("productpage", "t.yaml:3: error tests[0].source: expected a mapping (source workload), got string"),
+])
+def test_bad_source_is_located(source, expected):
+    got = problems(f"tests:\n- request: {{url: http://a/}}\n  source: {source}\n  expect: {{status: 404}}\n")
+    assert any(p.startswith(expected) for p in got), got

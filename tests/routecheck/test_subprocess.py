@@ -31,6 +31,6 @@ def test_explain_process():
 def test_check_process():
     p = run("check", "-f", "configs/examples/mirroring/", "configs/examples/mirroring/routes.test.yaml")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "3 test(s): 3 passed, 0 failed" in p.stdout
+    assert "4 test(s): 4 passed, 0 failed" in p.stdout
     p = run("check", "-f", BOOKINFO, str(DATA / "bookinfo.test.yaml"), "--fail-under", "100")
     assert p.returncode == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from tests.routecheck.helpers import BOOKINFO, run_cli, write
+from tests.routecheck.helpers import BOOKINFO, DATA, run_cli, write
 
 BAD = """\
 apiVersion: networking.istio.io/v1
@@ -89,3 +89,26 @@ def test_route_test_files_in_a_config_directory_are_skipped(tmp_path, capsys):
     (tmp_path / "routes.test.yaml").write_text("tests: []\n")
     code, out, _ = run_cli(capsys, "validate", "-f", str(tmp_path))
     assert code == 0, out
+
+
+SOURCE = str(DATA / "source.yaml")
+
+
+def test_rules_the_given_workload_never_applies_are_warned(capsys):
+    code, out, _ = run_cli(capsys, "validate", "-f", SOURCE, "--source-labels", "app=ratings")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2, out
+    assert lines[0].startswith(f"{SOURCE}:33: warning IST0133 no match of this rule selects the calling workload "
+                               "(app=ratings in namespace default): sourceLabels {'app': 'productpage', "
+                               "'version': 'v1'}; its sidecar never applies the rule (at spec.http[0] in "
+                               "VirtualService default/reviews)")
+    assert lines[1].startswith(f"{SOURCE}:37: warning") and "sourceNamespace canary" in lines[1]
+
+
+def test_no_source_warning_for_a_selected_workload_or_without_one(capsys):
+    code, out, _ = run_cli(capsys, "validate", "-f", SOURCE, "--source-labels", "app=productpage,version=v1",
+                           "--source-namespace", "canary")
+    assert code == 0 and out == ""
+    code, out, _ = run_cli(capsys, "validate", "-f", SOURCE)  # no workload given: no opinion
+    assert code == 0 and out == ""
