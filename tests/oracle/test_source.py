@@ -12,14 +12,10 @@ import pytest
 import pytest_asyncio
 
 from tests.oracle.harness import Group, req, simple
-from tests.oracle.test_basic import differs
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="package")]
 
 BACKENDS = {"r1": "ok", "r2": "ok", "r3": "ok"}
-IGNORED = differs("mirrorsim applies sourceLabels / sourceNamespace rules to every client; istiod leaves them "
-                  "out of the config of a proxy they do not select")
-NO_FLAGS = differs("mirrorsim run has no --source-labels / --source-namespace to say which client it is")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="package")
@@ -42,28 +38,24 @@ def get(path: str, host: str = "reviews:8000"):  # noqa: ANN201 - an Exchange
 # --------------------------------------------------------------------------- client app=productpage
 
 
-@NO_FLAGS
 async def test_productpage_source_labels_rule(pp: Group) -> None:
     e, m = await pp.both(get("/pp/x"))
     assert e.got.body == b"r2"
     pp.compare(e, m)
 
 
-@NO_FLAGS
 async def test_productpage_source_namespace_rule(pp: Group) -> None:
     e, m = await pp.both(get("/here"))
     assert e.got.body == b"r3"
     pp.compare(e, m)
 
 
-@NO_FLAGS
 async def test_productpage_partial_label_match_left_out(pp: Group) -> None:
     e, m = await pp.both(get("/"))  # the v9 rule (app=productpage, version=v9) does not select it
     assert e.got.body == b"r1"
     pp.compare(e, m)
 
 
-@NO_FLAGS
 async def test_productpage_catch_all_source_rule_ends_routes(pp: Group) -> None:
     e, m = await pp.both(get("/special", host="ratings:8000"))
     assert e.got.body == b"r2"  # the later /special rule was never generated for this proxy
@@ -73,7 +65,6 @@ async def test_productpage_catch_all_source_rule_ends_routes(pp: Group) -> None:
 # --------------------------------------------------------------------------- unlabelled client, namespace default
 
 
-@IGNORED
 async def test_unlabelled_source_labels_rule_left_out(plain: Group) -> None:
     e, m = await plain.both(get("/pp/x"))
     assert e.got.body == b"r1"
@@ -86,14 +77,12 @@ async def test_unlabelled_source_namespace_rule(plain: Group) -> None:
     plain.compare(e, m)
 
 
-@IGNORED
 async def test_unlabelled_other_namespace_rule_left_out(plain: Group) -> None:
     e, m = await plain.both(get("/anything"))  # 'prod' (sourceNamespace prod) would be a catch-all
     assert e.got.body == b"r1"
     plain.compare(e, m)
 
 
-@IGNORED
 async def test_unlabelled_catch_all_source_rule_left_out(plain: Group) -> None:
     e, m = await plain.both(get("/special", host="ratings:8000"))
     assert e.got.body == b"r3"
