@@ -27,8 +27,6 @@ HOST_PORT = differs("mirrorsim takes a port in the Host header as the destinatio
                     "is ignored (ignore_port_in_host_matching)")
 
 
-
-
 def get(path: str = "/get", host: str | None = "httpbin:8000", headers: list[tuple[str, str]] | None = None,
         method: str = "GET", body: bytes | None = None):  # noqa: ANN201 - an Exchange
     return simple(req(method, path, host, headers or [], body))
