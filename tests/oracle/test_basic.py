@@ -281,13 +281,27 @@ async def test_websocket_upstream_declines(g: Group) -> None:
     g.compare(e, m)
 
 
-@differs("mirrorsim closes the connection on 'Upgrade: h2c'; Envoy drops the h2c upgrade headers and forwards")
+H2C = differs("mirrorsim closes the connection on 'Upgrade: h2c'; Envoy drops the h2c upgrade headers and forwards")
+
+
+@H2C
 async def test_upgrade_h2c_ignored(g: Group) -> None:
     e, m = await g.both(get("/h", headers=[("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
                                            ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")]))
     assert e.got.status == 200
     [p] = e.at("v1")
     assert p.header("upgrade") is None and p.header("http2-settings") is None
+    g.compare(e, m)
+
+
+@H2C
+async def test_upgrade_h2c_on_post_with_body(g: Group) -> None:
+    e, m = await g.both(get("/admin/h", method="POST", body=b"abc",
+                            headers=[("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
+                                     ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")]))
+    assert e.got.body == b"v2"
+    [p] = e.at("v2")
+    assert p.body == b"abc" and p.header("upgrade") is None and p.header("connection") is None
     g.compare(e, m)
 
 

@@ -69,14 +69,51 @@ async def test_te_without_trailers_dropped(g: Group) -> None:
     g.compare(e, m)
 
 
-@differs("request trailers: Envoy drops them toward an HTTP/1.1 upstream (http1 enable_trailers off); "
-         "mirrorsim forwards them")
+TRAILERS = differs("request trailers: Envoy drops them toward an HTTP/1.1 upstream (http1 enable_trailers off); "
+                   "mirrorsim forwards them (as header lines)")
+
+
+@TRAILERS
 async def test_request_trailers(g: Group) -> None:
     raw = (b"POST /h HTTP/1.1\r\nHost: httpbin:8000\r\nTransfer-Encoding: chunked\r\n\r\n"
            b"5\r\nhello\r\n0\r\nx-trailer: t1\r\n\r\n")
     e, m = await g.both(simple(raw))
     [p] = e.at("v1")
     assert p.body == b"hello" and p.trailers == [] and p.header("x-trailer") is None
+    g.compare(e, m)
+
+
+@TRAILERS
+async def test_request_trailers_with_te_trailers(g: Group) -> None:
+    raw = (b"POST /admin/t HTTP/1.1\r\nHost: httpbin:8000\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n"
+           b"3\r\nabc\r\n0\r\nx-checksum: 42\r\n\r\n")
+    e, m = await g.both(simple(raw))
+    [p] = e.at("v2")
+    assert p.body == b"abc" and p.trailers == [] and p.header("x-checksum") is None
+    g.compare(e, m)
+
+
+async def test_chunked_body_without_trailers(g: Group) -> None:
+    raw = (b"POST /c HTTP/1.1\r\nHost: httpbin:8000\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    e, m = await g.both(simple(raw))
+    assert e.at("v1")[0].body == e.at("mirror")[0].body == b"abcde"
+    assert e.at("v1")[0].header("transfer-encoding") == "chunked"
+    g.compare(e, m)
+
+
+async def test_client_original_host_and_path_kept(g: Group) -> None:
+    spoofed = [("x-envoy-original-host", "spoofed"), ("x-envoy-original-path", "/spoofed")]
+    e, m = await g.both(get("/h", headers=spoofed))
+    [p] = e.at("v1")
+    assert p.header("x-envoy-original-host") == "spoofed" and p.header("x-envoy-original-path") == "/spoofed"
+    g.compare(e, m)
+
+
+@differs("with a host rewrite, Envoy overwrites a client-sent x-envoy-original-host; mirrorsim adds a second line")
+async def test_client_original_host_overwritten_by_rewrite(g: Group) -> None:
+    e, m = await g.both(get("/authority", headers=[("x-envoy-original-host", "spoofed")]))
+    assert e.at("v1")[0].header_values("x-envoy-original-host") == ["httpbin:8000"]
     g.compare(e, m)
 
 
@@ -192,7 +229,17 @@ async def test_upstream_closes_before_answering_get(g: Group) -> None:
     g.compare(e, m)
 
 
-@differs("a response that is not HTTP: Envoy 502 'reset reason: protocol error'; mirrorsim 503")
+PROTOCOL_ERROR = differs("a response that is not HTTP: Envoy 502 'reset reason: protocol error'; mirrorsim 503")
+
+
+@PROTOCOL_ERROR
+async def test_upstream_protocol_error_post(g: Group) -> None:
+    e, m = await g.both(get("/p", host="junk:8000", method="POST", body=b"data"))
+    assert e.got.status == 502 and e.at("junk")[0].body == b"data"  # not retried
+    g.compare(e, m)
+
+
+@PROTOCOL_ERROR
 async def test_upstream_protocol_error(g: Group) -> None:
     e, m = await g.both(get("/p", host="junk:8000"))
     assert e.got.status == 502
