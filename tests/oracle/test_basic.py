@@ -104,6 +104,38 @@ async def test_head_request(g: Group) -> None:
     g.compare(e, m)
 
 
+# --------------------------------------------------------------------------- mirroring
+
+
+async def test_mirror_to_refused_port_does_not_affect_primary(g: Group) -> None:
+    e, m = await g.both(get("/mdead"))
+    assert e.got.status == 200 and e.got.body == b"v1" and len(e.at("v1")) == 1
+    g.compare(e, m)
+
+
+@differs("reset reason text: mirrorsim says 'remote reset' where Envoy says 'connection termination'")
+async def test_mirror_copy_sent_when_primary_fails(g: Group) -> None:
+    e, m = await g.both(get("/mfail", method="POST", body=b"xyz"))
+    assert e.got.status == 503 and len(e.at("closer")) == 1
+    [s] = e.at("mirror")
+    assert s.body == b"xyz" and s.header("host") == "httpbin:8000"
+    g.compare(e, m)
+
+
+async def test_mirror_percentage_zero_sends_nothing(g: Group) -> None:
+    e, m = await g.both(get("/mzero"))
+    assert e.got.body == b"v1" and not e.at("mirror")
+    g.compare(e, m)
+
+
+async def test_two_mirrors(g: Group) -> None:
+    e, m = await g.both(get("/mtwo", method="POST", body=b"two"))
+    assert e.got.body == b"v1"
+    assert [r.body for r in e.at("mirror")] == [r.body for r in e.at("v2")] == [b"two"]
+    assert e.at("mirror")[0].header("x-request-id") == e.at("v2")[0].header("x-request-id")
+    g.compare(e, m)
+
+
 # --------------------------------------------------------------------------- path normalization (BASE)
 
 
