@@ -11,7 +11,7 @@ from tests.oracle.harness import ENVOY, Group
 
 # backends of the "basic" group (tests/oracle/istio/basic.yaml): name -> mode (see harness.Backend)
 BASIC_BACKENDS = {"v1": "ws", "v2": "ok", "mirror": "ws", "closer": "close", "junk": "garbage", "u503": "ok",
-                  "nr": "ok"}
+                  "nr": "ok", "cu": "ok"}
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
