@@ -48,6 +48,14 @@ async def test_client_xff_external_address(g: Group) -> None:
     g.compare(e, m)
 
 
+@differs("a client-sent x-forwarded-client-cert: Envoy removes it (forward_client_cert_details SANITIZE on a "
+         "plaintext connection); mirrorsim forwards it")
+async def test_client_xfcc_sanitized(g: Group) -> None:
+    e, m = await g.both(get("/h", headers=[("x-forwarded-client-cert", "By=spiffe://x;Hash=1")]))
+    assert e.at("v1")[0].header("x-forwarded-client-cert") is None  # SANITIZE (not mTLS)
+    g.compare(e, m)
+
+
 async def test_client_timeout_header_consumed(g: Group) -> None:
     e, m = await g.both(get("/h", headers=[("x-envoy-upstream-rq-timeout-ms", "5000")]))
     [p] = e.at("v1")
