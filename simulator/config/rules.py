@@ -28,6 +28,7 @@ from simulator.config.syntax import (
     is_dns1123_label,
     is_ip,
 )
+from simulator.core import header_format
 from simulator.core.hosts import wildcard_matches
 
 RETRY_ON_POLICIES = (
@@ -317,11 +318,28 @@ def _check_header_operations(ctx: Ctx, headers: m.Headers | None, path: str) -> 
                 reason = reason or check_header_value(value)
                 if reason:
                     ctx.error(p, f"{p}: {reason}")
+                elif "%" in value and name.lower() not in (":authority", "host"):
+                    _check_format(ctx, p, value)
         for i, name in enumerate(ops.remove):
             p = f"{base}.remove[{i}]"
             reason = _header_op_name(name, allow_authority=False)
             if reason:
                 ctx.error(p, f"{p}: {reason}")
+
+
+def _check_format(ctx: Ctx, p: str, value: str) -> None:
+    """Envoy reads header values as format strings: a value it rejects (Envoy NACKs the
+    route configuration) is an error; operators mirrorsim does not model, a warning."""
+    try:
+        parsed = header_format.parse(value)
+    except header_format.FormatError as exc:
+        ctx.error(p, f"{p}: Envoy rejects header value {value!r}: {exc}")
+        return
+    if isinstance(parsed, header_format.Template):
+        missing = header_format.unmodelled(parsed)
+        if missing:
+            ops = ", ".join(f"%{n}%" for n in missing)
+            ctx.warn(p, f"{p}: mirrorsim renders {ops} empty (Envoy fills in the value)")
 
 
 def _header_op_name(name: str, allow_authority: bool) -> str | None:

@@ -245,7 +245,7 @@ def header_ops(mut: HeaderMutations) -> dict[str, object]:
     set_: dict[str, str] = {}
     add: dict[str, str] = {}
     for o in mut.add:
-        (add if o.append else set_)[o.name] = o.value
+        (add if o.append else set_)[o.name] = o.configured
     out: dict[str, object] = {}
     if set_:
         out["set"] = set_

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from simulator.core.header_format import FormatContext, Template
 from simulator.core.hosts import shadow_host, split_host_port
 from simulator.core.matchers import (
     HeaderMatcher,
@@ -104,29 +105,56 @@ def cluster_name(port: int, subset: str, host: str) -> str:
 @dataclass(frozen=True, slots=True)
 class HeaderValueOption:
     name: str  # lower-case
-    value: str
+    value: str  # as configured; with no command operator, the value sent (``%%`` read as ``%``)
     append: bool  # True: APPEND_IF_EXISTS_OR_ADD (Istio add); False: OVERWRITE_IF_EXISTS_OR_ADD (set)
     level: int = 0  # Envoy header-mutation level: weighted cluster (0) before route (1)
+    template: Template | None = None  # the value's command operators (core/header_format.py)
+    source: str = ""  # the value as configured, when it differs from ``value`` (``%`` in it)
+
+    @property
+    def configured(self) -> str:
+        """The value as written in the VirtualService (what Istio hands Envoy)."""
+        return self.source or self.value
 
 
 @dataclass(frozen=True, slots=True)
 class HeaderMutations:
     add: tuple[HeaderValueOption, ...] = ()
     remove: tuple[str, ...] = ()
+    dynamic: bool = False  # some value has command operators: resolve() it per request
 
     def __bool__(self) -> bool:
         return bool(self.add or self.remove)
+
+    def resolve(self, ctx: FormatContext) -> HeaderMutations:
+        """These mutations with every value formatted for one request; an operation whose
+        value comes out empty is dropped (Envoy adds no empty header, and a ``set`` with
+        an empty result leaves the existing lines alone)."""
+        if self.remove:
+            ctx.removed = self.remove
+        out = []
+        for a in self.add:
+            t = a.template
+            if t is None:
+                out.append(a)
+                continue
+            v = t.render(ctx)
+            if v:
+                out.append(HeaderValueOption(a.name, v, a.append, a.level))
+        return HeaderMutations(tuple(out), self.remove)
 
     def then(self, other: HeaderMutations, *, same_level: bool = False) -> HeaderMutations:
         """These mutations, then ``other``'s.  Levels are applied one after the other
         (Envoy: weighted cluster, then route); ``same_level`` merges ``other`` into
         this level's list, as Istio appends a single destination's operations to
         the route's own."""
+        dynamic = self.dynamic or other.dynamic
         if same_level:
-            return HeaderMutations(self.add + other.add, self.remove + other.remove)
+            return HeaderMutations(self.add + other.add, self.remove + other.remove, dynamic)
         top = max((a.level for a in self.add), default=-1) + 1
-        shifted = tuple(HeaderValueOption(a.name, a.value, a.append, a.level + top) for a in other.add)
-        return HeaderMutations(self.add + shifted, self.remove + other.remove)
+        shifted = tuple(HeaderValueOption(a.name, a.value, a.append, a.level + top, a.template, a.source)
+                        for a in other.add)
+        return HeaderMutations(self.add + shifted, self.remove + other.remove, dynamic)
 
     def lines(self) -> list[tuple[str, str]]:
         """The header lines added, in Envoy's order: level by level, each level's

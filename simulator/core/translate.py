@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from simulator.config import model as m
+from simulator.core import header_format
 from simulator.core.hosts import fqdn, wildcard_matches
 from simulator.core.matchers import (
     HeaderMatcher,
@@ -352,15 +353,29 @@ def _header_mutations(ops: m.HeaderOperations | None) -> tuple[HeaderMutations, 
         if ln in (":authority", "host"):
             authority = authority or value
         elif not ln.startswith(":"):
-            adds.append(HeaderValueOption(ln, value, True))
+            adds.append(_header_value_option(ln, value, True))
     for name, value in sorted(ops.set):
         ln = name.lower()
         if ln in (":authority", "host"):
             authority = value  # set wins over add
         elif not ln.startswith(":"):
-            adds.append(HeaderValueOption(ln, value, False))
+            adds.append(_header_value_option(ln, value, False))
     removes = tuple(n.lower() for n in ops.remove if not n.startswith(":") and n.lower() != "host")
-    return HeaderMutations(tuple(adds), removes), authority
+    dynamic = any(a.template is not None for a in adds)
+    return HeaderMutations(tuple(adds), removes, dynamic), authority
+
+
+def _header_value_option(name: str, value: str, append: bool) -> HeaderValueOption:
+    """Envoy reads the value as a format string, once (validation reports the values it
+    rejects; such a value is kept as it is)."""
+    try:
+        parsed = header_format.parse(value)
+    except header_format.FormatError:
+        parsed = value
+    source = value if parsed != value else ""
+    if isinstance(parsed, str):
+        return HeaderValueOption(name, parsed, append, source=source)
+    return HeaderValueOption(name, value, append, template=parsed, source=value)
 
 
 def _percent_fraction(value: float | None, legacy: int | None) -> tuple[int, int] | None:

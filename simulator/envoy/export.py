@@ -274,7 +274,7 @@ def route_match(m: RouteMatch) -> dict[str, Any]:
 def _mutations(out: dict[str, Any], kind: str, mut: HeaderMutations) -> None:
     if mut.add:
         out[f"{kind}_headers_to_add"] = [
-            {"header": {"key": a.name, "value": a.value},
+            {"header": {"key": a.name, "value": a.configured},
              "append_action": "APPEND_IF_EXISTS_OR_ADD" if a.append else "OVERWRITE_IF_EXISTS_OR_ADD"}
             for a in mut.add
         ]

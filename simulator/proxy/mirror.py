@@ -122,7 +122,10 @@ class ShadowDispatcher:
                     break
         if d.timeout > 0:
             lines.append(b"x-envoy-expected-rq-timeout-ms: %d\r\n" % int(d.timeout * 1000))
-        lines.append(b"x-envoy-attempt-count: 1\r\n")
+        if stream.attempt_line < 0:
+            lines.append(b"x-envoy-attempt-count: 1\r\n")
+        else:  # in place of the client's, as on the primary
+            lines.insert(stream.attempt_line, b"x-envoy-attempt-count: 1\r\n")
         lines.append(muts)
         lines.append(b"x-envoy-internal: true\r\n")
         if not xff_done:

@@ -41,16 +41,24 @@ from simulator.core.table import (
     RetryPolicy,
     RouteTable,
 )
+from simulator.proxy import header_ops
 from simulator.proxy.accesslog import AccessLog, protocol
 from simulator.proxy.headers import (
     BODILESS_METHODS,
+    INLINE_RESPONSE,
     NAME_STR,
     RESPONSE_HOP_BY_HOP,
+    RESPONSE_SET_IN_PLACE,
     SKIP_REQUEST_HEADERS,
+    TE_TRAILERS,
     DateCache,
+    coalesce_inline,
     connection_tokens,
     memo_name,
+    referer_ok,
+    replace_empty_request_id,
     status_line,
+    te_keeps_trailers,
 )
 from simulator.proxy.stats import Stats
 from simulator.proxy.upstream import ClusterPool, Exchange, UpstreamConnection
@@ -252,6 +260,10 @@ class DownstreamConnection:
         self._in_head = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            # a chunked body's trailer: Istio enables no HTTP/1 trailers, so Envoy's codec
+            # drops them (they reach neither routing nor the upstream)
+            return
         # names are kept lower-case (Envoy's HTTP/1 codec lower-cases them too)
         name = memo_name(self._names, len(self._headers), name)
         self._headers.append((name, value))
@@ -389,7 +401,7 @@ class Stream(Exchange):
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
-        "scheme", "body_pending",
+        "scheme", "body_pending", "attempt_at", "attempt_line",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -427,6 +439,8 @@ class Stream(Exchange):
         self.retry_held = False
         self.retry_overflow = False
         self.head_base = b""
+        self.attempt_at = -1  # where in head_base the client had x-envoy-attempt-count
+        self.attempt_line = -1  # ... and at which of its lines
         self.head_muts = b""
         self.head_tail = b""
         self.first_start = 0.0
@@ -504,10 +518,7 @@ class Stream(Exchange):
         decision = proxy.table.route(req.method, authority, target, route_headers, rv, scheme)
         self.decision = decision
         if isinstance(decision, LocalReply):
-            extra = decision.headers
-            if decision.route is not None and decision.route.response_headers:
-                extra = _apply_response_mutations_str(extra, decision.route.response_headers)
-            self.local_reply(decision.status, decision.body, decision.flags, extra,
+            self.local_reply(decision.status, decision.body, decision.flags, decision.headers,
                              decision.content_type, early=True)
             return
         fault = decision.fault
@@ -576,6 +587,8 @@ class Stream(Exchange):
             tail = b"\r\n"
             payload = ()
         self.head_base = b"".join(base)
+        if self.attempt_line >= 0:
+            self.attempt_at = sum(map(len, base[: self.attempt_line]))
         self.head_muts = muts
         self.head_tail = tail
         self.payload = payload
@@ -599,8 +612,14 @@ class Stream(Exchange):
         attempt-count headers go between the two (Envoy's order) and differ per attempt
         and between the primary and its shadow copies."""
         req = self.req
+        if len(hdrs) != len(req.headers):  # a name on several lines: Envoy joins inline ones
+            req.headers = coalesce_inline(req.headers)
         drop = connection_tokens(req.headers) if "connection" in hdrs else _NO_TOKENS
+        if "referer" in hdrs and not referer_ok(hdrs["referer"].encode("latin-1")):
+            drop = drop | _REFERER
         mut = d.request_headers
+        if mut.dynamic:
+            mut = header_ops.request_mutations(self, mut)
         mutated = bool(mut) or d.original_path is not None
         removes = _NO_NAMES
         overwrite = _NO_NAMES
@@ -614,13 +633,21 @@ class Stream(Exchange):
         lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
             req.method.encode(), d.path.encode("latin-1"), d.authority.encode("latin-1"))]
         has_length = False
+        te_done = False
         for ln, v in req.headers:
             if ln in SKIP_REQUEST_HEADERS or ln in drop:
                 if ln == b"content-length" and not req.chunked:
                     lines.append(b"content-length: %d\r\n" % len(req.body))
                     has_length = True
+                elif ln == b"x-envoy-attempt-count" and self.attempt_line < 0:
+                    # the router sets it in place of the client's (an inline header)
+                    self.attempt_line = len(lines)
                 continue
-            if ln == b"te" and v.strip().lower() != b"trailers":
+            if ln == b"te":
+                if not te_done:  # Envoy: one te line, "trailers" or none
+                    te_done = True
+                    if te_keeps_trailers(req.headers):
+                        lines.append(TE_TRAILERS)
                 continue
             if mutated:
                 s = ln.decode("latin-1")
@@ -630,9 +657,11 @@ class Stream(Exchange):
         self.has_length = has_length
         if "x-forwarded-proto" not in hdrs:
             lines.append(_XFP_HTTP if self.scheme == "http" else b"x-forwarded-proto: %s\r\n" % self.scheme.encode())
+        rid: str = self.request_id or ""
         if "x-request-id" not in hdrs:
-            rid: str = self.request_id or ""
             lines.append(b"x-request-id: %s\r\n" % rid.encode())
+        elif not hdrs["x-request-id"]:
+            replace_empty_request_id(lines, rid)
         extra = _mutation_lines(mut) if mut else b""
         if d.authority != self.authority:
             extra += b"x-envoy-original-host: %s\r\n" % self.authority.encode("latin-1")
@@ -653,6 +682,11 @@ class Stream(Exchange):
             if rp is not None and rp.per_try_timeout and rp.per_try_timeout * 1000 < ms:
                 ms = int(rp.per_try_timeout * 1000)
             timeout_line = b"x-envoy-expected-rq-timeout-ms: %d\r\n" % ms
+        at = self.attempt_at
+        if at >= 0:
+            base = self.head_base
+            return b"%sx-envoy-attempt-count: %d\r\n%s%s%s%s" % (
+                base[:at], self.attempt, base[at:], timeout_line, self.head_muts, self.head_tail)
         return b"%s%sx-envoy-attempt-count: %d\r\n%s%s" % (
             self.head_base, timeout_line, self.attempt, self.head_muts, self.head_tail)
 
@@ -731,6 +765,8 @@ class Stream(Exchange):
     def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None:
         if self.done:
             return
+        if len(headers) > 1 and len({n for n, _ in headers}) != len(headers):
+            headers = coalesce_inline(headers, INLINE_RESPONSE)  # Envoy's codec joins these
         self._cancel_per_try()
         proxy = self.proxy
         d = self.decision
@@ -761,20 +797,39 @@ class Stream(Exchange):
         self.upstream_time = ms
         parts = [status_line(status)]
         mut = d.response_headers
+        if mut.dynamic:
+            mut = header_ops.response_mutations(self, mut, headers, status)
         removes = set(mut.remove) if mut else ()
         overwrite = {a.name for a in mut.add if not a.append} if mut else ()
+        placed: set[bytes] | None = None
         for ln, v in headers:  # names lower-case (UpstreamConnection.on_header)
             if ln in RESPONSE_HOP_BY_HOP:
+                if ln in RESPONSE_SET_IN_PLACE:
+                    # Envoy overwrites the upstream's date, server and service time where they are
+                    if placed is None:
+                        placed = set()
+                    if ln not in placed:
+                        placed.add(ln)
+                        parts.append(proxy.dates.line(ln, now, ms))
                 continue
             if mut:
                 s = ln.decode("latin-1")
                 if s in removes or s in overwrite:
                     continue
             parts.append(b"%s: %s\r\n" % (ln, v))
-        parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
-        if mut:
-            parts.append(_mutation_lines(mut))
-        parts.append(proxy.dates.date_server_lines(now))
+        if placed is None:
+            parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
+            if mut:
+                parts.append(_mutation_lines(mut))
+            parts.append(proxy.dates.date_server_lines(now))
+        else:
+            if b"x-envoy-upstream-service-time" not in placed:
+                parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
+            if mut:
+                parts.append(_mutation_lines(mut))
+            for n in (b"date", b"server"):
+                if n not in placed:
+                    parts.append(proxy.dates.line(n, now, ms))
         if framing == "chunked" or (framing == "close" and not self.head):
             parts.append(b"transfer-encoding: chunked\r\n")
             self.chunked_out = True
@@ -960,6 +1015,16 @@ class Stream(Exchange):
         self.response_code = code
         self.flags = flags
         self.bytes_sent = 0 if self.head else len(body)
+        d = self.decision
+        if d is not None:
+            # the route's response header operations apply to local replies too (Envoy's
+            # router and HCM finalize a local reply's headers with the route's)
+            mut = d.response_headers if isinstance(d, Forward) else (
+                d.route.response_headers if d.route is not None else None)
+            if mut:
+                if mut.dynamic:
+                    mut = header_ops.response_mutations(self, mut, [], code)
+                extra = _apply_response_mutations_str(extra, mut)
         self.conn.write(_local_reply_bytes(self.proxy, code, body, close=not self.keep_alive,
                                            head=self.head, extra=extra,
                                            content_type=content_type))
@@ -1011,6 +1076,7 @@ def _grpc_to_http(code: int) -> int:
 
 _NO_TOKENS: Final[frozenset[bytes]] = frozenset()
 _NO_NAMES: Final[frozenset[str]] = frozenset()
+_REFERER: Final = frozenset({b"referer"})
 _XFP_HTTP: Final = b"x-forwarded-proto: http\r\n"
 _DRAWS_PER_REFILL: Final = 256  # RandomValues and RequestIds draw this many at a time
 

@@ -79,6 +79,7 @@ class Req:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes | None = None
     chunks: tuple[bytes, ...] | None = None  # send the body chunked, in these chunks
+    trailers: tuple[tuple[str, str], ...] = ()  # chunked trailer lines after the last chunk
     target: str | None = None  # request-target as sent (e.g. absolute-form); default = path
 
 
@@ -303,7 +304,8 @@ def render_request(req: Req, default_host: str, seq: int) -> bytes:
     body = b""
     if req.chunks is not None:
         lines.append("Transfer-Encoding: chunked")
-        body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in req.chunks) + b"0\r\n\r\n"
+        trailers = "".join(f"{k}: {v}\r\n" for k, v in req.trailers).encode("latin-1")
+        body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in req.chunks) + b"0\r\n" + trailers + b"\r\n"
     elif req.body is not None:
         lines.append(f"Content-Length: {len(req.body)}")
         body = req.body

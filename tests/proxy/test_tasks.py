@@ -7,7 +7,10 @@ import random
 import re
 from pathlib import Path
 
+import pytest
+
 import simulator
+import simulator.proxy.upstream as upstream_module
 from simulator.core.table import Cluster, Endpoint
 from simulator.proxy.stats import Stats
 from simulator.proxy.tasks import TaskSet
@@ -59,6 +62,9 @@ class _Sink(Exchange):
         pass
 
 
+# a test class cannot subclass the compiled Exchange; tests/test_build.py runs this file again pure
+@pytest.mark.skipif(not upstream_module.__file__.endswith(".py"),
+                    reason="compiled: a test class cannot inherit from Exchange (the pure re-run covers it)")
 async def test_a_connection_started_before_close_never_joins_the_closed_pool():
     async with Recorder("upstream") as rec:
         loop = asyncio.get_running_loop()
