@@ -26,8 +26,8 @@ circuit-breaker thresholds always set (unset = 2^32-1), routes with
 Istio's retry policy (``previous_hosts`` predicate, 5 host selection attempts),
 mirror policies with ``runtime_fraction`` and ``trace_sampled: false``, per-route
 fault filter configuration, and a 1 MiB direct-response body limit.
-The HCM has ``use_remote_address: false`` (every client is external) and a file
-access log to stdout in Envoy's default format.
+The HCM has ``use_remote_address: false`` (every client is external), Istio's
+``upgrade_configs`` (WebSocket) and a file access log to stdout in Envoy's default format.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def bootstrap(
         "stat_prefix": STAT_PREFIX,
         "codec_type": "HTTP1",  # mirrorsim speaks HTTP/1.1 only (docs/deviations.md)
         "use_remote_address": False,
+        "upgrade_configs": [{"upgrade_type": "websocket"}],  # Istio's listener_builder.go
         "access_log": [{
             "name": "envoy.access_loggers.file",
             "typed_config": {"@type": FILE_LOG_TYPE, "path": "/dev/stdout"},  # default format

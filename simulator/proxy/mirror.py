@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
     from simulator.core.table import Endpoint
     from simulator.proxy.server import Proxy, Stream
-    from simulator.proxy.upstream import ClusterPool
+    from simulator.proxy.tunnel import Tunnel
+    from simulator.proxy.upstream import ClusterPool, UpstreamConnection
 
 DEFAULT_MAX_INFLIGHT: Final = 1024
 # After a failed connection to a mirror endpoint, copies to it fail at once for this long
@@ -208,7 +209,7 @@ class ShadowExchange(Exchange):
     __slots__ = ("dispatcher", "pool", "pacer", "payload",
                  "nbytes", "timer", "status", "finished", "start_time", "authority", "path",
                  "request_id", "xff", "user_agent", "timeout", "upstream_host", "bytes_in",
-                 "upstream_time", "version")
+                 "upstream_time", "version", "tunnel")
 
     def __init__(self, dispatcher: ShadowDispatcher, pool: ClusterPool, pacer: ShadowPacer, stream: Stream,
                  d: Forward, authority: str, payload: tuple[bytes, ...], nbytes: int) -> None:
@@ -232,6 +233,10 @@ class ShadowExchange(Exchange):
         self.bytes_in = 0
         self.upstream_time = "-"
         self.version = stream.req.version
+        # an upgrade (WebSocket): after its 101 the copy gets the client's bytes (tunnel.py)
+        self.tunnel: Tunnel | None = stream.tunnel
+        if self.tunnel is not None:
+            self.tunnel.mirrors_waiting += 1
 
     def start(self, endpoint: Endpoint | None) -> None:
         pool = self.pool
@@ -267,7 +272,16 @@ class ShadowExchange(Exchange):
         if self.status and flag != "UF":
             self._end(self.status, flag)
         else:
-            self._end(503, flag)
+            self._end(502 if flag == "UPE" else 503, flag)
+
+    def on_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
+        t = self.tunnel
+        self.tunnel = None
+        self._end(101, "-")
+        if t is None:
+            conn.abort()
+        else:
+            t.add_mirror(conn)  # its bytes (``rest`` and after) are discarded
 
     def on_data_end(self) -> None:
         pass
@@ -292,6 +306,9 @@ class ShadowExchange(Exchange):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.tunnel is not None:
+            self.tunnel.mirror_settled()
+            self.tunnel = None
         self.pool.stats.response(status, True)
         self.dispatcher.done(self.nbytes)
         proxy = self.dispatcher.proxy

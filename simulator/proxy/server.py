@@ -41,7 +41,7 @@ from simulator.core.table import (
     RetryPolicy,
     RouteTable,
 )
-from simulator.proxy import header_ops
+from simulator.proxy import header_ops, tunnel
 from simulator.proxy.accesslog import AccessLog, protocol
 from simulator.proxy.headers import (
     BODILESS_METHODS,
@@ -88,10 +88,12 @@ class ProxyOptions:
 class Request:
     """One parsed downstream request (a plain class: mypyc compiles its __init__)."""
 
-    __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "chunked", "start", "too_big")
+    __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "chunked", "start", "too_big",
+                 "upgrade")
 
     def __init__(self, method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]],
-                 body: bytes, keep_alive: bool, chunked: bool, start: float, too_big: bool = False) -> None:
+                 body: bytes, keep_alive: bool, chunked: bool, start: float, too_big: bool = False,
+                 upgrade: bytes | None = None) -> None:
         self.method = method
         self.target = target
         self.version = version
@@ -101,6 +103,7 @@ class Request:
         self.chunked = chunked
         self.start = start
         self.too_big = too_big
+        self.upgrade = upgrade  # the Upgrade header's value (simulator/proxy/tunnel.py)
 
 
 class Proxy:
@@ -182,6 +185,9 @@ class DownstreamConnection:
         self._chunked = False
         self._connection = False
         self._too_big = False
+        self._upgrade: bytes | None = None
+        self._expect = False  # Expect: 100-continue
+        self.continue_pending = False
         self._start = 0.0
         self._in_head = False
         self._head_bytes = 0
@@ -211,8 +217,8 @@ class DownstreamConnection:
                 self._error_reply(431, b"")
             elif not self.closed:
                 self._error_reply(400, b"Bad Request")
-        except httptools.HttpParserUpgrade:
-            self._error_reply(400, b"upgrade not supported")
+        except httptools.HttpParserUpgrade as exc:
+            tunnel.downstream_upgraded(self, data[exc.args[0]:])
         except httptools.HttpParserError as exc:
             if not self.closed:
                 self.proxy.stats.inc("downstream_rq_rx_reset")
@@ -250,6 +256,8 @@ class DownstreamConnection:
         self._chunked = False
         self._connection = False
         self._too_big = False
+        self._upgrade = None
+        self._expect = False
         self._start = wall_time()
 
     def on_url(self, url: bytes) -> None:
@@ -258,6 +266,12 @@ class DownstreamConnection:
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._expect and self.parser.get_http_version() == "1.1":  # 1.0 gets 426 from the codec
+            # Envoy answers Expect: 100-continue itself (Istio leaves proxy_100_continue off)
+            if self.active is None and not self.queue:
+                self.write(tunnel.CONTINUE)
+            else:
+                self.continue_pending = True  # after the responses before it (_next)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._in_head:
@@ -275,6 +289,10 @@ class DownstreamConnection:
             self._connection = True  # llhttp reads both for keep-alive
         elif n == 17 and name == b"transfer-encoding" and b"chunked" in value.lower():
             self._chunked = True
+        elif n == 7 and name == b"upgrade":
+            self._upgrade = value
+        elif n == 6 and name == b"expect" and value.lower() == b"100-continue":
+            self._expect = True
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -307,6 +325,10 @@ class DownstreamConnection:
             req.body = b""
             req.keep_alive = False
             req.too_big = True
+        if self._upgrade is not None:
+            req.upgrade = self._upgrade
+            if tunnel.is_h2c(self, req):
+                return  # parsed again without the upgrade (tunnel.downstream_upgraded)
         if self.active is None and not self.queue and not self.closed:
             stream = self.active = Stream(self, req)
             stream.run()
@@ -330,6 +352,9 @@ class DownstreamConnection:
             stream = Stream(self, req)
             self.active = stream
             stream.run()
+        if self.continue_pending and self.active is None and not self.queue and not self.closed:
+            self.continue_pending = False
+            self.write(tunnel.CONTINUE)
 
     def stream_done(self, stream: Stream, keep_alive: bool) -> None:
         if self.active is stream:
@@ -401,7 +426,7 @@ class Stream(Exchange):
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
-        "scheme", "body_pending", "attempt_at", "attempt_line",
+        "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -448,16 +473,19 @@ class Stream(Exchange):
         self.scheme = "http"
         # a local reply sent while Envoy would not yet have read the body closes the connection
         self.body_pending = req.chunked or bool(req.body)
+        self.tunnel: tunnel.Tunnel | None = None  # a WebSocket upgrade
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
         req = self.req
         proxy = self.proxy
         proxy.stats.downstream_rq_total += 1
-        if req.version == "1.0":
-            # Envoy rejects HTTP/1.0 unless accept_http_10 is set (Istio does not set it)
+        if req.version != "1.1":
+            # Envoy's codec rejects HTTP/1.0 unless accept_http_10 is set (Istio does not set
+            # it), and any other version (llhttp also takes "HTTP/2.0") on an HTTP/1 connection
             self.keep_alive = False
-            self.local_reply(426, b"Upgrade Required", "-")
+            self.log_path = "-"
+            self.local_reply(426, b"Upgrade Required", "DPE")
             return
         target = req.target.decode("latin-1")
         if "#" in target:
@@ -486,17 +514,28 @@ class Stream(Exchange):
                 repeated[name] = repeated.get(name, (hdrs[name][: -len(value) - 1],)) + (value,)
             else:
                 hdrs[name] = v.decode("latin-1")
+        if req.chunked and hdrs["transfer-encoding"].strip().lower() != "chunked":
+            # Envoy's codec implements no transfer coding but chunked ("gzip, chunked": 501)
+            self.keep_alive = False
+            self.local_reply(501, b"Not Implemented", "DPE")
+            return
         if not scheme:
             # Envoy takes :scheme from x-forwarded-proto when the client sends one
             xfp = hdrs.get("x-forwarded-proto")
             scheme = xfp if xfp in ("http", "https") else "http"
         self.scheme = scheme
         if not authority:
-            authority = hdrs.get("host", "")
-        if not authority:
-            self.keep_alive = False
-            self.local_reply(400, b"missing host header", "DPE")
-            return
+            host = hdrs.get("host")
+            if host is None:
+                # Envoy's HCM: an HTTP/1.1 request without Host gets 400, no body, connection closed
+                self.log_path = target
+                self.keep_alive = False
+                self.local_reply(400, b"", "-")
+                return
+            authority = host  # an empty Host is routed as is (to the catch-all: 502)
+        if target[:1] != "/":
+            if tunnel.reject_target(self, req, target, authority):
+                return
         normalized = proxy.table.normalize_path(target)  # Envoy's HCM, before routing (core/paths.py)
         if normalized is None:
             self.path = self.log_path = target
@@ -512,6 +551,8 @@ class Stream(Exchange):
         self.user_agent = hdrs.get("user-agent")
         if req.too_big:
             self.local_reply(413, b"Payload Too Large", "-")
+            return
+        if req.upgrade is not None and not tunnel.start_upgrade(self, req, hdrs):
             return
         rv = proxy.random_values.next()
         route_headers: Mapping[str, str | tuple[str, ...]] = hdrs if repeated is None else {**hdrs, **repeated}
@@ -614,7 +655,8 @@ class Stream(Exchange):
         req = self.req
         if len(hdrs) != len(req.headers):  # a name on several lines: Envoy joins inline ones
             req.headers = coalesce_inline(req.headers)
-        drop = connection_tokens(req.headers) if "connection" in hdrs else _NO_TOKENS
+        upgrade = self.tunnel is not None
+        drop = connection_tokens(req.headers) if "connection" in hdrs and not upgrade else _NO_TOKENS
         if "referer" in hdrs and not referer_ok(hdrs["referer"].encode("latin-1")):
             drop = drop | _REFERER
         mut = d.request_headers
@@ -636,6 +678,14 @@ class Stream(Exchange):
         te_done = False
         for ln, v in req.headers:
             if ln in SKIP_REQUEST_HEADERS or ln in drop:
+                if upgrade and ln in tunnel.UPGRADE_KEEPS:
+                    # an upgrade keeps Connection, Upgrade and Content-Length as sent
+                    lines.append(b"%s: %s\r\n" % (ln, v))
+                    has_length = has_length or ln == b"content-length"
+                    continue
+                if ln == b"expect" and v.lower() != b"100-continue":
+                    lines.append(b"%s: %s\r\n" % (ln, v))  # Envoy forwards other expectations
+                    continue
                 if ln == b"content-length" and not req.chunked:
                     lines.append(b"content-length: %d\r\n" % len(req.body))
                     has_length = True
@@ -767,6 +817,8 @@ class Stream(Exchange):
             return
         if len(headers) > 1 and len({n for n, _ in headers}) != len(headers):
             headers = coalesce_inline(headers, INLINE_RESPONSE)  # Envoy's codec joins these
+        if self.tunnel is not None and tunnel.upgrade_response(self, status, headers):
+            return
         self._cancel_per_try()
         proxy = self.proxy
         d = self.decision
@@ -817,13 +869,16 @@ class Stream(Exchange):
                 if s in removes or s in overwrite:
                     continue
             parts.append(b"%s: %s\r\n" % (ln, v))
+        # Envoy times x-envoy-upstream-service-time from the request's end, which an upgrade lacks
+        timed = self.tunnel is None
         if placed is None:
-            parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
+            if timed:
+                parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
             if mut:
                 parts.append(_mutation_lines(mut))
             parts.append(proxy.dates.date_server_lines(now))
         else:
-            if b"x-envoy-upstream-service-time" not in placed:
+            if timed and b"x-envoy-upstream-service-time" not in placed:
                 parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
             if mut:
                 parts.append(_mutation_lines(mut))
@@ -881,6 +936,13 @@ class Stream(Exchange):
         pool.stats.response(self.response_code, self.internal)
         self.finish(self.keep_alive)
 
+    def on_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
+        t = self.tunnel
+        if t is None or self.done:
+            conn.abort()
+            return
+        t.upstream_switched(conn, rest)
+
     def on_reset(self, reason: str, flag: str) -> None:
         if self.done:
             return
@@ -896,7 +958,7 @@ class Stream(Exchange):
         d = self.decision
         assert isinstance(d, Forward)
         rp = d.retry_policy
-        connect_failure = reason == "connection failure"
+        connect_failure = flag == "UF"  # refused or timed out (upstream.py)
         if rp is not None and self.attempt <= rp.num_retries and (
             (connect_failure and "connect-failure" in rp.retry_on)
             or (not connect_failure and ("reset" in rp.retry_on or "5xx" in rp.retry_on
@@ -904,14 +966,14 @@ class Stream(Exchange):
         ) and self._try_retry(rp):
             return
         self.cancel_timer()
-        flags = "UF" if connect_failure else "UC"
+        flags = flag
         if self.attempt > 1:
             flags += ",URX"
-        if connect_failure:
-            reason = "remote connection failure"
-        self.pool.stats.response(503, self.internal)  # type: ignore[union-attr]
+        # Envoy's router: a protocol error (a response that is not HTTP) is a 502, other resets 503
+        code = 502 if flag == "UPE" else 503
+        self.pool.stats.response(code, self.internal)  # type: ignore[union-attr]
         prefix = UPSTREAM_RESET_PREFIX if self.attempt == 1 else UPSTREAM_RETRIED_PREFIX
-        self.local_reply(503, (prefix + reason).encode(), flags)
+        self.local_reply(code, (prefix + reason).encode(), flags)
 
     def _try_retry(self, rp: RetryPolicy) -> bool:
         """Schedule the next attempt unless the cluster's max_retries circuit breaker

@@ -24,6 +24,7 @@ _COUNTERS: Final = (
     "upstream_rq_retry_success", "upstream_rq_retry_limit_exceeded",
     "outlier_detection_ejections_active", "outlier_detection_ejections_enforced_total",
     "outlier_detection_ejections_enforced_consecutive_5xx", "upstream_rq_per_try_timeout",
+    "upstream_cx_protocol_error",
 )
 
 
@@ -53,6 +54,7 @@ class ClusterStats:
     outlier_detection_ejections_enforced_total: int
     outlier_detection_ejections_enforced_consecutive_5xx: int
     upstream_rq_per_try_timeout: int
+    upstream_cx_protocol_error: int
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -14,10 +14,15 @@ Theory of operation
 * Keep-alive: a connection goes back to the idle list after a complete
   response unless either side said ``Connection: close`` or
   ``max_requests_per_connection`` is reached.
-* A pooled connection that the server closed while idle may fail on reuse
-  before any response byte: such a request is re-sent once on a new connection
-  when its method is idempotent (RFC 9110 9.2.2), otherwise it fails (503 UF,
-  reset reason "remote reset"), as a non-idempotent request may have been processed.
+* A connection that closes before a whole response head arrived fails its
+  request as Envoy's HTTP/1 codec client does: closed before any response byte,
+  reset reason "connection termination" (503 UC; also on a reused keep-alive
+  connection, and never re-sent: only a retry policy retries it); closed in the
+  middle of a response head, or a response that is not HTTP, "protocol error"
+  (502 UPE, ``upstream_cx_protocol_error``).
+* A ``101 Switching Protocols`` answer to an upgrade request (WebSocket) ends
+  the connection's HTTP life: the exchange's ``on_upgraded`` takes the
+  transport (simulator/proxy/tunnel.py) and the pool never reuses it.
 Nothing here awaits on the hot path: an idle connection is used synchronously;
 only establishing a new connection runs as a task.
 """
@@ -39,7 +44,11 @@ from simulator.proxy.headers import memo_name
 from simulator.proxy.stats import ClusterStats
 from simulator.proxy.tasks import TaskSet
 
-IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+# Envoy's Http::Utility::resetReasonToString for the reasons an HTTP/1 upstream produces
+CONNECTION_TERMINATION: Final = "connection termination"
+PROTOCOL_ERROR: Final = "protocol error"
+REMOTE_CONNECTION_FAILURE: Final = "remote connection failure"  # refused (flag UF)
+CONNECTION_TIMEOUT: Final = "connection timeout"  # the cluster's connect_timeout passed (flag UF)
 
 
 class Exchange:
@@ -70,6 +79,12 @@ class Exchange:
     def on_data_end(self) -> None:
         raise NotImplementedError
 
+    def on_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
+        """After a 101 response to an upgrade request: ``conn`` is now a raw byte
+        tunnel (``rest``: bytes that followed the response head).  By default the
+        connection is reset: only upgrade requests expect a 101."""
+        conn.abort()
+
 
 def _hash64(s: str) -> int:
     return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big")
@@ -82,7 +97,7 @@ class _HeadResponseDone(Exception):
 class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilable)
     __slots__ = (
         "pool", "endpoint", "transport", "parser", "exchange", "served", "_headers", "_names", "idle_since",
-        "_got_bytes", "_framing", "_status", "_head", "closed", "_payload", "paused",
+        "_got_bytes", "_framing", "_status", "_head", "closed", "paused",
     )
 
     def __init__(self, pool: ClusterPool, endpoint: Endpoint) -> None:
@@ -99,7 +114,6 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
         self._status = 0
         self._head = False
         self.closed = False
-        self._payload: tuple[bytes, ...] = ()
         self.paused = False
         self.idle_since = 0.0
 
@@ -122,9 +136,16 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
                 self._finish(True)
                 self.parser = httptools.HttpResponseParser(self)
             else:
-                self._fail("protocol error", "UPE")
+                self._fail(PROTOCOL_ERROR, "UPE")
+        except httptools.HttpParserUpgrade as up:
+            ex = self.exchange
+            if self._status != 101 or ex is None:
+                self._fail(PROTOCOL_ERROR, "UPE")
+                return
+            self.exchange = None
+            ex.on_upgraded(self, data[up.args[0]:])
         except httptools.HttpParserError:
-            self._fail("protocol error", "UPE")
+            self._fail(PROTOCOL_ERROR, "UPE")
 
     def eof_received(self) -> bool:
         return False
@@ -140,10 +161,14 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
             ex.on_complete()  # read-until-close response ends with the connection
             return
         self.exchange = None
-        if not self._got_bytes and self.served > 0 and ex.method in IDEMPOTENT:
-            self.pool.resend_stale(ex, self.endpoint, self._payload)
-            return
-        ex.on_reset("remote reset" if self._status == 0 else "remote reset after headers", "UC")
+        if self._status:
+            ex.on_reset(CONNECTION_TERMINATION, "UC")  # after the head: the client's stream is reset
+        elif self._got_bytes:
+            # closed in the middle of a response head: Envoy's codec fails to finish parsing it
+            self.pool.stats.upstream_cx_protocol_error += 1
+            ex.on_reset(PROTOCOL_ERROR, "UPE")
+        else:
+            ex.on_reset(CONNECTION_TERMINATION, "UC")
 
     def pause_writing(self) -> None:  # upstream is slow to read our request body: nothing to do
         pass
@@ -183,7 +208,7 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
             ex.on_body(body)
 
     def on_message_complete(self) -> None:
-        if self._status == 0:  # end of a 1xx interim response
+        if self._status == 0 or self._status == 101:  # end of a 1xx interim response; an upgrade
             return
         self._finish(self.parser.should_keep_alive())
 
@@ -196,7 +221,6 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
         self._status = 0
         self._framing = "close"
         self._head = exchange.method == "HEAD"
-        self._payload = payload
         assert self.transport is not None
         if len(payload) == 1:
             self.transport.write(payload[0])
@@ -206,14 +230,17 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
     def _finish(self, keep_alive: bool) -> None:
         ex = self.exchange
         self.exchange = None
-        self._payload = ()
         self.served += 1
+        if self.closed and ex is None:
+            return  # reset while its response was parsed: the pool has let go of it
         self.pool.release(self, keep_alive)
         if ex is not None:
             ex.on_complete()
 
     def _fail(self, reason: str, flag: str) -> None:
         ex = self.exchange
+        if flag == "UPE":
+            self.pool.stats.upstream_cx_protocol_error += 1
         self.abort()
         if ex is not None:
             ex.on_reset(reason, flag)
@@ -429,10 +456,11 @@ class ClusterPool:
         except (TimeoutError, OSError) as exc:
             self.connecting -= 1
             st.upstream_cx_connect_fail += 1
-            if isinstance(exc, asyncio.TimeoutError):
+            timed_out = isinstance(exc, asyncio.TimeoutError)
+            if timed_out:
                 st.upstream_cx_connect_timeout += 1
             self.connect_failed_at[endpoint] = self.loop.time()
-            self._fail_pending(endpoint)
+            self._fail_pending(endpoint, CONNECTION_TIMEOUT if timed_out else REMOTE_CONNECTION_FAILURE)
             return
         self.connecting -= 1
         if self.closed:  # closed while connecting: the connection must not join a dead pool
@@ -447,13 +475,13 @@ class ClusterPool:
         self.connections.add(conn)
         self._dispatch(conn)
 
-    def _fail_pending(self, endpoint: Endpoint) -> None:
+    def _fail_pending(self, endpoint: Endpoint, reason: str) -> None:
         # Envoy fails the requests that were waiting for this connection attempt
         for item in list(self.pending):
             if item[0] == endpoint:
                 self.pending.remove(item)
                 self.stats.upstream_rq_pending_failure_eject += 1
-                item[1].on_reset("connection failure", "UF")
+                item[1].on_reset(reason, "UF")
                 break
 
     def _dispatch(self, conn: UpstreamConnection) -> None:
@@ -506,13 +534,6 @@ class ClusterPool:
             idle.remove(conn)
         if self.pending and len(self.connections) + self.connecting < self.max_connections:
             self._connect(self.pending[0][0])
-
-    def resend_stale(self, exchange: Exchange, endpoint: Endpoint, payload: tuple[bytes, ...]) -> None:
-        # the request never reached a live server: re-send it on a fresh connection
-        self.pending.appendleft((endpoint, exchange, payload))
-        self.stats.upstream_rq_pending_total += 1
-        if len(self.connections) + self.connecting < self.max_connections:
-            self._connect(endpoint)
 
     def close(self) -> None:
         """Reset every connection and cancel the connection attempts in progress; a

@@ -405,38 +405,6 @@ async def test_local_replies(run_proxy):
     assert unknown.status == 502
 
 
-async def test_stale_pooled_connection_is_retried_only_for_idempotent_requests(run_proxy):
-    served: list[bytes] = []
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # answers the first request of each connection, then drops the connection
-        # silently when the next request arrives (a keep-alive race with the proxy)
-        head = await reader.readuntil(b"\r\n\r\n")
-        served.append(head.split(b" ")[0])
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-        await writer.drain()
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            pass
-        writer.transport.abort()
-
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    http = """
-- route:
-  - destination: {host: httpbin, subset: v1}
-  retries: {attempts: 0}
-"""
-    rp = await run_proxy(table_from_yaml(registry_yaml({"v1": port}) + virtual_service(http)))
-    assert (await get(rp.port, "/a")).status == 200
-    assert (await get(rp.port, "/b")).status == 200  # resent on a new connection
-    post = await get(rp.port, "/c", method="POST", body=b"x")
-    assert post.status == 503  # a POST may have been processed: not resent
-    server.close()
-    assert served == [b"GET", b"GET"]
-
-
 async def test_admin_stats_and_ready(run_proxy):
     import aiohttp
 
