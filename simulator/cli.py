@@ -218,6 +218,7 @@ def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | Non
         local_address=args.local_address,
         max_shadow_inflight=args.max_shadow_inflight, max_shadow_bytes=args.max_shadow_bytes,
         max_request_bytes=args.max_request_bytes, shadow_timeout=args.shadow_timeout,
+        max_buffered_bytes=args.max_buffered_bytes,
     )
 
 
@@ -353,6 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "are dropped (default 268435456)")
     run.add_argument("--max-request-bytes", type=int, default=64 * 1024 * 1024, metavar="N",
                      help="largest request body accepted (default 67108864; larger: 413)")
+    run.add_argument("--max-buffered-bytes", type=int, default=256 * 1024 * 1024, metavar="N",
+                     help="request-body bytes held at once across all connections; a body "
+                          "that would pass it gets 503 'envoy overloaded' (flag OM, stat "
+                          "downstream_rq_overload_close) (default 268435456)")
     add_routing_args(run)
     run.add_argument("--local-address", default=None, metavar="IP",
                      help="the proxy's own address appended to x-forwarded-for on shadow "

@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 ``ShadowDispatcher.submit`` is called synchronously by the primary's stream for
-each mirror policy that sampled in, before the primary is sent.  It builds the
+each mirror policy that sampled in, once the primary's request was handed to an
+upstream connection (``Stream.release_shadows``: never for a primary not sent).  It builds the
 copy exactly as Envoy 1.40's async client does (see docs/mirroring.md):
 
 * the primary's headers *after* route processing (rewrites, header operations,

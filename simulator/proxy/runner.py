@@ -16,6 +16,7 @@ from aiohttp import web
 from simulator.core.table import RouteTable
 from simulator.proxy.accesslog import AccessLog, open_access_log
 from simulator.proxy.admin import build_admin_app
+from simulator.proxy.limits import DEFAULT_MAX_BUFFERED_BYTES
 from simulator.proxy.mirror import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_INFLIGHT,
@@ -63,6 +64,7 @@ class RunOptions:
     max_shadow_bytes: int = DEFAULT_MAX_BYTES
     shadow_timeout: float = DEFAULT_SHADOW_TIMEOUT  # a copy's life on a route without timeout
     max_request_bytes: int = 64 * 1024 * 1024
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
     reuse_port: bool = False
     sock: socket.socket | None = None  # a pre-bound listening socket (--workers)
 
@@ -127,6 +129,7 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
         local_address=opts.local_address or envoy_local_address(),
         seed=opts.seed,
         max_request_bytes=opts.max_request_bytes,
+        max_buffered_bytes=opts.max_buffered_bytes,
     )
     access_log = opts.access_log
     if access_log is None:

@@ -9,10 +9,13 @@ Theory of operation
   Envoy 1.40 streams it).  Bodies above ``max_request_bytes`` get 413.
 * ``Stream`` runs one request: ``RouteTable.route()`` decides; a local reply is
   written at once; a forward sends the primary to an endpoint of its cluster
-  through that cluster's ``ClusterPool`` and, before that, hands each sampled
-  mirror to the ``ShadowDispatcher``, which never blocks and never delays the
-  primary.  The primary's response streams back to the client as it arrives,
-  with back-pressure both ways (a slow client pauses the upstream read).
+  through that cluster's ``ClusterPool`` and, once it is written to an upstream
+  connection (``Stream.release_shadows``), hands each sampled mirror to the
+  ``ShadowDispatcher``, which never blocks and never delays the primary.  The
+  primary's response streams back to the client as it arrives, with
+  back-pressure both ways (a slow client pauses the upstream read).
+* Bodies held at once share the proxy's ``BodyBudget`` (limits.py: 503 over
+  ``max_buffered_bytes``); a request's bytes are given back when it ends.
 * Rule: nothing on the request path awaits.  Callbacks drive everything; only
   opening a new upstream connection runs as a task.
 """
@@ -60,6 +63,19 @@ from simulator.proxy.headers import (
     status_line,
     te_keeps_trailers,
 )
+from simulator.proxy.limits import (
+    CHUNK_FRAMING,
+    DEFAULT_MAX_BUFFERED_BYTES,
+    HEADER_LINE_OVERHEAD,
+    HEADERS_TOO_LARGE_BODY,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS_COUNT,
+    OVERLOAD_FLAG,
+    OVERLOAD_STAT,
+    OVERLOADED_BODY,
+    REQUEST_LINE_OVERHEAD,
+    BodyBudget,
+)
 from simulator.proxy.stats import Stats
 from simulator.proxy.upstream import ClusterPool, Exchange, UpstreamConnection
 
@@ -70,17 +86,23 @@ UPSTREAM_RESET_PREFIX: Final = "upstream connect error or disconnect/reset befor
 UPSTREAM_RETRIED_PREFIX: Final = ("upstream connect error or disconnect/reset before headers. "
                            "retried and the latest reset reason: ")
 MAX_PIPELINE: Final = 16
-MAX_HEADER_BYTES: Final = 60 * 1024  # Envoy's max_request_headers_kb default: larger heads get 431
 
 
 class _HeadTooLarge(Exception):
-    """Raised from a parser callback when a request head exceeds MAX_HEADER_BYTES."""
+    """Raised from a parser callback when a request head exceeds MAX_HEADER_BYTES or
+    MAX_HEADERS_COUNT (simulator/proxy/limits.py)."""
+
+
+class _UnsupportedEncoding(Exception):
+    """Raised from a parser callback for a Transfer-Encoding other than one ``chunked``
+    (Envoy's codec answers 501)."""
 
 
 @dataclass(slots=True)
 class ProxyOptions:
     server_name: bytes = b"envoy"
     max_request_bytes: int = 64 * 1024 * 1024
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES  # all bodies held at once (limits.py)
     local_address: str = "127.0.0.1"  # appended to x-forwarded-for of shadow copies
     seed: int | None = None
 
@@ -89,11 +111,11 @@ class Request:
     """One parsed downstream request (a plain class: mypyc compiles its __init__)."""
 
     __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "chunked", "start", "too_big",
-                 "upgrade")
+                 "upgrade", "held", "overloaded")
 
     def __init__(self, method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]],
                  body: bytes, keep_alive: bool, chunked: bool, start: float, too_big: bool = False,
-                 upgrade: bytes | None = None) -> None:
+                 upgrade: bytes | None = None, held: int = 0) -> None:
         self.method = method
         self.target = target
         self.version = version
@@ -104,6 +126,8 @@ class Request:
         self.start = start
         self.too_big = too_big
         self.upgrade = upgrade  # the Upgrade header's value (simulator/proxy/tunnel.py)
+        self.held = held  # body bytes taken from the proxy's BodyBudget, given back when done
+        self.overloaded = False  # refused: the BodyBudget was full (503 envoy overloaded)
 
 
 class Proxy:
@@ -132,6 +156,7 @@ class Proxy:
         self.dates = DateCache(self.options.server_name)
         self.shadows: ShadowDispatcher | None = None
         self.connections: set[DownstreamConnection] = set()
+        self.budget = BodyBudget(self.options.max_buffered_bytes, self.loop)
 
     def sibling(self, table: RouteTable, http_prefix: str, server_name: bytes = b"istio-envoy") -> Proxy:
         """A proxy for another listener (a gateway server) sharing this one's
@@ -142,6 +167,7 @@ class Proxy:
                       options=options, loop=self.loop)
         other.pools = self.pools
         other.shadows = self.shadows
+        other.budget = self.budget
         return other
 
     def pool(self, cluster_name: str) -> ClusterPool | None:
@@ -188,10 +214,15 @@ class DownstreamConnection:
         self._upgrade: bytes | None = None
         self._expect = False  # Expect: 100-continue
         self.continue_pending = False
+        self._overloaded = False
+        self._held = 0  # body bytes of the message being read, taken from proxy.budget
         self._start = 0.0
         self._in_head = False
+        self._in_body = False  # after the head: a header now is a trailer
         self._head_bytes = 0
         self._head_raw = 0
+        self._seen = 0  # bytes read and accounted for: heads (as counted), bodies, chunk sizes
+        self.pending_error: tuple[int, bytes] | None = None  # sent after the requests before it
         self.peer = ""
 
     # -- asyncio.Protocol
@@ -203,25 +234,31 @@ class DownstreamConnection:
         self.peer = peer[0] if peer else ""
 
     def data_received(self, data: bytes) -> None:
+        if self.pending_error is not None:
+            return  # the parser failed: nothing more is read
+        seen = self._seen
         try:
             self.parser.feed_data(data)
             if self._in_head:
-                # still inside a request head after a whole read: bound what llhttp buffers
-                self._head_raw += len(data)
+                # still inside a request head (or a chunk header, or trailers) after a whole
+                # read: bound what llhttp buffers, the bytes of the reads since it began
+                # that the earlier messages' heads and bodies do not account for
+                self._head_raw += len(data) - (self._seen - seen)
                 if self._head_raw > MAX_HEADER_BYTES:
-                    self._error_reply(431, b"")
+                    self._error_reply(431, HEADERS_TOO_LARGE_BODY)
         except _HeadTooLarge:
-            self._error_reply(431, b"")
+            self._error_reply(431, HEADERS_TOO_LARGE_BODY)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _HeadTooLarge):
-                self._error_reply(431, b"")
+                self._error_reply(431, HEADERS_TOO_LARGE_BODY)
+            elif isinstance(exc.__context__, _UnsupportedEncoding):
+                self._error_reply(501, b"Not Implemented")
             elif not self.closed:
                 self._error_reply(400, b"Bad Request")
         except httptools.HttpParserUpgrade as exc:
             tunnel.downstream_upgraded(self, data[exc.args[0]:])
         except httptools.HttpParserError as exc:
             if not self.closed:
-                self.proxy.stats.inc("downstream_rq_rx_reset")
                 self._error_reply(400, b"Bad Request" if not str(exc) else b"Bad Request")
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -229,7 +266,11 @@ class DownstreamConnection:
         self.proxy.connections.discard(self)
         if self.active is not None:
             self.active.downstream_lost()
+        budget = self.proxy.budget
+        for req in self.queue:
+            budget.give(req.held)
         self.queue.clear()
+        self._drop_body()
 
     def eof_received(self) -> bool:
         return False  # close the transport; a half-closed client gets its responses first
@@ -247,7 +288,8 @@ class DownstreamConnection:
     # -- httptools callbacks
     def on_message_begin(self) -> None:
         self._in_head = True
-        self._head_bytes = 0
+        self._in_body = False
+        self._head_bytes = REQUEST_LINE_OVERHEAD + 3  # "GET": on_headers_complete corrects it
         self._head_raw = 0
         self._url = b""
         self._headers = []
@@ -258,14 +300,23 @@ class DownstreamConnection:
         self._too_big = False
         self._upgrade = None
         self._expect = False
+        self._overloaded = False
         self._start = wall_time()
 
     def on_url(self, url: bytes) -> None:
         self._url += url
         self._head_bytes += len(url)
+        if self._head_bytes > MAX_HEADER_BYTES:
+            raise _HeadTooLarge
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._head_bytes > MAX_HEADER_BYTES - 8 and (
+                self._head_bytes - 3 + len(self.parser.get_method()) > MAX_HEADER_BYTES):
+            raise _HeadTooLarge  # Envoy counts the request line's method too
+        self._in_body = True
+        self._seen += self._head_bytes
+        self._head_bytes = 0  # trailers have a limit of their own
         if self._expect and self.parser.get_http_version() == "1.1":  # 1.0 gets 426 from the codec
             # Envoy answers Expect: 100-continue itself (Istio leaves proxy_100_continue off)
             if self.active is None and not self.queue:
@@ -273,21 +324,35 @@ class DownstreamConnection:
             else:
                 self.continue_pending = True  # after the responses before it (_next)
 
+    def on_chunk_header(self) -> None:
+        self._in_head = True  # until the chunk ends: data_received bounds what is not body
+        self._head_raw = 0
+        self._seen += CHUNK_FRAMING
+
+    def on_chunk_complete(self) -> None:
+        self._in_head = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._in_head:
-            # a chunked body's trailer: Istio enables no HTTP/1 trailers, so Envoy's codec
-            # drops them (they reach neither routing nor the upstream)
+        if self._in_body:
+            # a trailer: Envoy's HTTP/1 codec drops them (Istio enables no HTTP/1 trailers),
+            # so they reach neither routing nor the upstream; a trailer block over the head
+            # size limit is refused
+            self._head_bytes += len(name) + len(value) + HEADER_LINE_OVERHEAD
+            if self._head_bytes > MAX_HEADER_BYTES:
+                raise _HeadTooLarge
             return
         # names are kept lower-case (Envoy's HTTP/1 codec lower-cases them too)
         name = memo_name(self._names, len(self._headers), name)
         self._headers.append((name, value))
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > MAX_HEADER_BYTES:
+        self._head_bytes += len(name) + len(value) + HEADER_LINE_OVERHEAD
+        if self._head_bytes > MAX_HEADER_BYTES or len(self._headers) > MAX_HEADERS_COUNT:
             raise _HeadTooLarge
         n = len(name)
         if (n == 10 and name == b"connection") or (n == 16 and name == b"proxy-connection"):
             self._connection = True  # llhttp reads both for keep-alive
-        elif n == 17 and name == b"transfer-encoding" and b"chunked" in value.lower():
+        elif n == 17 and name == b"transfer-encoding":
+            if self._chunked or value.strip().lower() != b"chunked":
+                raise _UnsupportedEncoding  # Envoy: 501 unless it is exactly "chunked"
             self._chunked = True
         elif n == 7 and name == b"upgrade":
             self._upgrade = value
@@ -295,17 +360,35 @@ class DownstreamConnection:
             self._expect = True
 
     def on_body(self, body: bytes) -> None:
-        self._size += len(body)
-        if self._size > self.proxy.options.max_request_bytes:
-            self._too_big = True
-            self._body = []
+        n = len(body)
+        self._size += n
+        self._seen += n
+        if self._too_big:
             return
-        if not self._too_big:
+        proxy = self.proxy
+        if self._size > proxy.options.max_request_bytes:
+            self._too_big = True
+            self._drop_body()
+        elif proxy.budget.take(n):
+            self._held += n
             self._body.append(body)
+        else:
+            # all bodies held at once would pass --max-buffered-bytes: Envoy's overload
+            # manager answer (limits.py); what this one had is let go at once
+            self._too_big = self._overloaded = True
+            self._drop_body()
+
+    def _drop_body(self) -> None:
+        self._body = []
+        if self._held:
+            self.proxy.budget.give(self._held)
+            self._held = 0
 
     def on_message_complete(self) -> None:
         p = self.parser
-        body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
+        chunks = self._body
+        body = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        chunks.clear()  # the connection keeps no reference to the body once the request is done
         keep_alive = p.should_keep_alive()
         # llhttp accepts HTTP/0.9, 1.0, 1.1 and 2.0, and keeps a connection alive without
         # a Connection (or Proxy-Connection) header only for 1.1: get_http_version() (a
@@ -320,11 +403,14 @@ class DownstreamConnection:
             keep_alive=keep_alive,
             chunked=self._chunked,
             start=self._start,
+            held=self._held,
         )
+        self._held = 0
         if self._too_big:
             req.body = b""
             req.keep_alive = False
             req.too_big = True
+            req.overloaded = self._overloaded
         if self._upgrade is not None:
             req.upgrade = self._upgrade
             if tunnel.is_h2c(self, req):
@@ -346,7 +432,7 @@ class DownstreamConnection:
     def _next(self) -> None:
         while self.queue and self.active is None and not self.closed:
             req = self.queue.popleft()
-            if self.read_paused and self.transport is not None:
+            if self.read_paused and self.transport is not None and self.pending_error is None:
                 self.read_paused = False
                 self.transport.resume_reading()
             stream = Stream(self, req)
@@ -363,6 +449,9 @@ class DownstreamConnection:
             self.close()
             return
         self._next()
+        if self.pending_error is not None and self.active is None and not self.queue:
+            code, body = self.pending_error
+            self._error_reply(code, body)
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -379,9 +468,20 @@ class DownstreamConnection:
             self.transport.abort()
 
     def _error_reply(self, code: int, body: bytes) -> None:
-        if self.active is None and self.transport is not None and not self.closed:
+        """Answer a request the parser refused, and close; after the answers to the
+        requests received before it (Envoy answers those first)."""
+        if self.active is not None or self.queue:
+            if self.pending_error is None and not self.closed and self.transport is not None:
+                self.pending_error = (code, body)
+                self.read_paused = True
+                self.transport.pause_reading()
+            return
+        if self.transport is not None and not self.closed:
             self.write(_local_reply_bytes(self.proxy, code, body, close=True))
-            self.proxy.stats.downstream_response(code, "DPE")
+            stats = self.proxy.stats
+            stats.downstream_response(code, "DPE")
+            stats.inc("downstream_cx_protocol_error")  # Envoy counts a codec error in both
+            stats.inc("downstream_rq_rx_reset")
         self.close()
 
 
@@ -426,7 +526,7 @@ class Stream(Exchange):
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
-        "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel",
+        "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel", "shadow_base",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -474,6 +574,9 @@ class Stream(Exchange):
         # a local reply sent while Envoy would not yet have read the body closes the connection
         self.body_pending = req.chunked or bool(req.body)
         self.tunnel: tunnel.Tunnel | None = None  # a WebSocket upgrade
+        # the shadow copies' head lines, held until the primary is handed to an upstream
+        # connection (release_shadows): a copy never goes out for a primary never sent
+        self.shadow_base: list[bytes] | None = None
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -550,6 +653,10 @@ class Stream(Exchange):
         self.xff = hdrs.get("x-forwarded-for")
         self.user_agent = hdrs.get("user-agent")
         if req.too_big:
+            if req.overloaded:
+                proxy.stats.inc(OVERLOAD_STAT)
+                self.local_reply(503, OVERLOADED_BODY, OVERLOAD_FLAG)
+                return
             self.local_reply(413, b"Payload Too Large", "-")
             return
         if req.upgrade is not None and not tunnel.start_upgrade(self, req, hdrs):
@@ -635,17 +742,38 @@ class Stream(Exchange):
         self.payload = payload
         self.first_start = wall_time()
         if pool is None:
-            self.local_reply(503, b"", "NC", early=True)
+            self.local_reply(503, b"", "NC", early=True)  # Envoy: no copy either
         else:
             self.pool = pool
             if d.timeout > 0:
                 self.timer = proxy.loop.call_later(d.timeout, self.on_timeout)
+            if d.mirrors and proxy.shadows is not None:
+                self.shadow_base = base
+            elif self.tunnel is not None:
+                self.tunnel.copies_dispatched()  # none to wait for
             self.send_attempt()
-        # Envoy dispatches the shadow copies in decodeHeaders right after creating the
-        # primary's upstream request, whatever happens to the primary afterwards
-        if d.mirrors and proxy.shadows is not None:
-            for policy in d.mirrors:
-                proxy.shadows.submit(self, d, policy, base, muts, tail, payload)
+
+    def on_sent(self) -> None:
+        """The primary was written to an upstream connection (UpstreamConnection.send)."""
+        if self.shadow_base is not None:
+            self.release_shadows()
+
+    def release_shadows(self) -> None:
+        """Dispatch the shadow copies, once: when the primary's request was handed to an
+        upstream connection, or the upstream refused it (connect failure, circuit
+        breaker: Envoy dispatches the copies right after creating the primary's upstream
+        request, whatever happens to it then).  Never when the stream ended first
+        (client gone, timeout, no healthy upstream): finish() drops them."""
+        base = self.shadow_base
+        self.shadow_base = None
+        shadows = self.proxy.shadows
+        d = self.decision
+        if base is None or shadows is None or not isinstance(d, Forward):
+            return
+        for policy in d.mirrors:
+            shadows.submit(self, d, policy, base, self.head_muts, self.head_tail, self.payload)
+        if self.tunnel is not None:
+            self.tunnel.copies_dispatched()
 
     def _build_headers(self, d: Forward, hdrs: dict[str, str]) -> tuple[list[bytes], bytes]:
         """The request line with host and the forwarded headers; and, apart, the route's
@@ -762,6 +890,8 @@ class Stream(Exchange):
         head = self._attempt_head(d)
         payload = self.payload
         if not pool.submit(endpoint, self, (head,) + payload if payload else (head,)):
+            if self.shadow_base is not None:
+                self.release_shadows()
             self.cancel_timer()
             self.local_reply(503, (UPSTREAM_RESET_PREFIX + "overflow").encode(), "UO",
                              (("x-envoy-overloaded", "true"),), early=self.attempt == 1)
@@ -946,6 +1076,8 @@ class Stream(Exchange):
     def on_reset(self, reason: str, flag: str) -> None:
         if self.done:
             return
+        if self.shadow_base is not None:
+            self.release_shadows()  # the upstream failed the primary: Envoy has sent the copies
         self._cancel_per_try()
         self._release_retry()
         if self.pool is not None and self.endpoint is not None and not self.headers_sent:
@@ -1057,6 +1189,8 @@ class Stream(Exchange):
         if self.done:
             return
         self.done = True
+        self.shadow_base = None
+        self._give_body()
         self.cancel_timer()
         self._abandon_attempt()
         self.flags = "DC"
@@ -1097,6 +1231,8 @@ class Stream(Exchange):
         if self.done:
             return
         self.done = True
+        self.shadow_base = None
+        self._give_body()
         self.cancel_timer()
         self._release_retry()
         self._log()
@@ -1105,6 +1241,12 @@ class Stream(Exchange):
             self.conn.stream_done(self, False)
             return
         self.conn.stream_done(self, keep_alive)
+
+    def _give_body(self) -> None:
+        req = self.req
+        if req.held:
+            self.proxy.budget.give(req.held)
+            req.held = 0
 
     def _log(self) -> None:
         proxy = self.proxy

@@ -181,6 +181,9 @@ class Tunnel:
         self.history: list[bytes] | None = []
         self.history_bytes = 0
         self.mirrors_waiting = 0
+        # the copies go out once the primary is sent (Stream.release_shadows): keep the
+        # history for them until then
+        self.copies_pending = True
         self.mirrors: list[MirrorEnd] = []
         self.closed = False
         transport = stream.conn.transport
@@ -210,7 +213,7 @@ class Tunnel:
         for m in self.mirrors:
             m.transport.write(data)
         history = self.history
-        if history is not None and self.mirrors_waiting:
+        if history is not None and (self.mirrors_waiting or self.copies_pending):
             history.append(data)
             self.history_bytes += len(data)
             if self.history_bytes > HOLD_LIMIT:
@@ -271,8 +274,14 @@ class Tunnel:
         self.mirrors_waiting -= 1
         self._drop_history()
 
+    def copies_dispatched(self) -> None:
+        """The stream dispatched its shadow copies (or has none): each counts in
+        mirrors_waiting now."""
+        self.copies_pending = False
+        self._drop_history()
+
     def _drop_history(self) -> None:
-        if self.mirrors_waiting <= 0:
+        if self.mirrors_waiting <= 0 and not self.copies_pending:
             self.history = None
 
     # -- the end

@@ -85,6 +85,9 @@ class Exchange:
         connection is reset: only upgrade requests expect a 101."""
         conn.abort()
 
+    def on_sent(self) -> None:
+        """The request was written to an upstream connection."""
+
 
 def _hash64(s: str) -> int:
     return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big")
@@ -226,6 +229,7 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
             self.transport.write(payload[0])
         else:
             self.transport.writelines(payload)
+        exchange.on_sent()
 
     def _finish(self, keep_alive: bool) -> None:
         ex = self.exchange

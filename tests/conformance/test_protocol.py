@@ -101,16 +101,18 @@ Step = tuple[str, bytes]
 async def exchange(port: int, steps: list[Step]) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     got = bytearray()
+    mark = 0  # a read waits for its bytes among those that came after the last send
     try:
         for kind, arg in steps:
             if kind == "send":
+                mark = len(got)
                 writer.write(arg)
                 await writer.drain()
                 continue
             if kind == "pause":
                 await asyncio.sleep(float(arg))
                 continue
-            while not arg or arg not in got:
+            while not arg or arg not in got[mark:]:
                 try:
                     data = await asyncio.wait_for(reader.read(65536), 0.3 if not arg else 5)
                 except TimeoutError:
