@@ -288,6 +288,18 @@ async def test_http10_without_host(g: Group) -> None:
     g.compare(e, m)
 
 
+async def test_http10_with_host(g: Group) -> None:
+    e, m = await g.both(simple(b"GET /h HTTP/1.0\r\nHost: httpbin:8000\r\n\r\n"))
+    assert e.got.status == 426 and not e.at("v1")  # PILOT_HTTP10 off: http_protocol_options unset
+    g.compare(e, m)
+
+
+async def test_http09_request(g: Group) -> None:
+    e, m = await g.both(simple(b"GET /h\r\n\r\n"))
+    assert e.got.status == 426 and not e.at("v1")
+    g.compare(e, m)
+
+
 # --------------------------------------------------------------------------- upgrades, 100-continue, CONNECT
 
 
