@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from simulator.core.cors import CorsResult
 from simulator.core.hosts import split_host_port
 from simulator.core.matchers import parse_query
 from simulator.core.table import (
@@ -126,6 +127,7 @@ class Explanation:
     decision: Forward | LocalReply
     shares: tuple[Share, ...] = ()
     mirrors: tuple[MirrorInfo, ...] = ()
+    cors: CorsResult | None = None  # what the route's CORS filter does (Origin sent)
     # the path as the listener normalized it (None: rejected with 400)
     normalized_path: str | None = ""
 
@@ -139,21 +141,26 @@ class Explanation:
         return self.decision.route
 
     @property
+    def preflight_answered(self) -> bool:
+        """The CORS filter answers this preflight itself (200), before the router."""
+        return self.cors is not None and self.cors.preflight is not None
+
+    @property
     def forwarded(self) -> bool:
-        return isinstance(self.decision, Forward)
+        return isinstance(self.decision, Forward) and not self.preflight_answered
 
     @property
     def cluster(self) -> ClusterRef | None:
-        if isinstance(self.decision, Forward):
+        if isinstance(self.decision, Forward) and not self.preflight_answered:
             return ClusterRef.parse(self.decision.cluster)
         return None
 
     @property
     def kind(self) -> str:
-        """forward | redirect | direct_response | no_route | no_virtual_host | bad_path."""
+        """forward | cors_preflight | redirect | direct_response | no_route | no_virtual_host | bad_path."""
         d = self.decision
         if isinstance(d, Forward):
-            return "forward"
+            return "cors_preflight" if self.preflight_answered else "forward"
         if d.details in ("redirect", "direct_response"):
             return d.details
         if d.details == "path_normalization_failed":
@@ -212,6 +219,9 @@ def explain(table: RouteTable, req: Request, gateway: str = MESH) -> Explanation
         attempts.append(Attempt(a.route, why[0] if why else a.failure, why[1] if why else ""))
     shares: tuple[Share, ...] = ()
     mirrors: tuple[MirrorInfo, ...] = ()
+    cors = None
+    if isinstance(decision, Forward) and decision.route.cors is not None:
+        cors = decision.route.cors.evaluate(req.method, req.headers)
     if isinstance(decision, Forward) and isinstance(decision.route.action, RouteAction):
         action = decision.route.action
         if action.weighted_clusters:
@@ -224,11 +234,12 @@ def explain(table: RouteTable, req: Request, gateway: str = MESH) -> Explanation
             shares = (Share(ClusterRef.parse(action.cluster), 100, 100.0, True),)
         mirrors = tuple(
             MirrorInfo(p, ClusterRef.parse(p.cluster), p.percent, decision.shadow_authority(p),
-                       req.method != "CONNECT" and p.samples(req.random_value))
+                       req.method != "CONNECT" and p.samples(req.random_value)
+                       and not (cors is not None and cors.preflight is not None))
             for p in action.mirror_policies
         )
     return Explanation(req, listener_port, gateway, vh, tuple(attempts), decision, shares, mirrors,
-                       normalized_path=normalized)
+                       cors=cors, normalized_path=normalized)
 
 
 def route_kind(route: Route) -> str:

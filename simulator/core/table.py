@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from simulator.core.cors import CorsPolicy
 from simulator.core.header_format import FormatContext, Template
 from simulator.core.hosts import shadow_host, split_host_port
 from simulator.core.matchers import (
@@ -295,6 +296,7 @@ class Route:
     request_headers: HeaderMutations = NO_MUTATIONS
     response_headers: HeaderMutations = NO_MUTATIONS
     fault: FaultConfig | None = None
+    cors: CorsPolicy | None = None  # Envoy's CORS filter, per route (simulator/core/cors.py)
     # Where it came from, for explain/coverage: "VirtualService default/httpbin", path, file, line
     origin: str = ""
     origin_path: str = ""

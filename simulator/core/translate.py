@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from simulator.config import model as m
 from simulator.core import header_format
-from simulator.core.hosts import fqdn, wildcard_matches
+from simulator.core.cors import CorsPolicy
+from simulator.core.hosts import fqdn, is_ip, wildcard_matches
 from simulator.core.matchers import (
     HeaderMatcher,
     PathMatcher,
@@ -107,6 +108,7 @@ class Service:
     ports: tuple[m.ServicePort, ...]
     endpoints: list[tuple[m.WorkloadEntrySpec, str]] = field(default_factory=list)  # (spec, origin)
     resolution: str = "STATIC"
+    addresses: tuple[str, ...] = ()  # ServiceEntry addresses (VIPs): also virtual host domains
 
     def port_by_number(self, n: int) -> m.ServicePort | None:
         for p in self.ports:
@@ -136,7 +138,8 @@ def build_registry(cfg: m.Config, opts: TranslateOptions) -> Registry:
             host = fqdn(h, ns, opts.domain)
             if host in services:
                 continue  # first declaration wins
-            services[host] = Service(host, ns, se.ports, list(specs), se.resolution)
+            services[host] = Service(host, ns, se.ports, list(specs), se.resolution,
+                                     tuple(a for a in se.addresses if is_ip(a)))
     drs: dict[str, m.DestinationRule] = {}
     for dr in cfg.destination_rules:
         host = fqdn(dr.host, dr.meta.namespace, opts.domain)
@@ -415,6 +418,31 @@ class _Ctx:
         return cluster_name(port, dest.subset, host)
 
 
+def _consistent_hash(ctx: _Ctx, dest: m.Destination, port: int) -> bool:
+    """Istio's HashForHTTPDestination: the destination has a consistent-hash load balancer
+    (subset port-level, then subset, then port-level, then top-level policy)."""
+    dr = _find_dr(ctx.reg, ctx.resolve(dest.host))
+    if dr is None:
+        return False
+
+    def ch(tp: m.TrafficPolicy | None, port_level: bool) -> bool | None:
+        if tp is None:
+            return None
+        if port_level:
+            for pl in tp.port_level_settings:
+                if pl.port == port:
+                    lb = pl.load_balancer
+                    return True if lb is not None and lb.consistent_hash is not None else None
+            return None
+        lb = tp.load_balancer
+        return True if lb is not None and lb.consistent_hash is not None else None
+
+    sub = next((x for x in dr.subsets if x.name == dest.subset), None) if dest.subset else None
+    sp = sub.traffic_policy if sub is not None else None
+    tp = dr.traffic_policy
+    return bool(ch(sp, True) or ch(sp, False) or ch(tp, True) or ch(tp, False))
+
+
 def _retry_policy(r: m.HTTPRetry | None) -> RetryPolicy | None:
     if r is None:
         return ISTIO_DEFAULT_RETRY
@@ -470,6 +498,21 @@ def _fault(f: m.HTTPFaultInjection | None) -> FaultConfig | None:
         return None
     return FaultConfig(delay=delay, delay_numerator=delay_num or 0, abort_status=abort_status,
                        abort_grpc_status=abort_grpc, abort_numerator=abort_num)
+
+
+def _cors(c: m.CorsPolicy | None) -> CorsPolicy | None:
+    """Istio's TranslateCORSPolicy (route.go)."""
+    if c is None:
+        return None
+    return CorsPolicy(
+        allow_origins=tuple(StringMatcher.make(o.kind, o.value) for o in c.allow_origins),
+        allow_methods=",".join(c.allow_methods),
+        allow_headers=",".join(c.allow_headers),
+        expose_headers=",".join(c.expose_headers),
+        max_age=str(int(c.max_age)) if c.max_age is not None else "",
+        allow_credentials=c.allow_credentials,
+        forward_not_matching_preflights=c.unmatched_preflights != "IGNORE",
+    )
 
 
 def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
@@ -530,15 +573,23 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
                 wcs.append(WeightedCluster(ctx.cluster_for(d.destination), d.weight, dreq, dresp, dauth))
             weighted = tuple(wcs)
             total = sum(w.weight for w in wcs)
+        retry = _retry_policy(rule.retries)
+        if (retry is not None and len(dests) == 1 and _consistent_hash(ctx, dests[0].destination,
+                                                                       int(single.split("|")[1]))
+                and (rule.retries is None or rule.retries.retry_ignore_previous_hosts is None)):
+            # retry.ConvertPolicy(policy, consistentHash): no previous_hosts predicate (a retry
+            # goes back to the hashed host) unless retryIgnorePreviousHosts asks for it
+            retry = dataclasses.replace(retry, previous_hosts=False)
         action = RouteAction(
             cluster=single, weighted_clusters=weighted, total_weight=total,
             timeout=rule.timeout or 0.0,
-            retry_policy=_retry_policy(rule.retries),
+            retry_policy=retry,
             prefix_rewrite=prefix_rewrite, regex_rewrite=regex_rewrite,
             regex_rewrite_source=regex_src, host_rewrite=host_rewrite,
             mirror_policies=tuple(mirrors),
         )
     fault = _fault(rule.fault)
+    cors = _cors(rule.cors_policy)
     routes: list[Route] = []
     matches: Iterable[tuple[int, m.HTTPMatchRequest | None]] = (
         list(enumerate(rule.match)) if rule.match else [(-1, None)]
@@ -559,7 +610,7 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
         routes.append(Route(
             name=name, match=translate_match(match), action=action,
             request_headers=route_headers_req, response_headers=route_headers_resp,
-            fault=fault, origin=origin, origin_path=path,
+            fault=fault, cors=cors, origin=origin, origin_path=path,
             file=vs.src.file, line=vs.src.line_of(path),
         ))
     return routes
@@ -654,17 +705,25 @@ def _default_route(host: str, port: int) -> Route:
     )
 
 
-def service_domains(host: str, client_ns: str, domain: str) -> tuple[str, ...]:
-    """Istio generateVirtualHostDomains (ports ignored): the FQDN and its short forms."""
+def service_domains(host: str, client_ns: str, domain: str, addresses: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Istio's generateVirtualHostDomains with ports ignored (IgnorePortInHostMatching), in its
+    order: the FQDN, its absolute form ``fqdn.`` (PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN, on by
+    default), the short forms of a Kubernetes-style host (``name``, ``name.ns.svc``, ``name.ns``
+    in the client's namespace; ``name.ns``, ``name.ns.svc`` in another), then the service's
+    addresses."""
     doms = [host]
+    if not is_ip(host) and host != "*" and not host.endswith("."):
+        doms.append(host + ".")
     suffix = f".svc.{domain}"
     if host.endswith(suffix):
         name_ns = host[: -len(suffix)]
         name, _, ns = name_ns.rpartition(".")
         if name:
-            doms += [name_ns, f"{name_ns}.svc"]
             if ns == client_ns:
-                doms.insert(1, name)
+                doms += [name, f"{name_ns}.svc", name_ns]
+            else:
+                doms += [name_ns, f"{name_ns}.svc"]
+    doms += [f"[{a}]" if ":" in a else a for a in addresses]
     return tuple(doms)
 
 
@@ -732,7 +791,7 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
             if not routes:
                 routes = [_default_route(svc.host, port)]
             vhosts.append(VirtualHost(f"{svc.host}:{port}",
-                                      service_domains(svc.host, opts.client_namespace, opts.domain),
+                                      service_domains(svc.host, opts.client_namespace, opts.domain, svc.addresses),
                                       tuple(routes), origin))
             seen.add(svc.host)
         if port == 80:  # non-service VS hosts ("gross HACK" in Istio: port 80 only)
@@ -743,7 +802,7 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
                     continue
                 routes = translate_virtual_service(reg, opts, vs, port, delegates=delegates)
                 vhosts.append(VirtualHost(
-                    f"{h}:{port}", service_domains(h, opts.client_namespace, opts.domain), tuple(routes),
+                    f"{h}:{port}", (h,), tuple(routes),
                     f"VirtualService {vs.meta.namespace}/{vs.meta.name}"))
                 seen.add(h)
         route_configs[port] = RouteConfiguration.build(port, tuple(vhosts))

@@ -4,13 +4,14 @@ Pure: the result is a plain ``dict`` (YAML/JSON-ready) built from the table alon
 
 How mirrorsim's shape maps onto one Envoy listener
 --------------------------------------------------
-mirrorsim serves every port on ONE listener: the port in the Host header (none
-= 80) selects the route configuration, then the host selects the virtual host
+mirrorsim serves every port on ONE listener: the port in the Host header selects
+the route configuration (a Host without a port: port 80's if it knows the host,
+else the lowest port that does), then the host selects the virtual host
 (Istio's ``ignore_port_in_host_matching``).  Envoy has no "route config per
 Host port" on one listener, so the export folds every port into one
 ``route_config`` whose virtual-host domains carry the port: ``httpbin:8000``,
-``httpbin.default:8000``, ...; on port 80 each domain is listed both with
-``:80`` and without a port.  A wildcard ``*.example.com`` becomes
+``httpbin.default:8000``, ...; each domain is also listed without a port on the
+virtual host a port-less Host reaches.  A wildcard ``*.example.com`` becomes
 ``*.example.com:<port>`` (an Envoy suffix wildcard) and ``*`` becomes
 ``*:<port>``.  When two virtual hosts claim one domain the first keeps it, as in
 mirrorsim's lookup (Envoy rejects duplicate domains).  A final catch-all
@@ -25,9 +26,13 @@ circuit-breaker thresholds always set (unset = 2^32-1), routes with
 ``timeout: 0s`` when the VirtualService sets none (Envoy's own default is 15 s),
 Istio's retry policy (``previous_hosts`` predicate, 5 host selection attempts),
 mirror policies with ``runtime_fraction`` and ``trace_sampled: false``, per-route
-fault filter configuration, and a 1 MiB direct-response body limit.
-The HCM has ``use_remote_address: false`` (every client is external), Istio's
-``upgrade_configs`` (WebSocket) and a file access log to stdout in Envoy's default format.
+fault and CORS filter configuration, route decorators and ``max_grpc_timeout``,
+and a 1 MiB direct-response body limit.  The HCM is the one Istio builds for a
+sidecar's outbound HTTP listener (``normalize_path``, websocket upgrades,
+``proxy_100_continue``, the UUID request-id extension, ``stream_idle_timeout: 0s``,
+``use_remote_address: false``, the fault, CORS and router filters), plus a file
+access log to stdout in Envoy's default format.  docs/envoy-export.md has the
+setting-by-setting table with where Istio sets each one.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ from typing import Any
 
 import yaml
 
+from simulator.core.cors import CorsPolicy
 from simulator.core.hosts import is_ip
 from simulator.core.matchers import HeaderMatcher, PathMatcher, QueryParameterMatcher, StringMatcher
+from simulator.core.paths import BASE, DECODE_AND_MERGE_SLASHES, MERGE_SLASHES, NONE
 from simulator.core.table import (
     Cluster,
     DirectResponseAction,
@@ -51,6 +58,7 @@ from simulator.core.table import (
     RouteAction,
     RouteMatch,
     RouteTable,
+    VirtualHost,
 )
 
 # mirrorsim's HCM stat prefix (simulator/proxy/stats.py), so both expose the same names.
@@ -66,6 +74,18 @@ FILE_LOG_TYPE = _T + "envoy.extensions.access_loggers.file.v3.FileAccessLog"
 HTTP_OPTIONS_TYPE = _T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 PREVIOUS_HOSTS_TYPE = _T + "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
 FAULT_FILTER = "envoy.filters.http.fault"
+CORS_FILTER = "envoy.filters.http.cors"
+CORS_TYPE = _T + "envoy.extensions.filters.http.cors.v3.Cors"
+CORS_POLICY_TYPE = _T + "envoy.extensions.filters.http.cors.v3.CorsPolicy"
+UUID_REQUEST_ID_TYPE = _T + "envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig"
+
+ISTIO_RUNTIME_FLAGS: dict[str, Any] = {
+    "re2.max_program_size.error_level": "32768",
+    "envoy.deprecated_features:envoy.config.listener.v3.Listener.hidden_envoy_deprecated_use_original_dst": True,
+    "envoy.reloadable_features.http_reject_path_with_fragment": False,  # fragments stripped, not rejected
+    "envoy.reloadable_features.fixed_heap_use_allocated": True,
+    "envoy.reloadable_features.coalesce_lb_rebuilds_on_batch_update": False,
+}
 
 _DENOMINATORS = {100: "HUNDRED", 10_000: "TEN_THOUSAND", 1_000_000: "MILLION"}
 _REDIRECT_CODES = {301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
@@ -80,25 +100,7 @@ def bootstrap(
     admin: tuple[str, int] = ("127.0.0.1", 15000),
 ) -> dict[str, Any]:
     """The Envoy v3 static bootstrap equivalent to what mirrorsim serves for ``table``."""
-    rc = route_configuration(table)
-    filters: list[dict[str, Any]] = []
-    if _has_fault(table):
-        # the per-route configuration (typed_per_filter_config) does the work
-        filters.append({"name": FAULT_FILTER, "typed_config": {"@type": FAULT_TYPE}})
-    filters.append({"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}})
-    hcm = {
-        "@type": HCM_TYPE,
-        "stat_prefix": STAT_PREFIX,
-        "codec_type": "HTTP1",  # mirrorsim speaks HTTP/1.1 only (docs/deviations.md)
-        "use_remote_address": False,
-        "upgrade_configs": [{"upgrade_type": "websocket"}],  # Istio's listener_builder.go
-        "access_log": [{
-            "name": "envoy.access_loggers.file",
-            "typed_config": {"@type": FILE_LOG_TYPE, "path": "/dev/stdout"},  # default format
-        }],
-        "http_filters": filters,
-        "route_config": rc,
-    }
+    hcm = http_connection_manager(route_configuration(table), table.path_normalization)
     listener = {
         "name": "mirrorsim",
         "address": _address(*listen),
@@ -110,11 +112,53 @@ def bootstrap(
     return {
         "node": {"id": "mirrorsim", "cluster": "mirrorsim"},
         "admin": {"address": _address(*admin)},
+        # istio-agent's bootstrap (tools/packaging/common/envoy_bootstrap.json), runtime flags from
+        # pkg/bootstrap/config.go extractRuntimeFlags
+        "layered_runtime": {"layers": [
+            {"name": "global config", "static_layer": dict(ISTIO_RUNTIME_FLAGS)},
+            {"name": "admin", "admin_layer": {}},
+        ]},
         "static_resources": {
             "listeners": [listener],
             "clusters": [cluster(c) for c in table.clusters.values()],
         },
     }
+
+
+def http_connection_manager(route_config: dict[str, Any], path_normalization: str = BASE) -> dict[str, Any]:
+    """The HTTP connection manager of an Istio sidecar's outbound HTTP listener
+    (listener.go buildSidecarOutboundHTTPListenerOpts + listener_builder.go
+    buildHTTPConnectionManager, mesh defaults); docs/envoy-export.md has the table."""
+    hcm = {
+        "@type": HCM_TYPE,
+        "stat_prefix": STAT_PREFIX,
+        "codec_type": "AUTO",
+        "use_remote_address": False,  # PILOT_SIDECAR_USE_REMOTE_ADDRESS=false
+        "upgrade_configs": [{"upgrade_type": "websocket"}],
+        "stream_idle_timeout": "0s",
+        # buildHTTPConnectionManager's switch on meshConfig.pathNormalization (unset = DEFAULT = BASE)
+        "normalize_path": path_normalization != NONE,
+        "path_with_escaped_slashes_action": ("UNESCAPE_AND_FORWARD" if path_normalization == DECODE_AND_MERGE_SLASHES
+                                             else "KEEP_UNCHANGED"),
+        "proxy_100_continue": True,  # ENABLE_100_CONTINUE_HEADERS=true
+        "request_id_extension": {"typed_config": {
+            "@type": UUID_REQUEST_ID_TYPE, "use_request_id_for_trace_sampling": True}},
+        "access_log": [{
+            "name": "envoy.access_loggers.file",
+            "typed_config": {"@type": FILE_LOG_TYPE, "path": "/dev/stdout"},  # default format
+        }],
+        # Istio's outbound chain, less the filters mirrorsim does not model (istio.metadata_exchange,
+        # grpc_stats, istio.alpn, istio.stats): the per-route configuration does the work
+        "http_filters": [
+            {"name": FAULT_FILTER, "typed_config": {"@type": FAULT_TYPE}},
+            {"name": CORS_FILTER, "typed_config": {"@type": CORS_TYPE}},
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
+        ],
+        "route_config": route_config,
+    }
+    if path_normalization in (MERGE_SLASHES, DECODE_AND_MERGE_SLASHES):
+        hcm["merge_slashes"] = True
+    return hcm
 
 
 # yaml-cpp (Envoy's YAML reader) also takes these plain scalars as booleans; PyYAML would not quote them
@@ -152,47 +196,45 @@ def duration(seconds: float) -> str:
     return f"{s}.{frac:09d}".rstrip("0") + "s"
 
 
-def _has_fault(table: RouteTable) -> bool:
-    return any(r.fault is not None for rc in table.route_configs.values()
-               for vh in rc.virtual_hosts for r in vh.routes)
-
 
 # --------------------------------------------------------------------------- route configuration
 
 
-def _domain_forms(domain: str, port: int) -> list[str]:
-    d = domain.lower()
-    if d == "*":
-        return [f"*:{port}", "*"] if port == 80 else [f"*:{port}"]
-    return [f"{d}:{port}", d] if port == 80 else [f"{d}:{port}"]
-
-
 def route_configuration(table: RouteTable) -> dict[str, Any]:
-    """One route configuration for every port: domains carry the port."""
-    vhosts: list[dict[str, Any]] = []
+    """One route configuration for every port.  Every domain carries its port
+    (``httpbin:8000``); a domain without a port goes to the virtual host mirrorsim picks
+    for a Host without one (``RouteTable.select_virtual_host``): port 80's route
+    configuration first, then the lowest port.  A domain two virtual hosts claim stays
+    with the first, as in mirrorsim's lookup (Envoy rejects duplicates)."""
     taken: set[str] = set()
+    entries: list[tuple[int, VirtualHost, list[str]]] = []
     for port, rc in sorted(table.route_configs.items()):
         for vh in rc.virtual_hosts:
-            domains: list[str] = []
+            domains = []
             for d in vh.domains:
-                for form in _domain_forms(d, port):
-                    if form not in taken:  # first virtual host wins, as in mirrorsim
-                        taken.add(form)
-                        domains.append(form)
-            if not domains:
-                continue  # every domain belongs to an earlier virtual host: unreachable
-            vhosts.append({
-                "name": vh.name,
-                "domains": domains,
-                "routes": [route(r, port, table) for r in vh.routes],
-                "include_request_attempt_count": True,  # x-envoy-attempt-count, as Istio's sidecar
-            })
+                form = f"{d.lower()}:{port}"
+                if form not in taken:
+                    taken.add(form)
+                    domains.append(form)
+            entries.append((port, vh, domains))
+    for _, vh, domains in sorted(entries, key=lambda e: (e[0] != 80, e[0])):  # stable: vhost order kept
+        for d in vh.domains:
+            if d.lower() not in taken:
+                taken.add(d.lower())
+                domains.append(d.lower())
+    vhosts: list[dict[str, Any]] = [{
+        "name": vh.name,
+        "domains": domains,
+        "routes": [route(r, port, table) for r in vh.routes],
+        "include_request_attempt_count": True,  # x-envoy-attempt-count, as Istio's sidecar
+    } for port, vh, domains in entries if domains]  # no domain left: unreachable
     if "*" not in taken:
         vhosts.append({
             "name": "block_all",
             "domains": ["*"],
             "routes": [{"name": "block_all", "match": {"prefix": "/"},
                         "direct_response": {"status": 502}}],
+            "include_request_attempt_count": True,
         })
     return {
         "name": ROUTE_CONFIG_NAME,
@@ -207,6 +249,8 @@ def route(r: Route, port: int, table: RouteTable) -> dict[str, Any]:
     if r.name:
         out["name"] = r.name
     out["match"] = route_match(r.match)
+    if ".match[" in r.origin_path:  # TranslateRouteMatch sets it for every match block (none: no match)
+        out["match"]["case_sensitive"] = r.match.path.case_sensitive
     a = r.action
     if isinstance(a, RouteAction):
         out["route"] = route_action(a, table)
@@ -216,9 +260,30 @@ def route(r: Route, port: int, table: RouteTable) -> dict[str, Any]:
         out["direct_response"] = direct_response(a)
     _mutations(out, "request", r.request_headers)
     _mutations(out, "response", r.response_headers)
+    out["decorator"] = {"operation": decorator_operation(r, port)}
+    per_filter: dict[str, Any] = {}
     if r.fault is not None:
-        out["typed_per_filter_config"] = {FAULT_FILTER: fault(r.fault)}
+        per_filter[FAULT_FILTER] = fault(r.fault)
+    if r.cors is not None:
+        per_filter[CORS_FILTER] = cors_policy(r.cors)
+    if per_filter:
+        out["typed_per_filter_config"] = per_filter
     return out
+
+
+def decorator_operation(r: Route, port: int) -> str:
+    """Istio's GetRouteOperation (route.go): ``host:port`` of a single destination, else
+    ``<VirtualService name>:port``, then the path match; the default route's is TraceOperation."""
+    a = r.action
+    if not r.origin.startswith("VirtualService "):
+        host = a.cluster.rpartition("|")[2] if isinstance(a, RouteAction) else ""
+        return f"{host}:{port}/*"
+    p = r.match.path
+    path = p.value + "*" if p.kind == "prefix" else p.value
+    if isinstance(a, RouteAction) and a.cluster.count("|") == 3:
+        _, cport, _, host = a.cluster.split("|")
+        return f"{host}:{cport}{path}"
+    return f"{r.origin.rpartition('/')[2]}:{port}{path}"
 
 
 def _string_match(m: StringMatcher) -> dict[str, Any]:
@@ -301,6 +366,7 @@ def route_action(a: RouteAction, table: RouteTable) -> dict[str, Any]:
         if c is not None and c.hash_policy:
             out["hash_policy"] = [_hash_policy(kind, name) for kind, name in c.hash_policy]
     out["timeout"] = duration(a.timeout)  # 0s = no timeout (Envoy's default would be 15s)
+    out["max_grpc_timeout"] = out["timeout"]  # Istio's setTimeout: grpc-timeout honoured, capped by it
     if a.retry_policy is not None:
         out["retry_policy"] = retry_policy(a.retry_policy)
     if a.regex_rewrite is not None:
@@ -391,6 +457,27 @@ def direct_response(a: DirectResponseAction) -> dict[str, Any]:
     return out
 
 
+def cors_policy(c: CorsPolicy) -> dict[str, Any]:
+    """Istio's TranslateCORSPolicy: lists joined with ",", max_age in whole seconds,
+    filter enabled 100 %, forward_not_matching_preflights unless IGNORE."""
+    out: dict[str, Any] = {"@type": CORS_POLICY_TYPE}
+    if c.allow_origins:
+        out["allow_origin_string_match"] = [_string_match(m) for m in c.allow_origins]
+    if c.allow_methods:
+        out["allow_methods"] = c.allow_methods
+    if c.allow_headers:
+        out["allow_headers"] = c.allow_headers
+    if c.expose_headers:
+        out["expose_headers"] = c.expose_headers
+    if c.max_age:
+        out["max_age"] = c.max_age
+    if c.allow_credentials is not None:
+        out["allow_credentials"] = c.allow_credentials
+    out["filter_enabled"] = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+    out["forward_not_matching_preflights"] = c.forward_not_matching_preflights
+    return out
+
+
 def fault(f: FaultConfig) -> dict[str, Any]:
     """Istio's TranslateFault: percentages as FractionalPercent over MILLION."""
     out: dict[str, Any] = {"@type": FAULT_TYPE}
@@ -437,6 +524,7 @@ def cluster(c: Cluster) -> dict[str, Any]:
             "max_pending_requests": cb.max_pending_requests,
             "max_requests": cb.max_requests,
             "max_retries": cb.max_retries,
+            "track_remaining": True,  # Istio's getDefaultCircuitBreakerThresholds
         }]},
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {

@@ -86,6 +86,13 @@ async def config_dump(request: web.Request) -> web.Response:
                     entry["redirect"] = a.response_code
                 else:
                     entry["direct_response"] = a.status
+                if r.cors is not None:
+                    c = r.cors
+                    entry["cors"] = {"allow_origins": [m.describe() for m in c.allow_origins],
+                                     "allow_methods": c.allow_methods, "allow_headers": c.allow_headers,
+                                     "expose_headers": c.expose_headers, "max_age": c.max_age,
+                                     "allow_credentials": c.allow_credentials,
+                                     "forward_not_matching_preflights": c.forward_not_matching_preflights}
                 rs.append(entry)
             vhosts.append({"name": vh.name, "domains": list(vh.domains), "routes": rs})
         routes.append({"name": str(port), "virtual_hosts": vhosts})

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 import httptools
 
+from simulator.core.cors import set_lines as cors_set_lines
 from simulator.core.matchers import parse_query
 from simulator.core.table import (
     Endpoint,
@@ -526,7 +527,7 @@ class Stream(Exchange):
         "request_id", "xff", "user_agent", "payload", "endpoint", "keep_alive", "head",
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
-        "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel", "shadow_base",
+        "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel", "shadow_base", "cors_lines",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -577,6 +578,7 @@ class Stream(Exchange):
         # the shadow copies' head lines, held until the primary is handed to an upstream
         # connection (release_shadows): a copy never goes out for a primary never sent
         self.shadow_base: list[bytes] | None = None
+        self.cors_lines: tuple[tuple[str, str], ...] = ()  # set on the response (core/cors.py)
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -717,6 +719,16 @@ class Stream(Exchange):
 
     def forward(self, d: Forward, hdrs: dict[str, str]) -> None:
         proxy = self.proxy
+        if d.route.cors is not None:  # Envoy's CORS filter: after the fault filter, before the router
+            cors = d.route.cors.evaluate(self.method, hdrs)
+            if cors is not None:
+                proxy.stats.inc("cors.origin_valid" if cors.allowed else "cors.origin_invalid")
+                if cors.preflight is not None:
+                    # answered before the router: no route header operations, no rewrite logged
+                    self.decision = None
+                    self.local_reply(200, b"", "-", cors.preflight, early=True)
+                    return
+                self.cors_lines = cors.response
         self.hdrs = hdrs
         pool = proxy.pool(d.cluster)
         base, muts = self._build_headers(d, hdrs)
@@ -1006,12 +1018,16 @@ class Stream(Exchange):
                 parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
             if mut:
                 parts.append(_mutation_lines(mut))
+            if self.cors_lines:
+                parts = [cors_set_lines(b"".join(parts), self.cors_lines)]
             parts.append(proxy.dates.date_server_lines(now))
         else:
             if timed and b"x-envoy-upstream-service-time" not in placed:
                 parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
             if mut:
                 parts.append(_mutation_lines(mut))
+            if self.cors_lines:
+                parts = [cors_set_lines(b"".join(parts), self.cors_lines)]
             for n in (b"date", b"server"):
                 if n not in placed:
                     parts.append(proxy.dates.line(n, now, ms))
@@ -1221,9 +1237,12 @@ class Stream(Exchange):
                 if mut.dynamic:
                     mut = header_ops.response_mutations(self, mut, [], code)
                 extra = _apply_response_mutations_str(extra, mut)
-        self.conn.write(_local_reply_bytes(self.proxy, code, body, close=not self.keep_alive,
-                                           head=self.head, extra=extra,
-                                           content_type=content_type))
+        data = _local_reply_bytes(self.proxy, code, body, close=not self.keep_alive,
+                                  head=self.head, extra=extra, content_type=content_type)
+        if self.cors_lines:
+            end = data.index(b"\r\n\r\n") + 2
+            data = cors_set_lines(data[:end], self.cors_lines, b"date:") + data[end:]
+        self.conn.write(data)
         self.headers_sent = True
         self.finish(self.keep_alive)
 

@@ -174,7 +174,10 @@ class Decision:
 
     @property
     def status(self) -> int | None:
-        """The local reply's status (404 NR, 502, redirect, direct response); None when forwarded."""
+        """The local reply's status (404 NR, 502, redirect, direct response, 200 for a CORS
+        preflight the proxy answers); None when forwarded."""
+        if self.explanation.preflight_answered:
+            return 200
         r = self._reply
         return r.status if r is not None else None
 
@@ -285,6 +288,8 @@ class Decision:
             return f"redirect {rd.get('status')} to {rd.get('location')} by {describe_route(self.route)}"
         if k == "direct_response":
             return f"direct response {self.status} by {describe_route(self.route)}"
+        if k == "cors_preflight":
+            return f"CORS preflight answered 200 by {describe_route(self.route)}"
         if k == "bad_path":
             return f"400: path {self.explanation.request.path!r} fails path normalization (path_normalization_failed)"
         if k == "no_route":

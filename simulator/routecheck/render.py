@@ -105,6 +105,17 @@ def explain_text(e: Explanation) -> str:
         return "\n".join(lines) + "\n"
     assert isinstance(d, Forward)
     lines.append(f"matched: {_where(d.route)}  {_rule(d.route)}")
+    c = e.cors
+    if c is not None and c.preflight is not None:
+        lines.append("result: CORS preflight answered by the proxy: 200 (the router does not run:"
+                     " no upstream request, no mirror)")
+        lines += [f"  {n}: {v}" for n, v in c.preflight]
+        return "\n".join(lines) + "\n"
+    if c is not None:
+        allowed = "allowed" if c.allowed else "not allowed (no CORS headers)"
+        pre = ", unmatched preflight forwarded" if req.method == "OPTIONS" and not c.allowed else ""
+        lines.append(f"cors: origin {c.origin} {allowed}{pre}")
+        lines += [f"  response {n}: {v}" for n, v in c.response]
     if len(e.shares) > 1:
         lines.append("destinations (weighted):")
         for s in e.shares:
@@ -169,6 +180,10 @@ def explain_dict(e: Explanation) -> dict[str, Any]:
         "result": e.kind,
         "route": _route_dict(e.route),
     }
+    if e.cors is not None:
+        out["cors"] = {"origin": e.cors.origin, "allowed": e.cors.allowed,
+                       "preflight": None if e.cors.preflight is None else dict(e.cors.preflight),
+                       "responseHeaders": dict(e.cors.response)}
     d = e.decision
     if isinstance(d, LocalReply):
         out.update(status=d.status, flags=d.flags, details=d.details, body=d.body.decode("utf-8", "replace"),

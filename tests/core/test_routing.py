@@ -170,6 +170,8 @@ def test_connect_is_never_mirrored():
     ("httpbin.default:8000", "forward"),
     ("httpbin.default.svc:8000", "forward"),
     ("httpbin.default.svc.cluster.local:8000", "forward"),
+    ("httpbin.default.svc.cluster.local.:8000", "forward"),  # Istio's absolute-FQDN domain
+    ("httpbin.:8000", 502),
     ("HTTPBIN:8000", "forward"),
     ("httpbin:9999", 502),  # no service on that port: REGISTRY_ONLY
     ("other:8000", 502),
@@ -181,6 +183,29 @@ def test_virtual_host_domains(authority, expected):
         assert isinstance(d, Forward)
     else:
         assert isinstance(d, LocalReply) and d.status == expected
+
+
+def test_virtual_host_domains_in_istios_order_with_service_addresses():
+    from simulator.core.translate import service_domains
+
+    assert service_domains("a.ns.svc.cluster.local", "ns", "cluster.local", ("10.0.0.1", "fd00::1")) == (
+        "a.ns.svc.cluster.local", "a.ns.svc.cluster.local.", "a", "a.ns.svc", "a.ns", "10.0.0.1", "[fd00::1]")
+    assert service_domains("a.other.svc.cluster.local", "ns", "cluster.local") == (
+        "a.other.svc.cluster.local", "a.other.svc.cluster.local.", "a.other", "a.other.svc")
+    assert service_domains("ext.example.com", "ns", "cluster.local") == ("ext.example.com", "ext.example.com.")
+    table = table_from_yaml("""
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: default}
+spec:
+  hosts: [ext.example.com]
+  addresses: [240.0.0.9, 10.9.0.0/16]
+  resolution: STATIC
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1}]
+""")
+    assert table.route_configs[8000].virtual_hosts[0].domains == ("ext.example.com", "ext.example.com.", "240.0.0.9")
+    assert isinstance(table.route("GET", "240.0.0.9:8000", "/", {}, 0), Forward)
 
 
 def test_service_without_virtual_service_gets_default_route():
