@@ -256,8 +256,6 @@ async def test_host_svc_short_name(g: Group) -> None:
     g.compare(e, m)
 
 
-@differs("mirrorsim has no virtual host domain for the absolute FQDN with a trailing dot "
-         "(Istio's EnableAbsoluteFqdnVhostDomain, default on)")
 async def test_host_absolute_fqdn(g: Group) -> None:
     e, m = await g.both(get("/h", host="httpbin.default.svc.cluster.local.:8000"))
     assert e.got.status == 200 and e.got.body == b"v1"

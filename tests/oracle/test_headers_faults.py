@@ -11,8 +11,6 @@ from tests.oracle.test_basic import UPSTREAM_RESET, differs, get
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="package")]
 
-CORS = differs("mirrorsim does not apply corsPolicy (Istio: route typed_per_filter_config envoy.filters.http.cors)")
-
 # --------------------------------------------------------------------------- headers from the client
 
 
@@ -248,7 +246,6 @@ async def test_upstream_503_not_retried_by_default(g: Group) -> None:
 # --------------------------------------------------------------------------- CORS
 
 
-@CORS
 async def test_cors_preflight_allowed_origin(g: Group) -> None:
     e, m = await g.both(get("/cors", method="OPTIONS", headers=[("Origin", "https://good.example"),
                                                                 ("Access-Control-Request-Method", "POST")]))
@@ -267,7 +264,6 @@ async def test_cors_preflight_other_origin_forwarded(g: Group) -> None:
     g.compare(e, m)
 
 
-@CORS
 async def test_cors_actual_request_allowed_origin(g: Group) -> None:
     e, m = await g.both(get("/cors", headers=[("Origin", "https://good.example")]))
     assert e.got.body == b"v1"
