@@ -278,6 +278,21 @@ async def test_cors_actual_request_other_origin(g: Group) -> None:
     g.compare(e, m)
 
 
+async def test_cors_preflight_method_not_checked(g: Group) -> None:
+    e, m = await g.both(get("/cors", method="OPTIONS", headers=[("Origin", "https://good.example"),
+                                                                ("Access-Control-Request-Method", "DELETE")]))
+    assert e.got.status == 200 and not e.at("v1")  # answered even for a method not in allowMethods
+    assert e.got.header("access-control-allow-methods") == "GET,POST"
+    g.compare(e, m)
+
+
+async def test_cors_options_without_request_method_forwarded(g: Group) -> None:
+    e, m = await g.both(get("/cors", method="OPTIONS", headers=[("Origin", "https://good.example")]))
+    assert e.got.body == b"v1"  # not a preflight: forwarded, with the actual-request CORS headers
+    assert e.got.header("access-control-allow-origin") == "https://good.example"
+    g.compare(e, m)
+
+
 async def test_cors_preflight_without_cors_policy(g: Group) -> None:
     e, m = await g.both(get("/get", method="OPTIONS", headers=[("Origin", "https://good.example"),
                                                                ("Access-Control-Request-Method", "POST")]))
