@@ -823,8 +823,10 @@ class Stream(Exchange):
                     lines.append(b"%s: %s\r\n" % (ln, v))
                     has_length = has_length or ln == b"content-length"
                     continue
-                if ln == b"expect" and v.lower() != b"100-continue":
-                    lines.append(b"%s: %s\r\n" % (ln, v))  # Envoy forwards other expectations
+                if ln == b"expect" and ln not in drop:
+                    # Istio sets proxy_100_continue (ENABLE_100_CONTINUE_HEADERS): Envoy
+                    # forwards Expect, 100-continue included (deviations P2: the 100 is ours)
+                    lines.append(b"%s: %s\r\n" % (ln, v))
                     continue
                 if ln == b"content-length" and not req.chunked:
                     lines.append(b"content-length: %d\r\n" % len(req.body))

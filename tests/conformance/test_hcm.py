@@ -80,18 +80,11 @@ SCENARIOS = [
              traffic_policy="loadBalancer: {consistentHash: {httpHeaderName: x-user}}",
              requests=(Req(headers=(("x-user", "alice"),)),), check=same_host_retries),
     Scenario("hcm-expect-100-continue", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
-             requests=(Req(), Req()), drive=drive_expect_continue,
-             xfail="Envoy (proxy_100_continue: true, as Istio) forwards expect: 100-continue to the upstream "
-                   "and relays the upstream's 100 Continue; mirrorsim drops the Expect header (it answers 100 "
-                   "itself, as Envoy does without proxy_100_continue); the client sees the same 100 and final "
-                   "response from both (100-continue: the proto helper)"),
+             requests=(Req(), Req()), drive=drive_expect_continue),
     Scenario("hcm-websocket-upgrade", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
              requests=(Req(headers=(("Connection", "Upgrade"), ("Upgrade", "websocket"),
                                     ("Sec-WebSocket-Version", "13"),
-                                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))),),
-             xfail="Envoy (upgrade_configs: websocket, as Istio) forwards the upgrade request with its Connection "
-                   "and Upgrade headers and relays the backend's non-101 answer (200, then connection: close); "
-                   "mirrorsim closes the connection without a response (websocket: the proto helper)"),
+                                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))),)),
     Scenario("hcm-grpc-timeout", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
              requests=(Req(method="POST", headers=(("content-type", "application/grpc"), ("grpc-timeout", "2S"),
                                                    ("te", "trailers")), body=b"\0\0\0\0\0"),),

@@ -68,6 +68,9 @@ class Upstream:
                 self.log.append((n, head))
                 path = head.split(b" ", 2)[1]
                 m = re.search(rb"content-length: (\d+)", head, re.I)
+                if b"expect: 100-continue" in head.lower() and b"/silent" not in path:
+                    # as aiohttp, gunicorn and nginx do: Istio's Envoy proxies it (proxy_100_continue)
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 if m and b"upgrade" not in head.lower():
                     self.log.append((n, await reader.readexactly(int(m.group(1)))))
                 if b"/ws" in path and b"/wsfail" not in path:
