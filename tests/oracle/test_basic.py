@@ -343,8 +343,6 @@ async def test_upgrade_unknown_type(g: Group) -> None:
     g.compare(e, m)
 
 
-@differs("mirrorsim answers Expect: 100-continue itself and strips Expect toward the upstream and the mirror; "
-         "Envoy (proxy_100_continue) forwards Expect and relays the upstream's 100")
 async def test_expect_100_continue(g: Group) -> None:
     e, m = await g.both(expect_continue("/post"))
     assert e.got.interim == [100] and e.got.status == 200
@@ -352,8 +350,8 @@ async def test_expect_100_continue(g: Group) -> None:
     g.compare(e, m)
 
 
-@differs("mirrorsim sends its own 100 before the upstream answers; Envoy forwards Expect, so the client gets "
-         "no 100, only the 503, and Envoy closes the connection (the body was never sent)")
+@differs("mirrorsim sends its own 100 before the upstream answers (docs/deviations.md P6); Envoy relays the "
+         "upstream's, so the client gets no 100, only the 503, and Envoy closes the connection (body never sent)")
 async def test_expect_100_continue_upstream_closes(g: Group) -> None:
     e, m = await g.both(expect_continue("/post", host="flaky:8000"))
     assert e.got.status == 503 and e.got.interim == []
