@@ -190,6 +190,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     nhosts = sum(len(rc.virtual_hosts) for rc in table.route_configs.values())
     args.banner = f"{version_line()}: {nhosts} virtual host(s), {len(table.clusters)} cluster(s)"
+    if options.source_labels or options.source_namespace:
+        labels = ",".join(f"{k}={v}" for k, v in options.source_labels) or "no labels"
+        args.banner += f"; routes of a workload with {labels} in namespace {options.client_namespace}"
+    if options.path_normalization != "BASE":
+        args.banner += f"; path normalization {options.path_normalization}"
     if args.workers > 1:
         print(args.banner, file=sys.stderr)
         return _run_workers(args, table, gateways)

@@ -75,14 +75,11 @@ class Request:
 
     @property
     def implied_port(self) -> int:
+        """The authority's port, else the scheme's (for picking a Gateway's server)."""
         _, port = split_host_port(self.authority)
         if port is not None:
             return port
         return 443 if self.scheme == "https" else 80
-
-    @property
-    def listener_port(self) -> int:
-        return self.port if self.port is not None else self.implied_port
 
 
 # --------------------------------------------------------------------------- the explanation

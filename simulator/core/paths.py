@@ -48,6 +48,8 @@ MODES: Final = (NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES)
 # A path made only of these characters, starting with "/" and without "/." (so no dot
 # segment), is already canonical: no escape, no backslash, nothing to escape, no fragment.
 _CLEAN: Final = re.compile(r"/[A-Za-z0-9/\-._~!$&'()*+,;=:@?]*")
+# A path part without escapes, backslashes or characters to escape: only its dot segments change.
+_PLAIN: Final = re.compile(r"[A-Za-z0-9/\-._~!$&'()*+,;=:@]*")
 _HEX: Final = "0123456789abcdefABCDEF"
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # ASCII characters the canonical path carries escaped ('%', '\\' and '.' are handled apart)
@@ -80,9 +82,14 @@ def normalize_path(path: str, mode: str = BASE) -> str | None:
         only, query = path[:q], path[q:]
     if mode == DECODE_AND_MERGE_SLASHES:
         only = unescape_slashes(only)
-    canonical = canonicalize(strip_dot_segment_parameters(only))
-    if canonical is None:
-        return None
+    only = strip_dot_segment_parameters(only)
+    if _PLAIN.fullmatch(only) is not None:
+        canonical = remove_dot_segments(only)  # the same result, a segment (not a character) at a time
+    else:
+        checked = canonicalize(only)
+        if checked is None:
+            return None
+        canonical = checked
     if merge:
         canonical = merge_slashes(canonical)
     return canonical + query
@@ -133,6 +140,30 @@ def merge_slashes(path: str) -> str:
     prefix = "/" if path.startswith("/") else ""
     suffix = "/" if path.endswith("/") else ""
     return prefix + "/".join(s for s in path.split("/") if s) + suffix
+
+
+def remove_dot_segments(path: str) -> str:
+    """``canonicalize`` for a path of plain characters (no ``%``, ``\\``, nothing to
+    escape): ``.`` segments dropped, ``..`` drops the segment before it (never the
+    root), a dot segment at the end leaves a trailing ``/``; empty segments are kept."""
+    if "." not in path:
+        return path if path.startswith("/") else "/" + path
+    segments = path.split("/")
+    if path.startswith("/"):
+        segments = segments[1:]
+    out: list[str] = []
+    last = len(segments) - 1
+    trailing = False
+    for i, seg in enumerate(segments):
+        if seg == ".":
+            trailing = i == last
+        elif seg == "..":
+            if out:
+                out.pop()
+            trailing = i == last
+        else:
+            out.append(seg)
+    return "/" + "/".join(out) + ("/" if trailing and out else "")
 
 
 def _dot_len(spec: str, i: int, end: int) -> int:

@@ -496,7 +496,8 @@ class RouteTable:
     ) -> Decision:
         """Route one request.  ``headers`` maps lower-case names to values; a header
         sent on several lines may be given as a tuple of its values (Envoy matches
-        each line).  The pseudo-headers ``:authority``, ``:method``, ``:scheme`` and
+        each line; for its "inline" headers, whose lines its codec joins, the proxy passes
+        the joined value instead).  The pseudo-headers ``:authority``, ``:method``, ``:scheme`` and
         ``:path`` are added here.  ``path`` is already normalized (``normalize_path``);
         ``port`` is the connection's destination port when known (see
         ``select_virtual_host``)."""

@@ -1,10 +1,15 @@
 """HTTP/1.1 header handling shared by the downstream and upstream sides.
 
-What Envoy does to a request before routing (observed on 1.40, see
-docs/mirroring.md): hop-by-hop headers (``connection``, the names it lists,
-``keep-alive``, ``proxy-connection``, ``upgrade``, ``transfer-encoding``) and
-``expect`` are removed; ``te`` survives only as ``trailers``; header names go
-out lower-cased; duplicate lines stay separate and in order.
+What Envoy does to a request before routing (observed on 1.40 with Istio's outbound
+configuration; tests/conformance/test_headers.py pins each): hop-by-hop headers
+(``connection``, the names it lists, ``keep-alive``, ``proxy-connection``, ``upgrade``,
+``transfer-encoding``) and ``expect`` are removed; ``te`` survives only as ``trailers``;
+the control headers of external requests and ``x-forwarded-client-cert`` are removed;
+the lines of an inline header are joined into one, other duplicate lines stay separate
+and in order; ``referer`` goes unless valid; header names go out lower-cased.  Chunked
+request trailers are dropped.  Upstream responses: inline headers joined the same way,
+hop-by-hop headers removed, ``date``, ``server`` and ``x-envoy-upstream-service-time``
+set by the proxy (in place of the upstream's).
 """
 
 from __future__ import annotations

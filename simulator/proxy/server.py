@@ -49,6 +49,7 @@ from simulator.proxy import header_ops, tunnel
 from simulator.proxy.accesslog import AccessLog, protocol
 from simulator.proxy.headers import (
     BODILESS_METHODS,
+    INLINE_REQUEST,
     INLINE_RESPONSE,
     NAME_STR,
     RESPONSE_HOP_BY_HOP,
@@ -614,6 +615,8 @@ class Stream(Exchange):
             if name in hdrs:
                 value = v.decode("latin-1")
                 hdrs[name] = hdrs[name] + "," + value
+                if n in INLINE_REQUEST:
+                    continue  # Envoy's codec joined these lines: routing sees one value
                 if repeated is None:
                     repeated = {}
                 repeated[name] = repeated.get(name, (hdrs[name][: -len(value) - 1],)) + (value,)

@@ -104,7 +104,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     req = Request(args.method, authority, path, headers, scheme, args.port, args.random_value)
     e = mesh.explain(req, gateway)
     if args.output == "json":
-        print(json.dumps(explain_dict(e), indent=2))
+        out = explain_dict(e)
+        out["source"] = {"labels": dict(args.source_labels), "namespace": args.source_namespace or args.namespace}
+        print(json.dumps(out, indent=2))
     else:
         text = explain_text(e)
         if args.source_labels or args.source_namespace:

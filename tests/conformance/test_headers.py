@@ -3,17 +3,72 @@ outbound sidecar configuration) on the real Envoy vs mirrorsim."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tests.conformance.harness import (
     Backend,
+    Observation,
     Req,
     Scenario,
     conformance_env,
+    differences,
     params,
 )
+from tests.support.recorder import Recorded
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+
+def expect(facts: Callable[[list[Recorded], Observation], None]) -> Callable[[Observation, Observation], None]:
+    """A check: Envoy and mirrorsim agree (as the default check), and Envoy's observation
+    shows ``facts`` (the requests its v1 backend got, in client order; the observation)."""
+
+    def check(e: Observation, m: Observation) -> None:
+        diffs = differences(e, m)
+        assert not diffs, "Envoy and mirrorsim differ:\n" + "\n".join(diffs)
+        facts(sorted(e.recorded["v1"], key=lambda r: int(r.header("x-seq") or -1)), e)
+
+    return check
+
+
+def _attempt_count(got: list[Recorded], _: Observation) -> None:
+    assert [r.header_values("x-envoy-attempt-count") for r in got] == [["1"], ["1"]]
+
+
+def _external(got: list[Recorded], _: Observation) -> None:
+    names = {n for r in got for n in r.header_names()}
+    for n in ("x-envoy-retry-on", "x-envoy-force-trace", "x-envoy-original-url", "x-envoy-internal",
+              "x-envoy-upstream-rq-timeout-alt-response", "x-envoy-upstream-stream-duration-ms"):
+        assert n not in names, n
+    for n in ("x-envoy-decorator-operation", "x-envoy-downstream-service-cluster",
+              "x-envoy-downstream-service-node", "x-envoy-made-up"):
+        assert n in names, n
+
+
+def _te(got: list[Recorded], _: Observation) -> None:
+    assert [r.header_values("te") for r in got] == [
+        ["trailers"], ["trailers"], [], [], [], ["trailers"], [], [], ["trailers"]]
+
+
+def _trailers(_: list[Recorded], e: Observation) -> None:
+    assert e.count("v2") == 0  # trailers never route
+    assert all(not r.trailers and r.header("x-trailer") is None for r in e.recorded["v1"])
+
+
+def _format(got: list[Recorded], e: Observation) -> None:
+    first = got[0]
+    assert first.header("x-f-req") == "<hello>" and first.header("x-f-pct") == "100% sure"
+    assert first.header("x-f-only-missing") is None and first.header("x-f-upstream") == "[]"
+    assert got[1].header("x-f-req") == "<a>" and got[1].header("x-f-addr") == "10.9.8.7"
+    resp = e.responses[0]
+    assert resp is not None and resp.header("x-r-add") == "a hello % b" and resp.header("x-r-code") == "[200]"
+
+
+def _local_replies(_: list[Recorded], e: Observation) -> None:
+    assert [r.header("x-local") if r else None for r in e.responses] == [
+        "abort", "timeout", "refused", "nohost", "direct"]
 
 
 def to(subset: str) -> str:
@@ -38,6 +93,7 @@ ENVOY_HEADERS = tuple((n, "1") for n in (
 SCENARIOS = [
     Scenario(
         "hdr-attempt-count",
+        check=expect(_attempt_count),
         backends=("v1",),
         requests=(Req(headers=(("x-envoy-attempt-count", "7"),)),
                   Req(headers=(("x-envoy-attempt-count", "1"), ("x-envoy-attempt-count", "2")))),
@@ -52,7 +108,25 @@ SCENARIOS = [
         requests=(Req(headers=(("x-a", "1"), ("x-envoy-attempt-count", "7"), ("x-b", "2"))),),
     ),
     Scenario(
+        # the lines of an inline header are one value to route matching: "a,b"
+        "hdr-inline-match",
+        http=f"""
+        - match: [{{headers: {{user-agent: {{exact: "a"}}}}}}]
+          {to("v2")}
+        - match: [{{headers: {{x-custom: {{exact: "a"}}}}}}]
+          {to("v2")}
+        - match: [{{headers: {{accept: {{exact: "a,b"}}}}}}]
+          {to("v2")}
+        - {to("v1")}
+        """,
+        requests=(Req(headers=(("user-agent", "a"), ("user-agent", "b"))),
+                  Req(headers=(("x-custom", "b"), ("x-custom", "a"))),
+                  Req(headers=(("accept", "a"), ("accept", "b"))),
+                  Req(headers=(("user-agent", "b"), ("user-agent", "a")))),
+    ),
+    Scenario(
         "hdr-envoy-external",
+        check=expect(_external),
         backends=("v1",),
         requests=(Req(headers=ENVOY_HEADERS),),
     ),
@@ -68,6 +142,7 @@ SCENARIOS = [
     ),
     Scenario(
         "hdr-te",
+        check=expect(_te),
         backends=("v1",),
         requests=tuple(Req(headers=(("te", v),)) for v in (
             "gzip, trailers", "trailers, gzip", "Trailers", "gzip", "trailers;q=1", " trailers ",
@@ -76,6 +151,7 @@ SCENARIOS = [
     ),
     Scenario(
         "hdr-trailers",
+        check=expect(_trailers),
         http=f"""
         - match: [{{headers: {{x-trailer: {{exact: "yes"}}}}}}]
           {to("v2")}
@@ -87,6 +163,7 @@ SCENARIOS = [
     ),
     Scenario(
         "hdr-format",
+        check=expect(_format),
         backends=(Backend("v1", headers=(("x-backend", "b1"),)),),
         http=f"""
         - headers:
@@ -156,7 +233,27 @@ SCENARIOS = [
                                ("x-forwarded-proto", "https")))),
     ),
     Scenario(
+        # header operations run in order on the live request: a later one reads an earlier one
+        "hdr-format-sequence",
+        backends=("v1",),
+        http="""
+        - route:
+          - destination: {host: HOST, subset: v1}
+            headers:
+              request:
+                set: {x-d: "d[%REQ(x-a)%][%REQ(x-r)%]"}
+          headers:
+            request:
+              set: {x-a: "1", x-b: "b[%REQ(x-a)%][%REQ(x-c)%]", x-c: "c", x-x: "%REQ(x-add)%"}
+              add: {x-add: "added", x-add2: "%REQ(x-add)%"}
+            response:
+              set: {x-r1: "one", x-r2: "%RESP(x-r1)%"}
+        """,
+        requests=(Req(), Req(headers=(("x-a", "client"), ("x-add", "client-add")))),
+    ),
+    Scenario(
         "hdr-local-replies",
+        check=expect(_local_replies),
         backends=(Backend("v1", delay=0.5), Backend("v2", refuse=True)),
         http=f"""
         - match: [{{uri: {{prefix: /abort}}}}]

@@ -181,3 +181,24 @@ def test_the_route_table_routes_the_normalized_path(path):
     e = explain(table, Request("GET", "httpbin:8000", path))
     assert e.cluster is not None and e.cluster.subset == "v2", e.decision
     assert e.path_changed and e.normalized_path is not None and e.normalized_path.startswith("/admin")
+
+
+def test_plain_paths_take_the_segment_route_with_the_same_result():
+    import random
+
+    from simulator.core.paths import canonicalize, remove_dot_segments
+
+    rng = random.Random(7)
+    for _ in range(20000):
+        s = "".join(rng.choice("/./a..b/") for _ in range(rng.randint(0, 12)))
+        assert remove_dot_segments(s) == canonicalize(s), s
+
+
+def test_a_long_hostile_path_is_linear():
+    import time
+
+    t0 = time.perf_counter()
+    assert normalize_path("/" + "../" * 20000 + "a") == "/a"
+    assert normalize_path("/a" * 15000 + "/.." * 15000) == "/"
+    assert normalize_path("/%2e%2e" * 8000 + "/x") == "/x"
+    assert time.perf_counter() - t0 < 5.0  # quadratic work would take minutes

@@ -8,6 +8,7 @@ others go through their public entry points (CLI `main`, `Mesh.route`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -55,6 +56,7 @@ kind: ServiceEntry
 metadata: {{name: api, namespace: default}}
 spec:
   hosts: [api.example.com]
+  addresses: [240.0.0.7]
   location: MESH_EXTERNAL
   resolution: STATIC
   ports: [{{number: 8080, name: http, protocol: HTTP}}]
@@ -114,6 +116,9 @@ REQUESTS: list[tuple[str, str, dict | None, tuple[str, str] | int]] = [
     ("unknown", "/", None, 502),
     ("unknown:8000", "/", None, 502),
     ("10.1.2.3", "/", None, 502),
+    ("240.0.0.7:8080", "/v1", None, ("api", "/v1")),  # a ServiceEntry address is one of its domains
+    ("240.0.0.7", "/v1", None, ("api", "/v1")),
+    ("240.0.0.7:80", "/v1", None, 502),
     ("127.0.0.1:8000", "/", None, 502),
     ("[::1]:8000", "/", None, 502),
     ("httpbin", "/public/../admin/x", None, ("httpbin-v2", "/admin/x")),
@@ -272,3 +277,55 @@ def load_text_config(text: str):  # type: ignore[no-untyped-def]
     result = load_text(text, "mesh.yaml")
     assert result.ok, [d.format() for d in result.diagnostics]
     return result.config
+
+
+async def test_connect_is_not_normalized_into_a_matching_path(run_proxy) -> None:
+    from tests.conftest import registry_yaml, virtual_service
+
+    yaml_text = registry_yaml({"v1": 0}).replace("http: 0", "http: {port}") + virtual_service(
+        "- route: [{destination: {host: httpbin, subset: v1}}]")
+    async with Recorder("v1") as rec:
+        cfg = load_text_config(yaml_text.replace("{port}", str(rec.port)))
+        rp = await run_proxy(translate(cfg, TranslateOptions()))
+        reader, writer = await asyncio.open_connection("127.0.0.1", rp.port)
+        writer.write(b"CONNECT httpbin:8000 HTTP/1.1\r\nHost: httpbin:8000\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 404 ") and rec.requests == []  # CONNECT has no :path: no route matches
+
+
+async def test_mirrorsim_run_process_with_routing_flags(tmp_path: Path) -> None:
+    """The `mirrorsim run` process: its flags reach the route table; port-less Host, normalized
+    path and the workload's rules on the wire; the access log shows the normalized path."""
+    import re
+
+    from tests.test_cli import _read_until, _spawn
+
+    recs = {n: Recorder(n) for n in NAMES}
+    for r in recs.values():
+        await r.start()
+    try:
+        cfg = tmp_path / "mesh.yaml"
+        cfg.write_text(config({n: r.port for n, r in recs.items()}), encoding="utf-8")
+        proc = await _spawn("run", "-f", str(cfg), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                            "--source-labels", "app=productpage", "--path-normalization", "MERGE_SLASHES")
+        try:
+            banner = await _read_until(proc.stderr, r"virtual host")  # type: ignore[arg-type]
+            assert banner.rstrip().endswith("; routes of a workload with app=productpage in namespace default; "
+                                            "path normalization MERGE_SLASHES"), banner
+            line = await _read_until(proc.stderr, r"listening on")  # type: ignore[arg-type]
+            port = int(re.search(r"http://127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+            for host, path, backend, seen in (("httpbin", "/pp", "httpbin-v2", "/pp"),
+                                              ("httpbin", "//public/../admin", "httpbin-v2", "/admin"),
+                                              ("web", "/a/./b", "web-80", "/a/b")):
+                resp = await get(port, path, host=host)
+                assert resp.status == 200 and recs[backend].requests[-1].target == seen, (host, path)
+            assert (await get(port, "/x/%00", host="httpbin")).status == 400
+            log = await _read_until(proc.stdout, r'"GET //?admin HTTP/1.1"')  # type: ignore[arg-type]
+            assert '"GET /admin HTTP/1.1"' in log
+        finally:
+            proc.terminate()
+            await proc.wait()
+    finally:
+        for r in recs.values():
+            await r.stop()
