@@ -200,13 +200,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_workers(args, table, gateways)
     _use_uvloop()
     try:
-        asyncio.run(_serve(args, table, gateways))
+        return asyncio.run(_serve(args, table, gateways))
     except KeyboardInterrupt:
-        pass
+        return 130
     except OSError as exc:
         print(f"mirrorsim: cannot listen: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | None):  # type: ignore[no-untyped-def]
@@ -243,16 +242,20 @@ def _run_workers(args: argparse.Namespace, table, gateways) -> int:  # type: ign
     # each worker opens the access log itself, after the fork, on its own loop
     opts = dataclasses.replace(_run_options(args, None), access_log_spec=args.access_log)
     try:
-        return run_workers(args.workers, table, opts, gateways, loop_factory)
+        return run_workers(args.workers, table, opts, gateways, loop_factory,
+                           drain_time=args.drain_time, restart_delay=args.worker_restart_delay)
     except OSError as exc:
         print(f"mirrorsim: cannot listen: {exc}", file=sys.stderr)
         return 1
 
 
-async def _serve(args: argparse.Namespace, table, gateways) -> None:  # type: ignore[no-untyped-def]
+async def _serve(args: argparse.Namespace, table, gateways) -> int:  # type: ignore[no-untyped-def]
+    from simulator.proxy.lifecycle import Shutdown, serve_until_signalled
     from simulator.proxy.runner import freeze_startup_objects, start_proxy
 
     loop = asyncio.get_running_loop()
+    shutdown = Shutdown(loop)
+    shutdown.install(signal.SIGINT, signal.SIGTERM)
     lhost = args.listen[0]
     opts = _run_options(args, loop)
     rp = await start_proxy(table, opts, gateways)
@@ -264,14 +267,7 @@ async def _serve(args: argparse.Namespace, table, gateways) -> None:  # type: ig
     print(f"mirrorsim listening on http://{lhost}:{rp.port}"
           + (f" (admin http://{opts.admin_host}:{rp.admin_port})" if rp.admin_port else ""),
           file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    await stop.wait()
-    await rp.close()
+    return await serve_until_signalled(rp, args.drain_time, shutdown)
 
 
 def cmd_backend(args: argparse.Namespace) -> int:

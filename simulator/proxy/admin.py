@@ -44,8 +44,19 @@ async def stats(request: web.Request) -> web.Response:
     return stats_response(request, proxy_stats(_proxy(request)))
 
 
+def ready_response(state: str) -> web.Response:
+    """Envoy's /ready: the server state's name and a newline, 200 when it is LIVE, else 503
+    (mirrorsim says DRAINING while it drains, INITIALIZING while a worker is starting or
+    restarting: docs/operations.md)."""
+    return web.Response(text=state + "\n", status=200 if state == "LIVE" else 503)
+
+
+def server_state(proxy: Proxy) -> str:
+    return "DRAINING" if proxy.draining else "LIVE"
+
+
 async def ready(request: web.Request) -> web.Response:
-    return web.Response(text="LIVE\n")
+    return ready_response(server_state(_proxy(request)))
 
 
 async def clusters(request: web.Request) -> web.Response:
@@ -109,7 +120,7 @@ def build_admin_app(proxy: Proxy, started: float | None = None) -> web.Applicati
     build = build_info()  # "compiled (mypyc)" or "pure Python ..."
 
     async def server_info(request: web.Request) -> web.Response:
-        return web.json_response({"state": "LIVE", "uptime_seconds": int(time.time() - t0),
+        return web.json_response({"state": server_state(proxy), "uptime_seconds": int(time.time() - t0),
                                   "envoy_semantics": "1.40", "build": build})
 
     app.router.add_get("/stats", stats)

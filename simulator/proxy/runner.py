@@ -101,6 +101,8 @@ class RunningProxy:
         self.admin_port = admin_port
         self.gateway_servers: list[asyncio.AbstractServer] = []
         self.gateway_ports: dict[str, int] = {}
+        self.proxies: list[Proxy] = [proxy]  # this listener's and each gateway's
+        self.draining = False
 
     @property
     def stats(self) -> Stats:
@@ -110,14 +112,39 @@ class RunningProxy:
         if self.proxy.shadows is not None:
             await self.proxy.shadows.drain(timeout)
 
+    def begin_drain(self) -> None:
+        """Start draining as Envoy does under Istio (drain strategy immediate): stop
+        accepting connections; every response from now on says ``connection: close``,
+        also those of requests in flight whose response has not started."""
+        if self.draining:
+            return
+        self.draining = True
+        for gs in self.gateway_servers:
+            gs.close()
+        self.server.close()
+        for p in self.proxies:
+            p.draining = True
+            for conn in p.connections:
+                stream = conn.active
+                if stream is not None and not stream.headers_sent:
+                    stream.keep_alive = False
+
+    def in_flight(self) -> int:
+        """Downstream requests in progress or queued, and shadow copies in flight."""
+        n = sum(1 for p in self.proxies for c in p.connections if c.active is not None or c.queue)
+        shadows = self.proxy.shadows
+        return n + (shadows.inflight if shadows is not None else 0)
+
     async def close(self) -> None:
         for gs in self.gateway_servers:
             gs.close()
         self.server.close()
-        self.proxy.close()
+        for p in self.proxies:
+            p.close()
         await self.server.wait_closed()
         if self.admin is not None:
             await self.admin.cleanup()
+        await asyncio.sleep(0)  # the closed connections' connection_lost: their access-log lines
         self.proxy.access_log.flush()
 
 
@@ -165,6 +192,7 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
         else:
             gs = await loop.create_server(sibling.protocol_factory, gw.host, gw.port,
                                           reuse_port=opts.reuse_port or None, backlog=1024)
+        running.proxies.append(sibling)
         running.gateway_servers.append(gs)
         running.gateway_ports[gw.name] = gs.sockets[0].getsockname()[1]
     return running

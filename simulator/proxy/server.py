@@ -159,6 +159,7 @@ class Proxy:
         self.shadows: ShadowDispatcher | None = None
         self.connections: set[DownstreamConnection] = set()
         self.budget = BodyBudget(self.options.max_buffered_bytes, self.loop)
+        self.draining = False  # shutting down: every response says connection: close (lifecycle.py)
 
     def sibling(self, table: RouteTable, http_prefix: str, server_name: bytes = b"istio-envoy") -> Proxy:
         """A proxy for another listener (a gateway server) sharing this one's
@@ -556,7 +557,7 @@ class Stream(Exchange):
         self.user_agent: str | None = None
         self.payload: tuple[bytes, ...] = ()
         self.endpoint: Endpoint | None = None
-        self.keep_alive = req.keep_alive
+        self.keep_alive = req.keep_alive and not conn.proxy.draining
         self.head = req.method == "HEAD"
         self.log_path = ""
         self.fault_flags = ""
