@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Final
 import httptools
 
 from simulator.core.cors import set_lines as cors_set_lines
+from simulator.core.grpc_timeout import grpc_route_timeout, is_grpc, to_grpc_timeout
 from simulator.core.matchers import parse_query
 from simulator.core.table import (
     Endpoint,
@@ -530,6 +531,7 @@ class Stream(Exchange):
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
         "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel", "shadow_base", "cors_lines",
+        "timeout", "grpc_at", "grpc_len",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -581,6 +583,9 @@ class Stream(Exchange):
         # connection (release_shadows): a copy never goes out for a primary never sent
         self.shadow_base: list[bytes] | None = None
         self.cors_lines: tuple[tuple[str, str], ...] = ()  # set on the response (core/cors.py)
+        self.timeout = 0.0  # the global timeout: the route's, or a gRPC request's (forward)
+        self.grpc_at = -2  # gRPC: where in head_base the client's grpc-timeout line is (-1: none)
+        self.grpc_len = 0  # ... and its length
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -706,15 +711,14 @@ class Stream(Exchange):
             early = not self.fault_flags
             self.fault_flags = (self.fault_flags + ",FI") if self.fault_flags else "FI"
             if fault.abort_grpc_status is not None:
-                grpc = hdrs.get("content-type", "").startswith("application/grpc")
-                extra = (("grpc-status", str(fault.abort_grpc_status)),
-                         ("grpc-message", "fault filter abort"))
-                if grpc:
-                    self.local_reply(200, b"", "-", (("content-type", "application/grpc"), *extra),
-                                     early=early)
+                # Envoy's fault filter aborts with 200 and the gRPC status; sendLocalReply
+                # uses the gRPC status only for a gRPC request (content-type application/grpc*)
+                if hdrs.get("content-type", "").startswith("application/grpc"):
+                    self.local_reply(200, b"", "-", (("content-type", "application/grpc"),
+                                                     ("grpc-status", str(fault.abort_grpc_status)),
+                                                     ("grpc-message", "fault filter abort")), early=early)
                 else:
-                    self.local_reply(_grpc_to_http(fault.abort_grpc_status), b"fault filter abort",
-                                     "-", extra, early=early)
+                    self.local_reply(200, b"fault filter abort", "-", early=early)
                 return
             assert fault.abort_status is not None
             self.local_reply(fault.abort_status, b"fault filter abort", "-", early=early)
@@ -757,17 +761,39 @@ class Stream(Exchange):
         self.head_tail = tail
         self.payload = payload
         self.first_start = wall_time()
+        self.timeout = d.timeout
+        ct = hdrs.get("content-type")
+        if ct is not None and is_grpc(ct):
+            self._grpc_timeout(d, hdrs.get("grpc-timeout"), base)
         if pool is None:
             self.local_reply(503, b"", "NC", early=True)  # Envoy: no copy either
         else:
             self.pool = pool
-            if d.timeout > 0:
-                self.timer = proxy.loop.call_later(d.timeout, self.on_timeout)
+            if self.timeout > 0:
+                self.timer = proxy.loop.call_later(self.timeout, self.on_timeout)
             if d.mirrors and proxy.shadows is not None:
                 self.shadow_base = base
             elif self.tunnel is not None:
                 self.tunnel.copies_dispatched()  # none to wait for
             self.send_attempt()
+
+    def _grpc_timeout(self, d: Forward, header: str | None, base: list[bytes]) -> None:
+        """A gRPC request: its grpc-timeout header sets the timeout (Istio's max_grpc_timeout
+        is the route timeout: core/grpc_timeout.py); the header is rewritten per attempt,
+        in place (the shadow copies get the first attempt's)."""
+        self.timeout = grpc_route_timeout(d.timeout, header)
+        if not self.timeout:
+            return  # no timeout: grpc-timeout (if any) goes as sent
+        line = b"grpc-timeout: %s\r\n" % to_grpc_timeout(round(self.timeout * 1000)).encode()
+        self.grpc_at = -1
+        if header is not None:
+            i = next(i for i, ln in enumerate(base) if ln.startswith(b"grpc-timeout:"))
+            base[i] = line
+            self.head_base = b"".join(base)
+            self.grpc_at = sum(map(len, base[:i]))
+            self.grpc_len = len(line)
+            if self.attempt_at > self.grpc_at:
+                self.attempt_at = sum(map(len, base[: self.attempt_line]))
 
     def on_sent(self) -> None:
         """The primary was written to an upstream connection (UpstreamConnection.send)."""
@@ -871,20 +897,32 @@ class Stream(Exchange):
         the time left of the route timeout (the per-try timeout if smaller) and
         x-envoy-attempt-count (Istio sets include_request_attempt_count)."""
         timeout_line = b""
-        if d.timeout > 0:
-            left = d.timeout - (wall_time() - self.first_start) if self.attempt > 1 else d.timeout
-            ms = max(int(left * 1000), 1)
+        base = self.head_base
+        timeout = self.timeout
+        if timeout > 0:
+            ms = max(int((timeout - (wall_time() - self.first_start)) * 1000), 1) if self.attempt > 1 else round(
+                timeout * 1000)
             rp = d.retry_policy
             if rp is not None and rp.per_try_timeout and rp.per_try_timeout * 1000 < ms:
                 ms = int(rp.per_try_timeout * 1000)
             timeout_line = b"x-envoy-expected-rq-timeout-ms: %d\r\n" % ms
+            if self.grpc_at > -2:  # a gRPC request: grpc-timeout says the same (core/grpc_timeout.py)
+                grpc_line = b"grpc-timeout: %s\r\n" % to_grpc_timeout(ms).encode()
+                if self.grpc_at < 0:
+                    timeout_line += grpc_line
+                else:
+                    g = self.grpc_at
+                    base = base[:g] + grpc_line + base[g + self.grpc_len:]
+                    if self.attempt_at > g:
+                        self.attempt_at += len(grpc_line) - self.grpc_len
+                    self.grpc_len = len(grpc_line)
+                    self.head_base = base
         at = self.attempt_at
         if at >= 0:
-            base = self.head_base
             return b"%sx-envoy-attempt-count: %d\r\n%s%s%s%s" % (
                 base[:at], self.attempt, base[at:], timeout_line, self.head_muts, self.head_tail)
         return b"%s%sx-envoy-attempt-count: %d\r\n%s%s" % (
-            self.head_base, timeout_line, self.attempt, self.head_muts, self.head_tail)
+            base, timeout_line, self.attempt, self.head_muts, self.head_tail)
 
     def send_attempt(self) -> None:
         pool = self.pool
@@ -914,7 +952,7 @@ class Stream(Exchange):
             self.local_reply(503, (UPSTREAM_RESET_PREFIX + "overflow").encode(), "UO",
                              (("x-envoy-overloaded", "true"),), early=self.attempt == 1)
             return
-        if rp is not None and rp.per_try_timeout and (not d.timeout or rp.per_try_timeout < d.timeout):
+        if rp is not None and rp.per_try_timeout and (not self.timeout or rp.per_try_timeout < self.timeout):
             self.per_try_timer = self.proxy.loop.call_later(rp.per_try_timeout, self.on_per_try_timeout)
 
     def _hash_key(self, policy: tuple[tuple[str, str], ...]) -> str | None:
@@ -1292,15 +1330,6 @@ class Stream(Exchange):
                flags, len(req.body), self.bytes_sent, int((now - req.start) * 1000),
                self.upstream_time, self.xff, self.user_agent, self.request_id, self.authority,
                self.upstream_host)
-
-
-_GRPC_TO_HTTP: Final = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400,
-                 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
-
-
-def _grpc_to_http(code: int) -> int:
-    """Envoy's Grpc::Utility::grpcToHttpStatus."""
-    return _GRPC_TO_HTTP.get(code, 500)
 
 
 _NO_TOKENS: Final[frozenset[bytes]] = frozenset()
