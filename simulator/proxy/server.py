@@ -599,12 +599,7 @@ class Stream(Exchange):
             self.log_path = "-"
             self.local_reply(426, b"Upgrade Required", "DPE")
             return
-        target = req.target.decode("latin-1")
-        if "#" in target:
-            # Envoy's codec rejects a request-target with a fragment
-            self.keep_alive = False
-            self.local_reply(400, b"", "DPE")
-            return
+        target = req.target.decode("latin-1")  # a #fragment is cut off by normalize_path below
         authority = ""
         scheme = ""
         if target.startswith(("http://", "https://")):

@@ -151,10 +151,10 @@ SCENARIOS = [
         "uri-fragment",
         backends=("v1",),
         http=f"- {to('v1')}",
-        requests=(Req(path="/?a=1#frag"), Req(path="/p#x")),
-        xfail="Envoy with Istio's bootstrap runtime (envoy.reloadable_features.http_reject_path_with_fragment: "
-              "false, pkg/bootstrap/config.go extractRuntimeFlags) strips the fragment and forwards /?a=1 and /p "
-              "(200 from v1); mirrorsim rejects a request-target with '#' (400, connection: close)",
+        # Istio's bootstrap runtime (pkg/bootstrap/config.go extractRuntimeFlags) sets
+        # envoy.reloadable_features.http_reject_path_with_fragment: false: the HCM strips the fragment
+        requests=(Req(path="/?a=1#frag"), Req(path="/p#x"), Req(path="/a/../b#c?d"), Req(path="/#"),
+                  Req(path="/q%20#x y")),
     ),
     Scenario(
         "method-match",
