@@ -58,6 +58,7 @@ from simulator.proxy.headers import (
     SKIP_REQUEST_HEADERS,
     TE_TRAILERS,
     DateCache,
+    add_mutation_lines,
     coalesce_inline,
     connection_tokens,
     memo_name,
@@ -879,7 +880,7 @@ class Stream(Exchange):
             lines.append(b"x-request-id: %s\r\n" % rid.encode())
         elif not hdrs["x-request-id"]:
             replace_empty_request_id(lines, rid)
-        extra = _mutation_lines(mut) if mut else b""
+        extra = add_mutation_lines(lines, 1, mut.lines(), INLINE_REQUEST) if mut else b""
         if d.authority != self.authority:
             extra += b"x-envoy-original-host: %s\r\n" % self.authority.encode("latin-1")
         if d.original_path is not None:
@@ -1056,7 +1057,7 @@ class Stream(Exchange):
             if timed:
                 parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
             if mut:
-                parts.append(_mutation_lines(mut))
+                parts.append(add_mutation_lines(parts, 1, mut.lines(), INLINE_RESPONSE))
             if self.cors_lines:
                 parts = [cors_set_lines(b"".join(parts), self.cors_lines)]
             parts.append(proxy.dates.date_server_lines(now))
@@ -1064,7 +1065,7 @@ class Stream(Exchange):
             if timed and b"x-envoy-upstream-service-time" not in placed:
                 parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
             if mut:
-                parts.append(_mutation_lines(mut))
+                parts.append(add_mutation_lines(parts, 1, mut.lines(), INLINE_RESPONSE))
             if self.cors_lines:
                 parts = [cors_set_lines(b"".join(parts), self.cors_lines)]
             for n in (b"date", b"server"):
@@ -1381,10 +1382,6 @@ class RequestIds:
                 f"{_UUID_VARIANT[h[i + 16]]}{h[i + 17:i + 20]}-{h[i + 20:i + 32]}")
 
 
-def _mutation_lines(mut: HeaderMutations) -> bytes:
-    return b"".join([b"%s: %s\r\n" % (n.encode(), v.encode("latin-1")) for n, v in mut.lines()])
-
-
 _GRPC_RETRY_ON: Final = {b"1": "cancelled", b"4": "deadline-exceeded", b"8": "resource-exhausted",
                   b"13": "internal", b"14": "unavailable"}
 
@@ -1414,7 +1411,13 @@ def _retriable_response(rp: RetryPolicy, status: int, headers: list[tuple[bytes,
 def _apply_response_mutations_str(
     extra: tuple[tuple[str, str], ...], mut: HeaderMutations
 ) -> tuple[tuple[str, str], ...]:
-    lines = mut.lines()
     replaced = {a.name for a in mut.add if not a.append}
     out = [(n, v) for n, v in extra if n not in mut.remove and n not in replaced]
-    return (*out, *lines)
+    for n, v in mut.lines():
+        if n.encode() in INLINE_RESPONSE:  # an add joins the inline header's line (add_mutation_lines)
+            i = next((i for i, (m, _) in enumerate(out) if m == n), -1)
+            if i != -1:
+                out[i] = (n, out[i][1] + "," + v)
+                continue
+        out.append((n, v))
+    return tuple(out)
