@@ -235,8 +235,9 @@ SCENARIOS = [
         requests=tuple(Req(host=h) for h in (
             "host-forms:8000", "host-forms.default:8000", "host-forms.default.svc:8000",
             "host-forms.default.svc.cluster.local:8000", "HOST-FORMS.Default:8000",
-            # a port-less "host-forms" reaches the service's port (docs/deviations.md R1); it comes
-            # back here once the export gives port-less domains to the port mirrorsim infers
+            # a port-less Host reaches the service's port (docs/deviations.md R1): the export gives
+            # port-less domains to the port mirrorsim infers (envoy/export.py route_configuration)
+            "host-forms", "host-forms.default", "HOST-FORMS.default.svc.cluster.local",
             "host-forms:80", "host-forms:9999", "unknown-host:8000", "host-forms.other:8000",
         )),
     ),
