@@ -46,7 +46,7 @@ from simulator.core.table import (
     RetryPolicy,
     RouteTable,
 )
-from simulator.proxy import header_ops, tunnel
+from simulator.proxy import expect, header_ops, tunnel
 from simulator.proxy.accesslog import AccessLog, protocol
 from simulator.proxy.headers import (
     BODILESS_METHODS,
@@ -115,7 +115,7 @@ class Request:
     """One parsed downstream request (a plain class: mypyc compiles its __init__)."""
 
     __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "chunked", "start", "too_big",
-                 "upgrade", "held", "overloaded")
+                 "upgrade", "held", "overloaded", "streaming")
 
     def __init__(self, method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]],
                  body: bytes, keep_alive: bool, chunked: bool, start: float, too_big: bool = False,
@@ -132,6 +132,7 @@ class Request:
         self.upgrade = upgrade  # the Upgrade header's value (simulator/proxy/tunnel.py)
         self.held = held  # body bytes taken from the proxy's BodyBudget, given back when done
         self.overloaded = False  # refused: the BodyBudget was full (503 envoy overloaded)
+        self.streaming = False  # Expect: forwarded from the head, the body still to come (expect.py)
 
 
 class Proxy:
@@ -219,6 +220,7 @@ class DownstreamConnection:
         self._upgrade: bytes | None = None
         self._expect = False  # Expect: 100-continue
         self.continue_pending = False
+        self.streaming: Stream | None = None  # an Expect request run from its head (expect.py)
         self._overloaded = False
         self._held = 0  # body bytes of the message being read, taken from proxy.budget
         self._start = 0.0
@@ -323,8 +325,11 @@ class DownstreamConnection:
         self._seen += self._head_bytes
         self._head_bytes = 0  # trailers have a limit of their own
         if self._expect and self.parser.get_http_version() == "1.1":  # 1.0 gets 426 from the codec
-            # Envoy answers Expect: 100-continue itself (Istio leaves proxy_100_continue off)
-            if self.active is None and not self.queue:
+            if expect.can_stream(self, self._headers):  # Istio's proxy_100_continue (expect.py)
+                expect.start(Stream(self, Request(self.parser.get_method().decode("ascii", "replace"), self._url,
+                                                  "1.1", self._headers, b"", self.parser.should_keep_alive(),
+                                                  False, self._start)))
+            elif self.active is None and not self.queue:
                 self.write(tunnel.CONTINUE)
             else:
                 self.continue_pending = True  # after the responses before it (_next)
@@ -416,6 +421,10 @@ class DownstreamConnection:
             req.keep_alive = False
             req.too_big = True
             req.overloaded = self._overloaded
+        if self.streaming is not None:  # the body of an Expect request already forwarded
+            stream, self.streaming = self.streaming, None
+            expect.body_arrived(stream, req)
+            return
         if self._upgrade is not None:
             req.upgrade = self._upgrade
             if tunnel.is_h2c(self, req):
@@ -532,7 +541,7 @@ class Stream(Exchange):
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
         "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel", "shadow_base", "cors_lines",
-        "timeout", "grpc_at", "grpc_len",
+        "timeout", "grpc_at", "grpc_len", "body_owed", "continued",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -587,6 +596,8 @@ class Stream(Exchange):
         self.timeout = 0.0  # the global timeout: the route's, or a gRPC request's (forward)
         self.grpc_at = -2  # gRPC: where in head_base the client's grpc-timeout line is (-1: none)
         self.grpc_len = 0  # ... and its length
+        self.body_owed = False  # Expect: this attempt's head went without the body (expect.py)
+        self.continued = False  # Expect: the upstream's 100 was relayed
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -765,7 +776,7 @@ class Stream(Exchange):
             self.local_reply(503, b"", "NC", early=True)  # Envoy: no copy either
         else:
             self.pool = pool
-            if self.timeout > 0:
+            if self.timeout > 0 and not req.streaming:  # Expect: from the body's end (expect.py)
                 self.timer = proxy.loop.call_later(self.timeout, self.on_timeout)
             if d.mirrors and proxy.shadows is not None:
                 self.shadow_base = base
@@ -793,8 +804,14 @@ class Stream(Exchange):
 
     def on_sent(self) -> None:
         """The primary was written to an upstream connection (UpstreamConnection.send)."""
-        if self.shadow_base is not None:
+        if self.body_owed:
+            expect.on_sent(self)
+        elif self.shadow_base is not None:
             self.release_shadows()
+
+    def on_interim(self, status: int) -> None:
+        if self.req.streaming:
+            expect.on_interim(self, status)
 
     def release_shadows(self) -> None:
         """Dispatch the shadow copies, once: when the primary's request was handed to an
@@ -802,6 +819,8 @@ class Stream(Exchange):
         breaker: Envoy dispatches the copies right after creating the primary's upstream
         request, whatever happens to it then).  Never when the stream ended first
         (client gone, timeout, no healthy upstream): finish() drops them."""
+        if self.req.streaming:
+            return  # Expect: the copies go with the body (expect.py), or never
         base = self.shadow_base
         self.shadow_base = None
         shadows = self.proxy.shadows
@@ -855,7 +874,8 @@ class Stream(Exchange):
                     lines.append(b"%s: %s\r\n" % (ln, v))
                     continue
                 if ln == b"content-length" and not req.chunked:
-                    lines.append(b"content-length: %d\r\n" % len(req.body))
+                    lines.append(b"content-length: %d\r\n" % len(req.body) if not req.streaming
+                                 else b"content-length: %s\r\n" % v)  # Expect: the body is to come
                     has_length = True
                 elif ln == b"x-envoy-attempt-count" and self.attempt_line < 0:
                     # the router sets it in place of the client's (an inline header)
@@ -941,6 +961,7 @@ class Stream(Exchange):
         self.attempt += 1
         head = self._attempt_head(d)
         payload = self.payload
+        self.body_owed = self.req.streaming  # Expect: the head goes alone, the body once read (expect.py)
         if not pool.submit(endpoint, self, (head,) + payload if payload else (head,)):
             if self.shadow_base is not None:
                 self.release_shadows()
@@ -1002,6 +1023,8 @@ class Stream(Exchange):
         if self.tunnel is not None and tunnel.upgrade_response(self, status, headers):
             return
         self._cancel_per_try()
+        if self.req.streaming or self.body_owed:
+            expect.early_response(self)
         proxy = self.proxy
         d = self.decision
         assert isinstance(d, Forward)
@@ -1262,8 +1285,8 @@ class Stream(Exchange):
     ) -> None:
         """Answer locally.  ``early``: Envoy would answer from decodeHeaders, before
         reading a request body, and so closes the connection when there is one."""
-        if early and self.body_pending:
-            self.keep_alive = False
+        if (early and self.body_pending) or self.req.streaming:
+            self.keep_alive = False  # Envoy closes a connection whose request it has not read
         self.response_code = code
         self.flags = flags
         self.bytes_sent = 0 if self.head else len(body)
