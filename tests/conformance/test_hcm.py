@@ -95,11 +95,11 @@ SCENARIOS = [
     # route.go setTimeout: max_grpc_timeout = the route timeout (0s: none), so a gRPC request's
     # grpc-timeout is its timeout (Envoy's FilterUtility::finalTimeout; core/grpc_timeout.py)
     Scenario("hcm-grpc-timeout", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
-             requests=tuple(grpc_req(t) for t in ("2S", "1500u", "3M", "abc", None))
+             requests=tuple(grpc_req(t) for t in ("2S", "2500001u", "3M", "1H", "abc", None))
              + (Req(method="POST", headers=(("content-type", "application/grpc-web"), ("grpc-timeout", "2S"))),)),
     Scenario("hcm-grpc-timeout-capped", backends=("v1",),
              http="- route: [{destination: {host: HOST, subset: v1}}]\n  timeout: 3s",
-             requests=tuple(grpc_req(t) for t in ("2S", "10S", "0m", "abc", None, "2n"))
+             requests=tuple(grpc_req(t) for t in ("2S", "10S", "0m", "abc", None, "999999999n"))  # 9 digits: invalid
              + (Req(method="POST", headers=(("content-type", "application/json"), ("grpc-timeout", "2S"))),)),
 ]
 
