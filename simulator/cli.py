@@ -118,8 +118,10 @@ def translate_options(args: argparse.Namespace, shadow_suffix: bool = True):  # 
     )
 
 
-def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = False):  # type: ignore[no-untyped-def]
-    """Load and validate; print every diagnostic; return the config or None on error."""
+def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = False,  # type: ignore[no-untyped-def]
+                   require_resources: bool = False):
+    """Load and validate; print every diagnostic; return the config or None on error
+    (or, with ``require_resources``, when the files hold no resource mirrorsim reads)."""
     from simulator.config import load
 
     result = load(files, default_namespace=namespace)
@@ -130,6 +132,12 @@ def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = F
         n = len([d for d in result.diagnostics if d.severity == "error"])
         print(f"mirrorsim: {n} error(s) in the configuration; nothing was started.",
               file=sys.stderr)
+        return None
+    c = result.config
+    if require_resources and not (c.virtual_services or c.destination_rules or c.service_entries
+                                  or c.workload_entries or c.gateways):
+        print("mirrorsim: no VirtualService, DestinationRule, ServiceEntry, WorkloadEntry or Gateway "
+              f"in {', '.join(result.files) or ', '.join(files)}; nothing was started.", file=sys.stderr)
         return None
     return result.config
 
@@ -178,9 +186,15 @@ def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = load_or_report(args.files, args.namespace)
+    config = load_or_report(args.files, args.namespace, require_resources=True)
     if config is None:
         return 1
+    if args.admin:
+        from simulator.proxy.admin import exposure_warning
+
+        warning = exposure_warning(*args.admin)
+        if warning:
+            print(warning, file=sys.stderr)
     options = translate_options(args, not args.no_shadow_suffix)
     table = build_table(config, args.namespace, not args.no_shadow_suffix, options)
     try:

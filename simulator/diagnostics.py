@@ -15,6 +15,14 @@ from typing import Literal
 Severity = Literal["error", "warning", "info"]
 
 DEFAULT_CODES = {"error": "IST0106", "warning": "IST0133", "info": "IST0133"}
+MAX_TEXT_CHARS = 2000  # a message or path quoting a huge value keeps its start and end
+
+
+def clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]}... [{len(text) - 2 * keep} characters left out] ...{text[-keep:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +34,11 @@ class Diagnostic:
     path: str = ""  # field path inside the resource, e.g. spec.http[0].timeout
     code: str = ""  # Istio analyzer/validation code, e.g. IST0101; "" when none applies
     resource: str = ""  # "VirtualService default/httpbin"
+
+    def __post_init__(self) -> None:
+        if len(self.message) > MAX_TEXT_CHARS or len(self.path) > MAX_TEXT_CHARS:
+            object.__setattr__(self, "message", clip(self.message))
+            object.__setattr__(self, "path", clip(self.path))
 
     @property
     def display_code(self) -> str:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -24,6 +23,7 @@ from simulator.config.parse import SPECS, parse_spec
 from simulator.config.schema import Ctx, F, Obj, any_value, string, string_map, suggest
 from simulator.config.syntax import is_dns1123_label
 from simulator.config.validate import analyze
+from simulator.config.yamlio import Expansion, InputError, compose, read_text
 from simulator.diagnostics import Diagnostic, Diagnostics
 
 GROUP = "networking.istio.io"
@@ -33,16 +33,12 @@ OTHER_GROUP_KINDS = ("Sidecar", "EnvoyFilter", "WorkloadGroup", "ProxyConfig")
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 ROUTE_TEST_SUFFIXES = (".test.yaml", ".test.yml")
 
-try:  # libyaml's composer is several times faster; both are safe loaders
-    _LOADER: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML without libyaml
-    _LOADER = yaml.SafeLoader
-
 
 @dataclass(slots=True)
 class LoadResult:
     config: m.Config
     diagnostics: Diagnostics
+    files: tuple[str, ...] = ()  # every file (or path) read, in order
 
     @property
     def ok(self) -> bool:
@@ -66,6 +62,19 @@ def load_text(text: str, filename: str = "<inline>", default_namespace: str = "d
     return loader.finish()
 
 
+def documents(path: str | os.PathLike[str]) -> list[Any]:
+    """The plain values of one file's YAML documents, read within the input limits
+    (simulator/config/yamlio.py); the documents before a problem, or none."""
+    out: list[Any] = []
+    expansion = Expansion()
+    try:
+        for node in compose(read_text(path), expansion):
+            out.append(_to_document(node, expansion).value)
+    except InputError:
+        pass
+    return out
+
+
 # ------------------------------------------------------------------ YAML nodes -> values
 
 
@@ -81,10 +90,11 @@ class _Document:
     line: int
     lines: dict[str, int] = field(default_factory=dict)
     problems: list[tuple[str, int, str]] = field(default_factory=list)  # (path, line, message)
+    expansion: Expansion = field(default_factory=Expansion)
 
 
-def _to_document(node: Node) -> _Document:
-    doc = _Document(value=None, line=node.start_mark.line + 1)
+def _to_document(node: Node, expansion: Expansion) -> _Document:
+    doc = _Document(value=None, line=node.start_mark.line + 1, expansion=expansion)
     doc.value = _convert(node, "", doc, depth=0)
     if isinstance(node, MappingNode) and node.value:
         doc.line = node.value[0][0].start_mark.line + 1
@@ -92,19 +102,23 @@ def _to_document(node: Node) -> _Document:
 
 
 def _convert(node: Node, path: str, doc: _Document, depth: int) -> Any:
-    if depth > 100:
-        doc.problems.append((path, node.start_mark.line + 1, "YAML nesting is too deep (recursive alias?)"))
+    problem = doc.expansion.enter(node, depth)
+    if problem is not None:
+        if problem:
+            doc.problems.append((path, node.start_mark.line + 1, problem))
         return None
     if isinstance(node, MappingNode):
-        return _convert_mapping(node, path, doc, depth)
-    if isinstance(node, SequenceNode):
+        out: Any = _convert_mapping(node, path, doc, depth)
+    elif isinstance(node, SequenceNode):
         out = []
         for i, item in enumerate(node.value):
             p = f"{path}[{i}]"
             doc.lines.setdefault(p, item.start_mark.line + 1)
             out.append(_convert(item, p, doc, depth + 1))
-        return out
-    return _scalar(node, path, doc)
+    else:
+        return _scalar(node, path, doc)
+    doc.expansion.leave()
+    return out
 
 
 def _convert_mapping(node: MappingNode, path: str, doc: _Document, depth: int) -> dict[str, Any]:
@@ -118,10 +132,9 @@ def _convert_mapping(node: MappingNode, path: str, doc: _Document, depth: int) -
                 doc.problems.append((p, line, f'duplicate key "{key}" (first defined at line {first_line[key]})'))
             else:
                 first_line[key] = line
-    try:
-        _CONSTRUCTOR.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
-    except ConstructorError as exc:
-        doc.problems.append((path, node.start_mark.line + 1, f"invalid merge key: {exc.problem}"))
+    problem = doc.expansion.merge(node)  # YAML merge keys (<<: *anchor)
+    if problem is not None:
+        doc.problems.append((path, node.start_mark.line + 1, f"invalid merge key: {problem}"))
     out: dict[str, Any] = {}
     for key_node, value_node in node.value:
         key = _key(key_node, path, doc)
@@ -210,32 +223,24 @@ class _Loader:
     def add_file(self, path: Path) -> None:
         name = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self._file_error(name, 0, f"cannot read {name}: {exc}")
+            text = read_text(path)
+        except InputError as exc:
+            self._file_error(name, exc.line, exc.message)
             return
         self.add_text(text, name)
 
     def add_text(self, text: str, filename: str) -> None:
         self.file_order.setdefault(filename, len(self.file_order))
-        for node in self._compose(text, filename):
-            doc = _to_document(node)
+        expansion = Expansion()  # the limits on aliases hold for the whole file
+        for node in self._compose(text, filename, expansion):
+            doc = _to_document(node, expansion)
             self._add_document(doc, filename)
 
-    def _compose(self, text: str, filename: str) -> Iterator[Node]:
+    def _compose(self, text: str, filename: str, expansion: Expansion) -> Iterator[Node]:
         try:
-            for node in yaml.compose_all(text, Loader=_LOADER):
-                if node is None or (isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"):
-                    continue  # empty document
-                yield node
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            line = mark.line + 1 if mark is not None else 0
-            problem = getattr(exc, "problem", None) or str(exc)
-            context = getattr(exc, "context", None)
-            where = f" ({context})" if context else ""
-            col = f", column {mark.column + 1}" if mark is not None else ""
-            self._file_error(filename, line, f"YAML syntax error: {problem}{where} at line {line}{col}")
+            yield from compose(text, expansion)
+        except InputError as exc:
+            self._file_error(filename, exc.line, exc.message)
 
     # ----------------------------------------------------------------- documents
 
@@ -369,4 +374,4 @@ class _Loader:
         )
         diagnostics = self.diagnostics + analyze(config)
         diagnostics.sort(key=lambda d: (self.file_order.get(d.file, -1), d.line))
-        return LoadResult(config=config, diagnostics=Diagnostics(items=diagnostics))
+        return LoadResult(config=config, diagnostics=Diagnostics(items=diagnostics), files=tuple(self.file_order))

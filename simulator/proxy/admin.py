@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 
@@ -129,3 +130,20 @@ def build_admin_app(proxy: Proxy, started: float | None = None) -> web.Applicati
     app.router.add_get("/config_dump", config_dump)
     app.router.add_get("/server_info", server_info)
     return app
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """The warning ``mirrorsim run`` prints when the admin address is reachable from
+    other machines (not loopback), or None."""
+    try:
+        loopback = ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        loopback = host.lower() in ("localhost", "localhost.")
+    if loopback:
+        return None
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    everywhere = " (every interface)" if host in ("0.0.0.0", "::", "") else ""
+    return (f"mirrorsim: warning: the admin interface listens on {where}{everywhere}, not a loopback "
+            f"address: anyone who can reach it can read /config_dump (every route, cluster and "
+            f"endpoint of the configuration), /clusters, /stats and /server_info, without "
+            f"authentication. Use --admin 127.0.0.1:{port} to keep it on this machine.")

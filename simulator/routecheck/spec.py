@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from simulator.config.durations import format_duration, parse_duration
 from simulator.config.syntax import check_label_key, check_label_value, is_dns1123_label
+from simulator.config.yamlio import InputError, read_text
 from simulator.core.explain import Request
 from simulator.core.translate import Source
 from simulator.diagnostics import Diagnostic
@@ -1051,9 +1052,9 @@ def load_test_file(path: str | Path, namespace: str = "default", rules: Any = No
     name = str(path)
     tf = TestFile(name)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        tf.diagnostics.append(Diagnostic("error", f"cannot read test file {name}: {exc}", name, 0))
+        text = read_text(path)
+    except InputError as exc:
+        tf.diagnostics.append(Diagnostic("error", f"cannot read test file {name}: {exc.message}", name, exc.line))
         return tf
     return parse_test_text(text, name, namespace, rules)
 

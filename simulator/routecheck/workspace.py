@@ -14,10 +14,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from simulator.config import load
 from simulator.config import model as m
+from simulator.config.loader import documents
 from simulator.core.explain import Explanation, Request, explain
 from simulator.core.table import Route, RouteTable
 from simulator.core.translate import MESH, Source, TranslateOptions, gateway_servers, translate, translate_gateway
@@ -252,11 +251,7 @@ class Mesh:
 
 def _raw_virtual_services(file: str, namespace: str) -> dict[tuple[str, str], Any]:
     out: dict[tuple[str, str], Any] = {}
-    try:
-        docs = list(yaml.safe_load_all(Path(file).read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return out
-    stack = [d for d in docs if isinstance(d, dict)]
+    stack = [d for d in documents(file) if isinstance(d, dict)]
     while stack:
         d = stack.pop(0)
         if isinstance(d.get("items"), list) and str(d.get("kind", "")).endswith("List"):

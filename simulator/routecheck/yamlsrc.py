@@ -13,17 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from simulator.config.model import line_of
+from simulator.config.yamlio import Expansion, InputError, compose
 from simulator.diagnostics import Diagnostic
-
-try:
-    _LOADER: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML without libyaml
-    _LOADER = yaml.SafeLoader
 
 _CONSTRUCTOR = SafeConstructor()
 _STRING_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp")
@@ -35,6 +30,7 @@ class Doc:
     file: str
     line: int
     lines: dict[str, int] = field(default_factory=dict)
+    expansion: Expansion = field(default_factory=Expansion, repr=False, compare=False)
 
     def line_of(self, path: str) -> int:
         return line_of(self.lines, path, self.line)
@@ -57,35 +53,28 @@ def no_gc() -> Iterator[None]:
 def read_documents(text: str, filename: str) -> tuple[list[Doc], list[Diagnostic]]:
     docs: list[Doc] = []
     problems: list[Diagnostic] = []
+    expansion = Expansion()
     try:
-        for node in yaml.compose_all(text, Loader=_LOADER):
-            if node is None or (isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"):
-                continue
-            doc = Doc(None, filename, node.start_mark.line + 1)
+        for node in compose(text, expansion):
+            doc = Doc(None, filename, node.start_mark.line + 1, expansion=expansion)
             doc.value = _convert(node, "", doc, problems, 0)
             docs.append(doc)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        problem = getattr(exc, "problem", None) or str(exc)
-        context = getattr(exc, "context", None)
-        col = f", column {mark.column + 1}" if mark is not None else ""
-        problems.append(Diagnostic("error", f"YAML syntax error: {problem}"
-                                   + (f" ({context})" if context else "") + f" at line {line}{col}",
-                                   filename, line))
+    except InputError as exc:
+        problems.append(Diagnostic("error", exc.message, filename, exc.line))
     return docs, problems
 
 
 def _convert(node: Node, path: str, doc: Doc, problems: list[Diagnostic], depth: int) -> Any:
     line = node.start_mark.line + 1
-    if depth > 64:
-        problems.append(Diagnostic("error", "YAML nesting is too deep (recursive alias?)", doc.file, line, path))
+    problem = doc.expansion.enter(node, depth)
+    if problem is not None:
+        if problem:
+            problems.append(Diagnostic("error", problem, doc.file, line, path))
         return None
     if isinstance(node, MappingNode):
-        try:
-            _CONSTRUCTOR.flatten_mapping(node)
-        except ConstructorError as exc:
-            problems.append(Diagnostic("error", f"invalid merge key: {exc.problem}", doc.file, line, path))
+        problem = doc.expansion.merge(node)
+        if problem is not None:
+            problems.append(Diagnostic("error", f"invalid merge key: {problem}", doc.file, line, path))
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(key_node, path, doc, problems) if isinstance(key_node, ScalarNode) else None
@@ -98,6 +87,7 @@ def _convert(node: Node, path: str, doc: Doc, problems: list[Diagnostic], depth:
                 continue
             doc.lines[p] = key_node.start_mark.line + 1
             out[key] = _convert(value_node, p, doc, problems, depth + 1)
+        doc.expansion.leave()
         return out
     if isinstance(node, SequenceNode):
         items = []
@@ -105,6 +95,7 @@ def _convert(node: Node, path: str, doc: Doc, problems: list[Diagnostic], depth:
             p = f"{path}[{i}]"
             doc.lines[p] = item.start_mark.line + 1
             items.append(_convert(item, p, doc, problems, depth + 1))
+        doc.expansion.leave()
         return items
     return _scalar(node, path, doc, problems)
 

@@ -1,0 +1,293 @@
+"""Reading YAML input within bounds: the one place that opens config and route-test
+files and composes their YAML (simulator/config/loader.py and
+simulator/routecheck/yamlsrc.py both convert what this module gives them).
+
+Hostile or broken input ends in an :class:`InputError` (message and line) within a
+second, never in a hang, a traceback or unbounded memory:
+
+* only regular files are read (a FIFO, device or socket is refused from ``stat``,
+  without opening it for reading), at most :func:`max_file_bytes` bytes of them;
+* aliases may not multiply the document (``billion laughs``): :class:`Expansion`
+  lets aliases and merge keys (``<<: *a``) add :data:`ALIAS_FLOOR` values to a
+  file, and past that no more than it holds itself (stricter than Go's yaml.v3,
+  which allows 99% up to 400,000 values: converting is slower here); merge keys
+  copy at most :data:`MAX_MERGED_ENTRIES` entries;
+* nesting deeper than :data:`MAX_DEPTH` and scalars longer than
+  :data:`MAX_SCALAR_CHARS` are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+try:  # libyaml's composer is several times faster; both are safe loaders
+    LOADER: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML without libyaml
+    LOADER = yaml.SafeLoader
+
+MAX_FILE_BYTES_ENV = "MIRRORSIM_MAX_CONFIG_BYTES"
+DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 100  # nested mappings and sequences (an Istio resource needs about 10)
+MAX_SCALAR_CHARS = 256 * 1024  # Kubernetes' limit on all of an object's annotations together
+ALIAS_FLOOR = 10_000  # values aliases may add to any file; past it, no more than its own
+MAX_MERGED_ENTRIES = 100_000  # entries merge keys (<<: *base) may copy, per file
+MERGE_KEY_TAG = "tag:yaml.org,2002:merge"
+
+
+class InputError(Exception):
+    """Input mirrorsim refuses to read: ``message``, at ``line`` (1-based; 0: the file)."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def max_file_bytes() -> int:
+    """The largest file read: ``MIRRORSIM_MAX_CONFIG_BYTES`` or 8 MiB."""
+    raw = os.environ.get(MAX_FILE_BYTES_ENV, "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return DEFAULT_MAX_FILE_BYTES
+    return value if value > 0 else DEFAULT_MAX_FILE_BYTES
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def not_a_file(mode: int) -> str:
+    for test, what in _KINDS:
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The UTF-8 text of a regular file of at most :func:`max_file_bytes` bytes."""
+    name = os.fspath(path)
+    limit = max_file_bytes()
+    try:
+        st = os.stat(name)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{name} is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{name} is {not_a_file(st.st_mode)}: mirrorsim reads only "
+                             f"regular files and directories")
+        if st.st_size > limit:
+            raise InputError(_too_large(name, st.st_size, limit))
+        # O_NONBLOCK: should the path have become a FIFO since the stat, opening it does not wait
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError(f"{name} is {not_a_file(st.st_mode)}: mirrorsim reads only "
+                                 f"regular files and directories")
+            chunks = []
+            size = 0
+            while size <= limit:
+                chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror or exc}") from None
+    data = b"".join(chunks)
+    if len(data) > limit:  # it grew after the stat
+        raise InputError(_too_large(name, len(data), limit))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{name} is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}); "
+                         f"YAML files must be UTF-8", line) from None
+
+
+def _too_large(name: str, size: int, limit: int) -> str:
+    return (f"{name} is {size} bytes, more than the limit of {limit} bytes "
+            f"(set {MAX_FILE_BYTES_ENV} to read larger files)")
+
+
+def compose(text: str, expansion: Expansion | None = None) -> Iterator[Node]:
+    """The non-empty documents of ``text`` as YAML nodes (aliases share their node).
+    Raises InputError for a YAML syntax error (after yielding the documents before it).
+    ``expansion``, which the caller converts the nodes with, is told where each
+    document starts: its limits hold for the whole text, not each document."""
+    try:
+        for node in yaml.compose_all(text, Loader=LOADER):
+            if node is None or (isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"):
+                continue  # empty document
+            if expansion is not None:
+                expansion.next_document()
+            yield node
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        what = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise InputError(f"YAML syntax error: unacceptable character {what} ({exc.reason}) "
+                         f"at line {line}", line) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        where = f" ({context})" if context else ""
+        col = f", column {mark.column + 1}" if mark is not None else ""
+        raise InputError(f"YAML syntax error: {problem}{where} at line {line}{col}", line) from None
+    except UnicodeEncodeError as exc:  # a str with lone surrogates (load_text), not from a file
+        line = text.count("\n", 0, exc.start) + 1
+        raise InputError(f"YAML syntax error: character U+{ord(text[exc.start]):04X} is not valid "
+                         f"Unicode at line {line}", line) from None
+    except RecursionError:  # the pure-Python composer on deep nesting (libyaml stops at 1000)
+        raise InputError(f"YAML nesting is deeper than {MAX_DEPTH} levels") from None
+
+
+class Expansion:
+    """Counts the values one file's documents convert into, to refuse excessive aliasing.
+
+    The converter calls :meth:`enter` for every node (``depth``: how many collections
+    enclose it), and :meth:`leave` after the children of a collection it entered
+    without a problem.  When :meth:`enter` returns a problem, the node converts to
+    None and the problem is reported at it, unless it is ``""``: after excessive
+    aliasing every further node is refused silently (the problem was reported).
+    """
+
+    __slots__ = ("values", "aliased", "_seen", "_stack", "_alias_level", "_failed", "_merge_budget")
+
+    def __init__(self) -> None:
+        self.values = 0
+        self.aliased = 0  # values converted a second (third, ...) time through an alias
+        self._seen: set[int] = set()
+        self._stack: list[bool] = []  # per open collection: is it an alias expansion?
+        self._alias_level = 0
+        self._failed = False
+        self._merge_budget = MAX_MERGED_ENTRIES
+
+    def enter(self, node: Node, depth: int) -> str | None:
+        if self._failed:
+            return ""
+        if depth > MAX_DEPTH:
+            return f"YAML nesting is deeper than {MAX_DEPTH} levels (a recursive alias?)"
+        self.values += 1
+        if type(node) is ScalarNode:
+            if len(node.value) > MAX_SCALAR_CHARS:
+                return (f"a YAML value of {len(node.value)} characters, more than the limit of "
+                        f"{MAX_SCALAR_CHARS}")
+            return self._aliased() if self._alias_level else None
+        key = id(node)
+        repeated = key in self._seen
+        if repeated or self._alias_level:
+            problem = self._aliased()
+            if problem is not None:
+                return problem
+        else:
+            self._seen.add(key)
+        self._stack.append(repeated)
+        if repeated:
+            self._alias_level += 1
+        return None
+
+    def _aliased(self, n: int = 1) -> str | None:
+        self.aliased += n
+        if self.aliased > ALIAS_FLOOR and self.aliased > self.values - self.aliased:
+            self._failed = True
+            return (f"excessive aliasing: the document's aliases and merge keys expand to more "
+                    f"than {self.aliased} values, more than the document itself holds "
+                    f"(a \"billion laughs\" YAML bomb?)")
+        return None
+
+    def next_document(self) -> None:
+        """Forget the nodes of the last document (their ids may be reused now); the
+        counts go on: many small bombs in one file add up."""
+        self._seen.clear()
+        self._stack.clear()
+        self._alias_level = 0
+
+    def leave(self) -> None:
+        if self._stack.pop():
+            self._alias_level -= 1
+
+    def merge(self, node: MappingNode) -> str | None:
+        """Resolve YAML merge keys (``<<: *base`` / ``<<: [*a, *b]``) in ``node``, in
+        place: the merged mappings' entries first, each key once (the mapping's own
+        keys win, then the first mapping listed), as PyYAML's ``flatten_mapping``
+        gives them but without copying entries again at every level of nested
+        merges; at most MAX_MERGED_ENTRIES entries are copied per file."""
+        for k, _ in node.value:
+            if k.tag == MERGE_KEY_TAG:
+                break
+        else:
+            return None
+        own = sum(1 for k, _ in node.value if k.tag != MERGE_KEY_TAG)
+        budget = [self._merge_budget]
+        problem = _merge(node, set(), budget)
+        self._merge_budget = budget[0]
+        if problem is not None:
+            if problem.startswith("excessive"):
+                self._failed = True
+            return problem
+        return self._aliased(len(node.value) - own)  # the merged entries are converted again
+
+
+def _merge(node: MappingNode, active: set[int], budget: list[int]) -> str | None:
+    """Expansion.merge's work: ``budget[0]`` entries may still be copied."""
+    for k, _ in node.value:
+        if k.tag == MERGE_KEY_TAG:
+            break
+    else:
+        return None
+    if id(node) in active:
+        return "a merge key (<<) that includes its own mapping"
+    active.add(id(node))
+    try:
+        merged: list[tuple[Node, Node]] = []
+        own: list[tuple[Node, Node]] = []
+        done: set[int] = set()
+        for key, value in node.value:
+            if not (isinstance(key, ScalarNode) and key.tag == MERGE_KEY_TAG):
+                own.append((key, value))
+                continue
+            sources = value.value if isinstance(value, SequenceNode) else [value]
+            for src in sources:
+                if id(src) in done:
+                    continue  # the same mapping merged again adds nothing
+                done.add(id(src))
+                if not isinstance(src, MappingNode):
+                    return (f"a merge key (<<) needs a mapping or a list of mappings, "
+                            f"got {_kind(src)} at line {src.start_mark.line + 1}")
+                problem = _merge(src, active, budget)
+                if problem is not None:
+                    return problem
+                budget[0] -= len(src.value)
+                if budget[0] < 0:
+                    return (f"excessive merging: merge keys (<<) copy more than "
+                            f"{MAX_MERGED_ENTRIES} entries (a YAML bomb?)")
+                merged.extend(src.value)
+        seen = {_key_id(k) for k, _ in own}
+        first: list[tuple[Node, Node]] = []
+        for key, value in merged:  # the first mapping listed wins
+            kid = _key_id(key)
+            if kid not in seen:
+                seen.add(kid)
+                first.append((key, value))
+        node.value = first + own
+        return None
+    finally:
+        active.discard(id(node))
+
+
+def _key_id(node: Node) -> object:
+    return (node.tag, node.value) if isinstance(node, ScalarNode) else id(node)
+
+
+def _kind(node: Node) -> str:
+    return "a list" if isinstance(node, SequenceNode) else "a scalar" if isinstance(node, ScalarNode) else "a mapping"
