@@ -280,7 +280,9 @@ class DownstreamConnection:
         self._drop_body()
 
     def eof_received(self) -> bool:
-        return False  # close the transport; a half-closed client gets its responses first
+        # close the transport: Envoy's HTTP connection manager has no half-close either (a
+        # client's FIN resets the requests in progress: those already answered got out)
+        return False
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -496,6 +498,10 @@ class DownstreamConnection:
             stats.downstream_response(code, "DPE")
             stats.inc("downstream_cx_protocol_error")  # Envoy counts a codec error in both
             stats.inc("downstream_rq_rx_reset")
+            al = self.proxy.access_log
+            if al.stream is not None:  # Envoy: "- - HTTP/1.1" 431 DPE 0 31 0 - ...
+                al.log(wall_time(), "-", "-", "HTTP/1.1", code, "DPE", 0, len(body), 0, "-",
+                       None, None, None, "", "")
         self.close()
 
 
@@ -635,11 +641,6 @@ class Stream(Exchange):
                 repeated[name] = repeated.get(name, (hdrs[name][: -len(value) - 1],)) + (value,)
             else:
                 hdrs[name] = v.decode("latin-1")
-        if req.chunked and hdrs["transfer-encoding"].strip().lower() != "chunked":
-            # Envoy's codec implements no transfer coding but chunked ("gzip, chunked": 501)
-            self.keep_alive = False
-            self.local_reply(501, b"Not Implemented", "DPE")
-            return
         if not scheme:
             # Envoy takes :scheme from x-forwarded-proto when the client sends one
             xfp = hdrs.get("x-forwarded-proto")

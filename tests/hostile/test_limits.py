@@ -12,6 +12,8 @@ trailers dropped."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import time
 from pathlib import Path
 
@@ -101,6 +103,9 @@ async def test_buffered_bytes_cap_refuses_new_bodies_with_503_overloaded(tmp_pat
                     assert (resp.status, resp.body) == (503, b"envoy overloaded")
                     assert resp.header("connection") == "close"
                 await assert_serves(sp.port)  # bodiless requests still pass
+                async with Client(sp.port) as third:  # a codec refusal, for its log line
+                    (r431,) = await third.send(request("GET", "/", headers=[(f"x-{i}", "v") for i in range(100)]))
+                    assert r431.status == 431
                 release.set()
                 (ok,) = await pending
                 assert ok.status == 200
@@ -112,7 +117,9 @@ async def test_buffered_bytes_cap_refuses_new_bodies_with_503_overloaded(tmp_pat
             assert "http.outbound_0.0.0.0_15001.downstream_rq_overload_close: 1\n" in text
             assert "http.outbound_0.0.0.0_15001.mirrorsim_response_flag_OM: 1\n" in text
         assert [r.target for r in other.requests] == ["/normal", "/other"]
-        assert '"POST /other HTTP/1.1" 503 OM ' in sp.access_log.read_text()
+        log = sp.access_log.read_text()
+        assert '"POST /other HTTP/1.1" 503 OM ' in log
+        assert '"- - HTTP/1.1" 431 DPE 0 31 0 - "-" "-" "-" "-" "-"\n' in log  # as Envoy's
         assert "Traceback" not in sp.stderr()
 
 
@@ -231,10 +238,13 @@ async def test_no_shadow_copy_for_a_primary_never_sent(run_proxy):
         first = asyncio.create_task(get(rp.port, "/first"))
         await a.wait_for(1)
         (pool,) = [p for n, p in rp.proxy.pools.items() if "|v1|" in n]
-        async with Client(rp.port) as c:
-            assert c.writer is not None
-            c.writer.write(request("GET", "/never"))
-            await until(lambda: len(pool.pending) == 1, "the second request pending")
+        _, writer = await asyncio.open_connection("127.0.0.1", rp.port)
+        writer.write(request("GET", "/never"))
+        await until(lambda: len(pool.pending) == 1, "the second request pending")
+        # the client resets its connection (a FIN alone would be a half-close: answered)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                   struct.pack("ii", 1, 0))
+        writer.transport.abort()
         await until(lambda: not pool.pending, "the pending primary cancelled")
         release.set()
         assert (await first).status == 200
