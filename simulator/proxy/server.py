@@ -848,7 +848,8 @@ class Stream(Exchange):
         mut = d.request_headers
         if mut.dynamic:
             mut = header_ops.request_mutations(self, mut)
-        mutated = bool(mut) or d.original_path is not None
+        new_host = d.authority != self.authority
+        mutated = bool(mut) or d.original_path is not None or new_host
         removes = _NO_NAMES
         overwrite = _NO_NAMES
         if mutated:
@@ -856,6 +857,8 @@ class Stream(Exchange):
             replaced = {a.name for a in mut.add if not a.append}
             if d.original_path is not None:
                 replaced.add("x-envoy-original-path")
+            if new_host:  # the router sets it in place of a client's (setReference)
+                replaced.add("x-envoy-original-host")
             overwrite = frozenset(replaced)
             mutated = bool(removes or overwrite)
         lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
@@ -902,7 +905,7 @@ class Stream(Exchange):
         elif not hdrs["x-request-id"]:
             replace_empty_request_id(lines, rid)
         extra = add_mutation_lines(lines, 1, mut.lines(), INLINE_REQUEST) if mut else b""
-        if d.authority != self.authority:
+        if new_host:
             extra += b"x-envoy-original-host: %s\r\n" % self.authority.encode("latin-1")
         if d.original_path is not None:
             extra += b"x-envoy-original-path: %s\r\n" % d.original_path.encode("latin-1")
