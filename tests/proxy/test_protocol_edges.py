@@ -350,6 +350,20 @@ async def test_response_that_is_not_http_is_a_protocol_error(run_proxy):
             assert rp.proxy.stats.flags["UPE"] == 1
 
 
+async def test_204_loses_a_zero_content_length_and_rejects_body_framing(run_proxy):
+    """Envoy's HTTP/1 client codec: ``content-length: 0`` on a 204 is removed; another
+    length, or a transfer-encoding, is a protocol error (tests/oracle: response_204*)."""
+    cases = ((b"Content-Length: 0\r\n", 204), (b"", 204), (b"Content-Length: 2\r\n", 502),
+             (b"Transfer-Encoding: chunked\r\n", 502))
+    for framing, status in cases:
+        async with answering(b"HTTP/1.1 204 No Content\r\nx-b: 1\r\n%s\r\n" % framing) as a:
+            rp = await run_proxy(table_from_yaml(registry_yaml({"v1": a.port}) + virtual_service(PLAIN)))
+            resp = await get(rp.port, "/")
+            assert resp.status == status
+            assert resp.header("content-length") is None if status == 204 else resp.header("x-b") is None
+            assert resp.header("transfer-encoding") is None
+
+
 # --------------------------------------------------------------------------- odd requests
 
 
