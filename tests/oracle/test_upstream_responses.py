@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from tests.oracle.harness import Group, Observation, req, simple
-from tests.oracle.test_basic import differs
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="package")]
 
@@ -61,11 +60,25 @@ async def test_response_duplicate_headers_kept(g: Group) -> None:
     g.compare(e, m)
 
 
-@differs("an upstream 100 Continue the client did not ask for: Envoy relays it (proxy_100_continue); "
-         "mirrorsim drops it")
 async def test_response_unsolicited_100_continue(g: Group) -> None:
     e, m = await through(g, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     assert e.got.interim == [100] and e.got.status == 200
+    g.compare(e, m)
+
+
+@pytest.mark.parametrize(("first", "relayed"), [
+    (b"102 Processing", [102]), (b"103 Early Hints\r\nLink: </s.css>; rel=preload", [103]),
+    (b"199 Whatever", []), (b"100 Continue\r\nx-i: 1", [100])])
+async def test_response_other_1xx(g: Group, first: bytes, relayed: list[int]) -> None:
+    e, m = await through(g, b"HTTP/1.1 %s\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" % first)
+    assert e.got.status == 200 and e.got.body == b"ok" and e.got.interim == relayed
+    g.compare(e, m)
+
+
+async def test_response_two_1xx_only_the_first_relayed(g: Group) -> None:
+    e, m = await through(g, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n"
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert e.got.status == 200 and e.got.interim == [100]
     g.compare(e, m)
 
 
