@@ -126,6 +126,11 @@ def on_interim(stream: Stream, status: int, headers: list[tuple[bytes, bytes]]) 
             n == b"expect" and v.lower() == b"100-continue" for n, v in req.headers):
         return  # the proxy wrote its own 100 (docs/deviations.md P6)
     stream.continued = True
+    # Envoy counts it: cluster upstream_rq_1xx (and _completed), listener downstream_rq_1xx
+    if stream.pool is not None:
+        stream.pool.stats.response(status, stream.internal)
+    codes = stream.proxy.stats.downstream_codes
+    codes[status] = codes.get(status, 0) + 1
     if not headers:
         stream.conn.write(CONTINUE if status == 100 else status_line(status) + b"\r\n")
         return

@@ -391,7 +391,12 @@ async def test_upstream_1xx_is_relayed_once_and_ends_retries(run_proxy):
             got = await read_until(reader, b"\r\n\r\nHTTP/1.1 " + final)
             assert got.startswith(interim) and got.count(b"HTTP/1.1 ") == 2
             writer.close()
+        stats = rp.proxy.stats.snapshot()
     assert len(backend.received) == 2  # the 503 after a 100 was not retried
+    # as Envoy counts them (observed): a relayed 1xx is one more completed upstream response
+    assert stats[V1 + "upstream_rq_103"] == stats[V1 + "upstream_rq_100"] == 1
+    assert stats[V1 + "upstream_rq_1xx"] == 2 and stats[V1 + "upstream_rq_completed"] == 4
+    assert stats["http.outbound_0.0.0.0_15001.downstream_rq_1xx"] == 2
 
 
 async def test_no_upstream_100_after_the_proxys_own(run_proxy):
