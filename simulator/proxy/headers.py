@@ -202,7 +202,13 @@ def strip_bodiless_framing(headers: list[tuple[bytes, bytes]]) -> list[tuple[byt
 # (Http::HeaderUtility::requestShouldHaveNoBody).
 BODILESS_METHODS: Final = frozenset({"GET", "HEAD", "DELETE", "TRACE", "CONNECT"})
 
-_REASONS: Final[dict[int, bytes]] = {s.value: s.phrase.encode() for s in HTTPStatus}
+# Envoy's reason phrases (CodeUtility::toString, observed on 1.40 in tests/oracle) where
+# Python's differ or Envoy has none ("Unknown"): also pins 413/422 across Python versions.
+_ENVOY_REASONS: Final[dict[int, bytes]] = {
+    102: b"Unknown", 103: b"Unknown", 413: b"Payload Too Large", 414: b"URI Too Long",
+    416: b"Range Not Satisfiable", 418: b"Unknown", 422: b"Unprocessable Entity", 451: b"Unknown",
+}
+_REASONS: Final[dict[int, bytes]] = {s.value: s.phrase.encode() for s in HTTPStatus} | _ENVOY_REASONS
 
 
 _STATUS_LINES: Final[dict[int, bytes]] = {c: b"HTTP/1.1 %d %s\r\n" % (c, r) for c, r in _REASONS.items()}

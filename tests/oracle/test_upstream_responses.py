@@ -4,6 +4,8 @@ writes exact bytes (``Backend.raw_response``) and closes."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.oracle.harness import Group, Observation, req, simple
@@ -117,6 +119,31 @@ async def test_response_unknown_status_code(g: Group) -> None:
     e, m = await through(g, b"HTTP/1.1 299 Whatever Reason\r\nContent-Length: 2\r\n\r\nok")
     assert e.got.status == 299 and e.got.body == b"ok"
     g.compare(e, m)
+
+
+@pytest.mark.parametrize("code", [101, 103, 413, 414, 416, 418, 422, 425, 451])
+async def test_response_reason_phrase(g: Group, code: int) -> None:
+    """Envoy writes its own reason phrase (CodeUtility::toString), "Unknown" for a code it
+    has none for; the client's status line is compared byte for byte."""
+    if code == 101:
+        raw = b"HTTP/1.1 101 X\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        extra = b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    else:
+        raw = (b"HTTP/1.1 103 X\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" if code == 103
+               else b"HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n" % code)
+        extra = b""
+    g.backends["cu"].raw_response = raw
+    lines = []
+    try:
+        for p in (g.envoy, g.mirrorsim):
+            r, w = await asyncio.open_connection("127.0.0.1", p.port)
+            w.write(b"GET /r HTTP/1.1\r\nHost: custom:8000\r\n%s\r\n" % extra)
+            lines.append(await asyncio.wait_for(r.readline(), 5))
+            w.close()
+    finally:
+        g.backends["cu"].raw_response = None
+    assert lines[0].startswith(b"HTTP/1.1 %d " % code)
+    assert lines[1] == lines[0]
 
 
 async def test_response_x_envoy_headers_from_upstream_kept(g: Group) -> None:

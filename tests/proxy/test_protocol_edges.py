@@ -384,7 +384,7 @@ async def test_upstream_1xx_is_relayed_once_and_ends_retries(run_proxy):
     async with backend:
         http = "- route: [{destination: {host: httpbin, subset: v1}}]\n  retries: {attempts: 2, retryOn: 5xx}"
         rp = await run_proxy(table_from_yaml(registry_yaml({"v1": backend.port}) + virtual_service(http)))
-        for path, interim, final in ((b"/hints", b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n", b"200"),
+        for path, interim, final in ((b"/hints", b"HTTP/1.1 103 Unknown\r\nlink: </a.css>\r\n\r\n", b"200"),
                                      (b"/busy", b"HTTP/1.1 100 Continue\r\n\r\n", b"503")):
             reader, writer = await asyncio.open_connection("127.0.0.1", rp.port)
             writer.write(b"GET %s HTTP/1.1\r\nHost: httpbin:8000\r\n\r\n" % path)
