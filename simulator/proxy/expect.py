@@ -18,17 +18,24 @@ stream runs from the head (``start``); the body goes to the upstream when it has
 (Envoy counts it from the end of the request).  Other Expect requests (chunked, pipelined
 behind another) keep the proxy's own ``100 Continue`` (docs/deviations.md P6).
 
-Nothing here runs for a request without ``Expect: 100-continue``.
+Nothing here runs for a request without ``Expect: 100-continue``, except ``on_interim``: an
+upstream 1xx (rare) is relayed whether the client asked for a 100 or not.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from simulator.proxy.headers import status_line
+
 if TYPE_CHECKING:
     from simulator.proxy.server import DownstreamConnection, Request, Stream
 
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+RELAYED_1XX: Final = frozenset({100, 102, 103})
+# removed from a relayed 1xx (ConnectionManagerUtility::mutateResponseHeaders)
+INTERIM_DROPPED: Final = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+                                    b"upgrade"})
 
 
 def can_stream(conn: DownstreamConnection, headers: list[tuple[bytes, bytes]]) -> bool:
@@ -105,8 +112,29 @@ def early_response(stream: Stream) -> None:
         c.reusable = False
 
 
-def on_interim(stream: Stream, status: int) -> None:
-    """A 1xx from the upstream: the first 100 goes to a client still holding its body."""
-    if status == 100 and stream.req.streaming and not stream.continued:
-        stream.continued = True
-        stream.conn.write(CONTINUE)
+def on_interim(stream: Stream, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+    """A 1xx (not 101) from the upstream.  Under proxy_100_continue Envoy relays a 100, 102
+    or 103 (HeaderUtility::isSpecial1xx; the router's onUpstream1xxHeaders), asked for or
+    not, with the upstream's headers less the hop-by-hop ones, and then retries no more;
+    other 1xx are dropped (UpstreamRequest::decodeHeaders).  Only the first 1xx of a request
+    goes (as Envoy does, tests/oracle), and no 100 after the proxy's own (a buffered Expect
+    request: docs/deviations.md P6)."""
+    if status not in RELAYED_1XX or stream.continued or stream.done or stream.headers_sent:
+        return
+    req = stream.req
+    if status == 100 and not req.streaming and any(
+            n == b"expect" and v.lower() == b"100-continue" for n, v in req.headers):
+        return  # the proxy wrote its own 100 (docs/deviations.md P6)
+    stream.continued = True
+    # Envoy counts it: cluster upstream_rq_1xx (and _completed), listener downstream_rq_1xx
+    if stream.pool is not None:
+        stream.pool.stats.response(status, stream.internal)
+    codes = stream.proxy.stats.downstream_codes
+    codes[status] = codes.get(status, 0) + 1
+    if not headers:
+        stream.conn.write(CONTINUE if status == 100 else status_line(status) + b"\r\n")
+        return
+    lines = [status_line(status)]
+    lines += [b"%s: %s\r\n" % (n, v) for n, v in headers if n not in INTERIM_DROPPED]
+    lines.append(b"\r\n")
+    stream.conn.write(b"".join(lines))

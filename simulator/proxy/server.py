@@ -603,7 +603,7 @@ class Stream(Exchange):
         self.grpc_at = -2  # gRPC: where in head_base the client's grpc-timeout line is (-1: none)
         self.grpc_len = 0  # ... and its length
         self.body_owed = False  # Expect: this attempt's head went without the body (expect.py)
-        self.continued = False  # Expect: the upstream's 100 was relayed
+        self.continued = False  # an upstream 1xx was relayed (expect.on_interim)
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -810,9 +810,8 @@ class Stream(Exchange):
         elif self.shadow_base is not None:
             self.release_shadows()
 
-    def on_interim(self, status: int) -> None:
-        if self.req.streaming:
-            expect.on_interim(self, status)
+    def on_interim(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        expect.on_interim(self, status, headers)
 
     def release_shadows(self) -> None:
         """Dispatch the shadow copies, once: when the primary's request was handed to an
@@ -848,7 +847,8 @@ class Stream(Exchange):
         mut = d.request_headers
         if mut.dynamic:
             mut = header_ops.request_mutations(self, mut)
-        mutated = bool(mut) or d.original_path is not None
+        new_host = d.authority != self.authority
+        mutated = bool(mut) or d.original_path is not None or new_host
         removes = _NO_NAMES
         overwrite = _NO_NAMES
         if mutated:
@@ -856,6 +856,8 @@ class Stream(Exchange):
             replaced = {a.name for a in mut.add if not a.append}
             if d.original_path is not None:
                 replaced.add("x-envoy-original-path")
+            if new_host:  # the router sets it in place of a client's (setReference)
+                replaced.add("x-envoy-original-host")
             overwrite = frozenset(replaced)
             mutated = bool(removes or overwrite)
         lines = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (
@@ -902,7 +904,7 @@ class Stream(Exchange):
         elif not hdrs["x-request-id"]:
             replace_empty_request_id(lines, rid)
         extra = add_mutation_lines(lines, 1, mut.lines(), INLINE_REQUEST) if mut else b""
-        if d.authority != self.authority:
+        if new_host:
             extra += b"x-envoy-original-host: %s\r\n" % self.authority.encode("latin-1")
         if d.original_path is not None:
             extra += b"x-envoy-original-path: %s\r\n" % d.original_path.encode("latin-1")
@@ -1190,6 +1192,8 @@ class Stream(Exchange):
     def _try_retry(self, rp: RetryPolicy) -> bool:
         """Schedule the next attempt unless the cluster's max_retries circuit breaker
         is full (then Envoy gives up on retrying: upstream_rq_retry_overflow, flag UO)."""
+        if self.continued:
+            return False  # Envoy's router drops its retry state once a 1xx went to the client
         pool = self.pool
         assert pool is not None
         if pool.retry_active >= pool.cluster.circuit_breakers.max_retries:

@@ -40,7 +40,7 @@ from typing import Final
 import httptools
 
 from simulator.core.table import Cluster, Endpoint, OutlierDetectionConfig
-from simulator.proxy.headers import memo_name
+from simulator.proxy.headers import memo_name, strip_bodiless_framing
 from simulator.proxy.stats import ClusterStats
 from simulator.proxy.tasks import TaskSet
 
@@ -88,8 +88,8 @@ class Exchange:
     def on_sent(self) -> None:
         """The request was written to an upstream connection."""
 
-    def on_interim(self, status: int) -> None:
-        """A 1xx response (not 101) before the response (proxy/expect.py relays a 100)."""
+    def on_interim(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """A 1xx response (not 101) before the response (proxy/expect.py relays it)."""
 
 
 def _hash64(s: str) -> int:
@@ -196,15 +196,18 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
+            interim = strip_bodiless_framing(self._headers)  # raises: a protocol error
             self._headers = []
             self._framing = "close"
             ex = self.exchange
             if ex is not None:
-                ex.on_interim(status)
+                ex.on_interim(status, interim)
             return
         self._status = status
         if self._head or status == 204 or status == 304:
             self._framing = "none"
+            if status == 204:  # Envoy's codec: no content-length on a 204 (0 removed, others rejected)
+                self._headers = strip_bodiless_framing(self._headers)
         framing = self._framing
         ex = self.exchange
         if ex is not None:
