@@ -131,6 +131,31 @@ def repeats_a_name(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
+def add_mutation_lines(lines: list[bytes], start: int, adds: list[tuple[str, str]],
+                       inline: frozenset[bytes]) -> bytes:
+    """The route's header lines ``adds`` (HeaderMutations.lines()) for a message whose header
+    lines, one per item, are ``lines[start:]``: an inline header already there (or added
+    just before) gets the value appended to its line, after a ",", as Envoy's header map
+    does for any add of an inline header (HeaderMapImpl::insertByKey); the others are
+    returned, in order, to go after the message's own."""
+    out: list[bytes] = []
+    for n, v in adds:
+        name = n.encode()
+        line = b"%s: %s\r\n" % (name, v.encode("latin-1"))
+        if name in inline:
+            prefix = name + b":"
+            i = next((i for i in range(start, len(lines)) if lines[i].startswith(prefix)), -1)
+            if i != -1:
+                lines[i] = b"%s,%s\r\n" % (lines[i][:-2], line[len(prefix) + 1:-2])
+                continue
+            j = next((j for j in range(len(out)) if out[j].startswith(prefix)), -1)
+            if j != -1:
+                out[j] = b"%s,%s\r\n" % (out[j][:-2], line[len(prefix) + 1:-2])
+                continue
+        out.append(line)
+    return b"".join(out)
+
+
 # Envoy's Utility::isValidRefererValue: an absolute URL as http_parser reads one (letters
 # for a scheme, "//", a host of letters, digits, "." and "-" or an IPv6 literal, a port up
 # to 65535, printable ASCII after it) without fragment or userinfo; else a relative
@@ -165,11 +190,39 @@ RESPONSE_HOP_BY_HOP: Final = frozenset({
 # ... and these three Envoy sets in the upstream's line when there is one
 RESPONSE_SET_IN_PLACE: Final = frozenset({b"date", b"server", b"x-envoy-upstream-service-time"})
 
+class BodilessFramingError(ValueError):
+    """A 1xx or 204 response with framing headers Envoy's codec rejects."""
+
+
+def strip_bodiless_framing(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A 1xx (not 101) or 204 response's headers as Envoy's HTTP/1 client codec passes
+    them on (ClientConnectionImpl::onHeadersCompleteBase): ``content-length: 0`` is
+    removed; any transfer-encoding, or another content-length, is a protocol error
+    (raises BodilessFramingError: 502 UPE, as for any unparsable response)."""
+    kept = headers
+    for i, (n, v) in enumerate(headers):
+        if n == b"transfer-encoding" or (n == b"content-length" and v.strip() != b"0"):
+            raise BodilessFramingError(n.decode("latin-1"))
+        if n == b"content-length":
+            if kept is headers:
+                kept = headers[:i]
+            continue
+        if kept is not headers:
+            kept.append((n, v))
+    return kept
+
+
 # Methods that carry no body: Envoy adds no content-length: 0 for them
 # (Http::HeaderUtility::requestShouldHaveNoBody).
 BODILESS_METHODS: Final = frozenset({"GET", "HEAD", "DELETE", "TRACE", "CONNECT"})
 
-_REASONS: Final[dict[int, bytes]] = {s.value: s.phrase.encode() for s in HTTPStatus}
+# Envoy's reason phrases (CodeUtility::toString, observed on 1.40 in tests/oracle) where
+# Python's differ or Envoy has none ("Unknown"): also pins 413/422 across Python versions.
+_ENVOY_REASONS: Final[dict[int, bytes]] = {
+    102: b"Unknown", 103: b"Unknown", 413: b"Payload Too Large", 414: b"URI Too Long",
+    416: b"Range Not Satisfiable", 418: b"Unknown", 422: b"Unprocessable Entity", 451: b"Unknown",
+}
+_REASONS: Final[dict[int, bytes]] = {s.value: s.phrase.encode() for s in HTTPStatus} | _ENVOY_REASONS
 
 
 _STATUS_LINES: Final[dict[int, bytes]] = {c: b"HTTP/1.1 %d %s\r\n" % (c, r) for c, r in _REASONS.items()}

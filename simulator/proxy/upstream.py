@@ -40,7 +40,7 @@ from typing import Final
 import httptools
 
 from simulator.core.table import Cluster, Endpoint, OutlierDetectionConfig
-from simulator.proxy.headers import memo_name
+from simulator.proxy.headers import memo_name, strip_bodiless_framing
 from simulator.proxy.stats import ClusterStats
 from simulator.proxy.tasks import TaskSet
 
@@ -88,6 +88,9 @@ class Exchange:
     def on_sent(self) -> None:
         """The request was written to an upstream connection."""
 
+    def on_interim(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """A 1xx response (not 101) before the response (proxy/expect.py relays it)."""
+
 
 def _hash64(s: str) -> int:
     return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big")
@@ -100,7 +103,7 @@ class _HeadResponseDone(Exception):
 class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilable)
     __slots__ = (
         "pool", "endpoint", "transport", "parser", "exchange", "served", "_headers", "_names", "idle_since",
-        "_got_bytes", "_framing", "_status", "_head", "closed", "paused",
+        "_got_bytes", "_framing", "_status", "_head", "closed", "paused", "reusable",
     )
 
     def __init__(self, pool: ClusterPool, endpoint: Endpoint) -> None:
@@ -119,6 +122,7 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
         self.closed = False
         self.paused = False
         self.idle_since = 0.0
+        self.reusable = True  # False: a request was answered before it was all sent (expect.py)
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -192,12 +196,18 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
+            interim = strip_bodiless_framing(self._headers)  # raises: a protocol error
             self._headers = []
             self._framing = "close"
+            ex = self.exchange
+            if ex is not None:
+                ex.on_interim(status, interim)
             return
         self._status = status
         if self._head or status == 204 or status == 304:
             self._framing = "none"
+            if status == 204:  # Envoy's codec: no content-length on a 204 (0 removed, others rejected)
+                self._headers = strip_bodiless_framing(self._headers)
         framing = self._framing
         ex = self.exchange
         if ex is not None:
@@ -510,7 +520,7 @@ class ClusterPool:
     def release(self, conn: UpstreamConnection, keep_alive: bool) -> None:
         self._request_done(conn.endpoint)
         limit = self.cluster.max_requests_per_connection
-        if not keep_alive or conn.closed or (limit and conn.served >= limit):
+        if not keep_alive or conn.closed or not conn.reusable or (limit and conn.served >= limit):
             conn.abort()
             return
         self._dispatch(conn)

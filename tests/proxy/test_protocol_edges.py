@@ -245,6 +245,66 @@ async def test_expect_100_continue_is_answered_before_the_body(run_proxy):
     assert other_up.header("expect") == "something"  # forwarded as sent
 
 
+async def test_expect_head_goes_first_and_the_upstream_says_continue(run_proxy):
+    """proxy_100_continue (simulator/proxy/expect.py): the head, Expect included, reaches the
+    upstream before the client sends its body; the upstream's 100 is relayed, then the body
+    goes to the primary and to the mirror."""
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = await reader.readexactly(5)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n" + body)
+        await writer.drain()
+        await reader.read()
+
+    async with RawBackend(handler) as up, Recorder("v2") as m:
+        rp = await run_proxy(table_from_yaml(registry_yaml({"v1": up.port, "v2": m.port})
+                                             + virtual_service(MIRRORED)))
+        reader, writer = await asyncio.open_connection("127.0.0.1", rp.port)
+        writer.write(b"POST /up HTTP/1.1\r\nHost: httpbin:8000\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: 5\r\n\r\n")
+        assert await read_until(reader, b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        assert len(heads) == 1 and b"expect: 100-continue" in heads[0]  # sent before the body
+        writer.write(b"hello")
+        resp = await read_until(reader, b"hello")
+        assert resp.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close" not in resp
+        writer.close()
+        (copy,) = await m.wait_for(1)
+    assert copy.body == b"hello"
+
+
+async def test_expect_answered_before_the_body_closes_the_connection(run_proxy):
+    """The upstream answers (or resets) without asking for the body: no 100, the answer
+    with connection: close, and that upstream connection is not reused."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        buf = backend.record()
+        buf += await reader.readuntil(b"\r\n\r\n")
+        if b"/reset" in buf:
+            return
+        writer.write(b"HTTP/1.1 417 Expectation Failed\r\ncontent-length: 2\r\n\r\nno")
+        await writer.drain()
+        buf += await reader.read()
+
+    backend = RawBackend(handler)
+    async with backend:
+        rp = await run_proxy(table_from_yaml(registry_yaml({"v1": backend.port}) + virtual_service(PLAIN)))
+        for path, status in ((b"/reset", b"503"), (b"/417", b"417")):
+            reader, writer = await asyncio.open_connection("127.0.0.1", rp.port)
+            writer.write(b"POST %s HTTP/1.1\r\nHost: httpbin:8000\r\nExpect: 100-continue\r\n"
+                         b"Content-Length: 5\r\n\r\n" % path)
+            got = await read_until(reader, b"\r\n\r\n")
+            assert got.startswith(b"HTTP/1.1 %s " % status) and b"connection: close\r\n" in got
+            assert await asyncio.wait_for(reader.read(), 5) in (b"", b"no", b"upstream connect error or "
+                                                                b"disconnect/reset before headers. reset "
+                                                                b"reason: connection termination")
+            writer.close()
+        assert (await get(rp.port, "/after")).status == 417  # a new upstream connection
+    assert len(backend.received) == 3
+
+
 # --------------------------------------------------------------------------- upstream failures
 
 
@@ -288,6 +348,70 @@ async def test_response_that_is_not_http_is_a_protocol_error(run_proxy):
             stats = rp.proxy.stats.snapshot()
             assert stats[V1 + "upstream_cx_protocol_error"] == 1 and stats[V1 + "upstream_rq_502"] == 1
             assert rp.proxy.stats.flags["UPE"] == 1
+
+
+async def test_204_loses_a_zero_content_length_and_rejects_body_framing(run_proxy):
+    """Envoy's HTTP/1 client codec: ``content-length: 0`` on a 204 is removed; another
+    length, or a transfer-encoding, is a protocol error (tests/oracle: response_204*)."""
+    cases = ((b"Content-Length: 0\r\n", 204), (b"", 204), (b"Content-Length: 2\r\n", 502),
+             (b"Transfer-Encoding: chunked\r\n", 502))
+    for framing, status in cases:
+        async with answering(b"HTTP/1.1 204 No Content\r\nx-b: 1\r\n%s\r\n" % framing) as a:
+            rp = await run_proxy(table_from_yaml(registry_yaml({"v1": a.port}) + virtual_service(PLAIN)))
+            resp = await get(rp.port, "/")
+            assert resp.status == status
+            assert resp.header("content-length") is None if status == 204 else resp.header("x-b") is None
+            assert resp.header("transfer-encoding") is None
+
+
+async def test_upstream_1xx_is_relayed_once_and_ends_retries(run_proxy):
+    """proxy_100_continue (expect.on_interim): an upstream 100, 102 or 103 goes to the client,
+    asked for or not, less its hop-by-hop headers; only the first; other 1xx are dropped;
+    after one went, a retriable answer is not retried (tests/oracle: response_*1xx*)."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        buf = backend.record()
+        buf += await reader.readuntil(b"\r\n\r\n")
+        if b"/hints" in buf:
+            writer.write(b"HTTP/1.1 199 Odd\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n"
+                         b"Connection: keep-alive\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+                         b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        else:
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Service Unavailable\r\n"
+                         b"content-length: 0\r\n\r\n")
+        await writer.drain()
+
+    backend = RawBackend(handler)
+    async with backend:
+        http = "- route: [{destination: {host: httpbin, subset: v1}}]\n  retries: {attempts: 2, retryOn: 5xx}"
+        rp = await run_proxy(table_from_yaml(registry_yaml({"v1": backend.port}) + virtual_service(http)))
+        for path, interim, final in ((b"/hints", b"HTTP/1.1 103 Unknown\r\nlink: </a.css>\r\n\r\n", b"200"),
+                                     (b"/busy", b"HTTP/1.1 100 Continue\r\n\r\n", b"503")):
+            reader, writer = await asyncio.open_connection("127.0.0.1", rp.port)
+            writer.write(b"GET %s HTTP/1.1\r\nHost: httpbin:8000\r\n\r\n" % path)
+            got = await read_until(reader, b"\r\n\r\nHTTP/1.1 " + final)
+            assert got.startswith(interim) and got.count(b"HTTP/1.1 ") == 2
+            writer.close()
+        stats = rp.proxy.stats.snapshot()
+    assert len(backend.received) == 2  # the 503 after a 100 was not retried
+    # as Envoy counts them (observed): a relayed 1xx is one more completed upstream response
+    assert stats[V1 + "upstream_rq_103"] == stats[V1 + "upstream_rq_100"] == 1
+    assert stats[V1 + "upstream_rq_1xx"] == 2 and stats[V1 + "upstream_rq_completed"] == 4
+    assert stats["http.outbound_0.0.0.0_15001.downstream_rq_1xx"] == 2
+
+
+async def test_no_upstream_100_after_the_proxys_own(run_proxy):
+    """A chunked Expect request is buffered: the proxy answers 100 itself (deviations P6),
+    so the upstream's 100 is not relayed a second time."""
+    async with answering(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok") as a:
+        rp = await run_proxy(table_from_yaml(registry_yaml({"v1": a.port}) + virtual_service(PLAIN)))
+        reader, writer = await asyncio.open_connection("127.0.0.1", rp.port)
+        writer.write(b"POST /c HTTP/1.1\r\nHost: httpbin:8000\r\nExpect: 100-continue\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        assert await read_until(reader, b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"2\r\nhi\r\n0\r\n\r\n")
+        got = await read_until(reader, b"ok")
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+        writer.close()
 
 
 # --------------------------------------------------------------------------- odd requests
