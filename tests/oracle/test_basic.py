@@ -195,8 +195,6 @@ async def test_path_encoded_slash_is_not_a_segment(g: Group) -> None:
     g.compare(e, m)
 
 
-@differs("a '#fragment' in the request-target: Istio's bootstrap runtime sets http_reject_path_with_fragment "
-         "false, so Envoy strips it and routes; mirrorsim answers 400 (docs/deviations.md R3)")
 async def test_path_with_fragment_stripped(g: Group) -> None:
     e, m = await g.both(get("/admin#frag"))
     assert e.got.status == 200 and e.got.body == b"v2" and e.at("v2")[0].target == "/admin"
@@ -350,8 +348,6 @@ async def test_expect_100_continue(g: Group) -> None:
     g.compare(e, m)
 
 
-@differs("mirrorsim sends its own 100 before the upstream answers (docs/deviations.md P6); Envoy relays the "
-         "upstream's, so the client gets no 100, only the 503, and Envoy closes the connection (body never sent)")
 async def test_expect_100_continue_upstream_closes(g: Group) -> None:
     e, m = await g.both(expect_continue("/post", host="flaky:8000"))
     assert e.got.status == 503 and e.got.interim == []
