@@ -172,3 +172,43 @@ async def test_endless_100_continue_stream_is_dropped_as_it_comes(hostile_backen
     assert resp.status == 502, resp
     assert time.monotonic() - t0 < 15
     await assert_serves(port)
+
+
+# --------------------------------------------------------------------------- client side
+
+
+async def _exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send ``data``, read until the proxy closes (or ``timeout``)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    out = b""
+    try:
+        while True:
+            d = await asyncio.wait_for(reader.read(1 << 20), timeout)
+            if not d:
+                break
+            out += d
+    except (TimeoutError, ConnectionResetError):
+        pass
+    finally:
+        writer.close()
+    return out
+
+
+async def test_pipelined_h2c_upgrades_do_not_recurse(hostile_backend):
+    """2,000 pipelined ``Upgrade: h2c`` requests in one write: each was parsed again by a
+    nested call, and at about 200 the proxy hit RecursionError (traceback, connection
+    reset, no answers).  Every one is answered now, in order."""
+
+    async def attack(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        pass  # not used: the requests go to /h2c
+
+    port = await hostile_backend(attack)
+    n = 2000
+    one = b"GET /h2c HTTP/1.1\r\nhost: httpbin\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n"
+    last = b"GET /h2c HTTP/1.1\r\nhost: httpbin\r\nconnection: close\r\n\r\n"
+    t0 = time.monotonic()
+    out = await _exchange(port, one * (n - 1) + last, timeout=20)
+    assert out.count(b"HTTP/1.1 200 OK\r\n") == n, out[-300:]
+    assert time.monotonic() - t0 < 20
+    await assert_serves(port)
