@@ -117,6 +117,31 @@ def coalesce_inline(headers: list[tuple[bytes, bytes]],
     return out
 
 
+def add_mutation_lines(lines: list[bytes], start: int, adds: list[tuple[str, str]],
+                       inline: frozenset[bytes]) -> bytes:
+    """The route's header lines ``adds`` (HeaderMutations.lines()) for a message whose header
+    lines, one per item, are ``lines[start:]``: an inline header already there (or added
+    just before) gets the value appended to its line, after a ",", as Envoy's header map
+    does for any add of an inline header (HeaderMapImpl::insertByKey); the others are
+    returned, in order, to go after the message's own."""
+    out: list[bytes] = []
+    for n, v in adds:
+        name = n.encode()
+        line = b"%s: %s\r\n" % (name, v.encode("latin-1"))
+        if name in inline:
+            prefix = name + b":"
+            i = next((i for i in range(start, len(lines)) if lines[i].startswith(prefix)), -1)
+            if i != -1:
+                lines[i] = b"%s,%s\r\n" % (lines[i][:-2], line[len(prefix) + 1:-2])
+                continue
+            j = next((j for j in range(len(out)) if out[j].startswith(prefix)), -1)
+            if j != -1:
+                out[j] = b"%s,%s\r\n" % (out[j][:-2], line[len(prefix) + 1:-2])
+                continue
+        out.append(line)
+    return b"".join(out)
+
+
 # Envoy's Utility::isValidRefererValue: an absolute URL as http_parser reads one (letters
 # for a scheme, "//", a host of letters, digits, "." and "-" or an IPv6 literal, a port up
 # to 65535, printable ASCII after it) without fragment or userinfo; else a relative

@@ -33,6 +33,7 @@ from __future__ import annotations
 from time import time as wall_time
 from typing import TYPE_CHECKING, Final
 
+from simulator.core.grpc_timeout import to_grpc_timeout
 from simulator.core.table import Forward, MirrorPolicy
 from simulator.proxy.accesslog import protocol
 from simulator.proxy.upstream import Exchange
@@ -122,8 +123,11 @@ class ShadowDispatcher:
                     lines[i] = lines[i][:-2] + b"," + self.local_xff + b"\r\n"
                     xff_done = True
                     break
-        if d.timeout > 0:
-            lines.append(b"x-envoy-expected-rq-timeout-ms: %d\r\n" % int(d.timeout * 1000))
+        if stream.timeout > 0:  # the route's, or a gRPC request's (server.Stream._grpc_timeout)
+            ms = round(stream.timeout * 1000)
+            lines.append(b"x-envoy-expected-rq-timeout-ms: %d\r\n" % ms)
+            if stream.grpc_at == -1:  # Envoy added grpc-timeout to the request the copy is made of
+                lines.append(b"grpc-timeout: %s\r\n" % to_grpc_timeout(ms).encode())
         if stream.attempt_line < 0:
             lines.append(b"x-envoy-attempt-count: 1\r\n")
         else:  # in place of the client's, as on the primary
@@ -229,7 +233,7 @@ class ShadowExchange(Exchange):
         self.request_id = stream.request_id
         self.xff = stream.xff
         self.user_agent = stream.user_agent
-        self.timeout = d.timeout
+        self.timeout = stream.timeout
         self.upstream_host = ""
         self.bytes_in = 0
         self.upstream_time = "-"

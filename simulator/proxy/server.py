@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Final
 import httptools
 
 from simulator.core.cors import set_lines as cors_set_lines
+from simulator.core.grpc_timeout import grpc_route_timeout, is_grpc, to_grpc_timeout
 from simulator.core.matchers import parse_query
 from simulator.core.table import (
     Endpoint,
@@ -45,7 +46,7 @@ from simulator.core.table import (
     RetryPolicy,
     RouteTable,
 )
-from simulator.proxy import header_ops, tunnel
+from simulator.proxy import expect, header_ops, tunnel
 from simulator.proxy.accesslog import AccessLog, protocol
 from simulator.proxy.headers import (
     BODILESS_METHODS,
@@ -57,6 +58,7 @@ from simulator.proxy.headers import (
     SKIP_REQUEST_HEADERS,
     TE_TRAILERS,
     DateCache,
+    add_mutation_lines,
     coalesce_inline,
     connection_tokens,
     memo_name,
@@ -113,7 +115,7 @@ class Request:
     """One parsed downstream request (a plain class: mypyc compiles its __init__)."""
 
     __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "chunked", "start", "too_big",
-                 "upgrade", "held", "overloaded")
+                 "upgrade", "held", "overloaded", "streaming")
 
     def __init__(self, method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]],
                  body: bytes, keep_alive: bool, chunked: bool, start: float, too_big: bool = False,
@@ -130,6 +132,7 @@ class Request:
         self.upgrade = upgrade  # the Upgrade header's value (simulator/proxy/tunnel.py)
         self.held = held  # body bytes taken from the proxy's BodyBudget, given back when done
         self.overloaded = False  # refused: the BodyBudget was full (503 envoy overloaded)
+        self.streaming = False  # Expect: forwarded from the head, the body still to come (expect.py)
 
 
 class Proxy:
@@ -217,6 +220,7 @@ class DownstreamConnection:
         self._upgrade: bytes | None = None
         self._expect = False  # Expect: 100-continue
         self.continue_pending = False
+        self.streaming: Stream | None = None  # an Expect request run from its head (expect.py)
         self._overloaded = False
         self._held = 0  # body bytes of the message being read, taken from proxy.budget
         self._start = 0.0
@@ -323,8 +327,11 @@ class DownstreamConnection:
         self._seen += self._head_bytes
         self._head_bytes = 0  # trailers have a limit of their own
         if self._expect and self.parser.get_http_version() == "1.1":  # 1.0 gets 426 from the codec
-            # Envoy answers Expect: 100-continue itself (Istio leaves proxy_100_continue off)
-            if self.active is None and not self.queue:
+            if expect.can_stream(self, self._headers):  # Istio's proxy_100_continue (expect.py)
+                expect.start(Stream(self, Request(self.parser.get_method().decode("ascii", "replace"), self._url,
+                                                  "1.1", self._headers, b"", self.parser.should_keep_alive(),
+                                                  False, self._start)))
+            elif self.active is None and not self.queue:
                 self.write(tunnel.CONTINUE)
             else:
                 self.continue_pending = True  # after the responses before it (_next)
@@ -416,6 +423,10 @@ class DownstreamConnection:
             req.keep_alive = False
             req.too_big = True
             req.overloaded = self._overloaded
+        if self.streaming is not None:  # the body of an Expect request already forwarded
+            stream, self.streaming = self.streaming, None
+            expect.body_arrived(stream, req)
+            return
         if self._upgrade is not None:
             req.upgrade = self._upgrade
             if tunnel.is_h2c(self, req):
@@ -536,6 +547,7 @@ class Stream(Exchange):
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
         "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel", "shadow_base", "cors_lines",
+        "timeout", "grpc_at", "grpc_len", "body_owed", "continued",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -587,6 +599,11 @@ class Stream(Exchange):
         # connection (release_shadows): a copy never goes out for a primary never sent
         self.shadow_base: list[bytes] | None = None
         self.cors_lines: tuple[tuple[str, str], ...] = ()  # set on the response (core/cors.py)
+        self.timeout = 0.0  # the global timeout: the route's, or a gRPC request's (forward)
+        self.grpc_at = -2  # gRPC: where in head_base the client's grpc-timeout line is (-1: none)
+        self.grpc_len = 0  # ... and its length
+        self.body_owed = False  # Expect: this attempt's head went without the body (expect.py)
+        self.continued = False  # Expect: the upstream's 100 was relayed
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -600,12 +617,7 @@ class Stream(Exchange):
             self.log_path = "-"
             self.local_reply(426, b"Upgrade Required", "DPE")
             return
-        target = req.target.decode("latin-1")
-        if "#" in target:
-            # Envoy's codec rejects a request-target with a fragment
-            self.keep_alive = False
-            self.local_reply(400, b"", "DPE")
-            return
+        target = req.target.decode("latin-1")  # a #fragment is cut off by normalize_path below
         authority = ""
         scheme = ""
         if target.startswith(("http://", "https://")):
@@ -707,15 +719,14 @@ class Stream(Exchange):
             early = not self.fault_flags
             self.fault_flags = (self.fault_flags + ",FI") if self.fault_flags else "FI"
             if fault.abort_grpc_status is not None:
-                grpc = hdrs.get("content-type", "").startswith("application/grpc")
-                extra = (("grpc-status", str(fault.abort_grpc_status)),
-                         ("grpc-message", "fault filter abort"))
-                if grpc:
-                    self.local_reply(200, b"", "-", (("content-type", "application/grpc"), *extra),
-                                     early=early)
+                # Envoy's fault filter aborts with 200 and the gRPC status; sendLocalReply
+                # uses the gRPC status only for a gRPC request (content-type application/grpc*)
+                if hdrs.get("content-type", "").startswith("application/grpc"):
+                    self.local_reply(200, b"", "-", (("content-type", "application/grpc"),
+                                                     ("grpc-status", str(fault.abort_grpc_status)),
+                                                     ("grpc-message", "fault filter abort")), early=early)
                 else:
-                    self.local_reply(_grpc_to_http(fault.abort_grpc_status), b"fault filter abort",
-                                     "-", extra, early=early)
+                    self.local_reply(200, b"fault filter abort", "-", early=early)
                 return
             assert fault.abort_status is not None
             self.local_reply(fault.abort_status, b"fault filter abort", "-", early=early)
@@ -758,22 +769,50 @@ class Stream(Exchange):
         self.head_tail = tail
         self.payload = payload
         self.first_start = wall_time()
+        self.timeout = d.timeout
+        ct = hdrs.get("content-type")
+        if ct is not None and is_grpc(ct):
+            self._grpc_timeout(d, hdrs.get("grpc-timeout"), base)
         if pool is None:
             self.local_reply(503, b"", "NC", early=True)  # Envoy: no copy either
         else:
             self.pool = pool
-            if d.timeout > 0:
-                self.timer = proxy.loop.call_later(d.timeout, self.on_timeout)
+            if self.timeout > 0 and not req.streaming:  # Expect: from the body's end (expect.py)
+                self.timer = proxy.loop.call_later(self.timeout, self.on_timeout)
             if d.mirrors and proxy.shadows is not None:
                 self.shadow_base = base
             elif self.tunnel is not None:
                 self.tunnel.copies_dispatched()  # none to wait for
             self.send_attempt()
 
+    def _grpc_timeout(self, d: Forward, header: str | None, base: list[bytes]) -> None:
+        """A gRPC request: its grpc-timeout header sets the timeout (Istio's max_grpc_timeout
+        is the route timeout: core/grpc_timeout.py); the header is rewritten per attempt,
+        in place (the shadow copies get the first attempt's)."""
+        self.timeout = grpc_route_timeout(d.timeout, header)
+        if not self.timeout:
+            return  # no timeout: grpc-timeout (if any) goes as sent
+        line = b"grpc-timeout: %s\r\n" % to_grpc_timeout(round(self.timeout * 1000)).encode()
+        self.grpc_at = -1
+        if header is not None:
+            i = next(i for i, ln in enumerate(base) if ln.startswith(b"grpc-timeout:"))
+            base[i] = line
+            self.head_base = b"".join(base)
+            self.grpc_at = sum(map(len, base[:i]))
+            self.grpc_len = len(line)
+            if self.attempt_at > self.grpc_at:
+                self.attempt_at = sum(map(len, base[: self.attempt_line]))
+
     def on_sent(self) -> None:
         """The primary was written to an upstream connection (UpstreamConnection.send)."""
-        if self.shadow_base is not None:
+        if self.body_owed:
+            expect.on_sent(self)
+        elif self.shadow_base is not None:
             self.release_shadows()
+
+    def on_interim(self, status: int) -> None:
+        if self.req.streaming:
+            expect.on_interim(self, status)
 
     def release_shadows(self) -> None:
         """Dispatch the shadow copies, once: when the primary's request was handed to an
@@ -781,6 +820,8 @@ class Stream(Exchange):
         breaker: Envoy dispatches the copies right after creating the primary's upstream
         request, whatever happens to it then).  Never when the stream ended first
         (client gone, timeout, no healthy upstream): finish() drops them."""
+        if self.req.streaming:
+            return  # Expect: the copies go with the body (expect.py), or never
         base = self.shadow_base
         self.shadow_base = None
         shadows = self.proxy.shadows
@@ -834,7 +875,8 @@ class Stream(Exchange):
                     lines.append(b"%s: %s\r\n" % (ln, v))
                     continue
                 if ln == b"content-length" and not req.chunked:
-                    lines.append(b"content-length: %d\r\n" % len(req.body))
+                    lines.append(b"content-length: %d\r\n" % len(req.body) if not req.streaming
+                                 else b"content-length: %s\r\n" % v)  # Expect: the body is to come
                     has_length = True
                 elif ln == b"x-envoy-attempt-count" and self.attempt_line < 0:
                     # the router sets it in place of the client's (an inline header)
@@ -859,7 +901,7 @@ class Stream(Exchange):
             lines.append(b"x-request-id: %s\r\n" % rid.encode())
         elif not hdrs["x-request-id"]:
             replace_empty_request_id(lines, rid)
-        extra = _mutation_lines(mut) if mut else b""
+        extra = add_mutation_lines(lines, 1, mut.lines(), INLINE_REQUEST) if mut else b""
         if d.authority != self.authority:
             extra += b"x-envoy-original-host: %s\r\n" % self.authority.encode("latin-1")
         if d.original_path is not None:
@@ -872,20 +914,32 @@ class Stream(Exchange):
         the time left of the route timeout (the per-try timeout if smaller) and
         x-envoy-attempt-count (Istio sets include_request_attempt_count)."""
         timeout_line = b""
-        if d.timeout > 0:
-            left = d.timeout - (wall_time() - self.first_start) if self.attempt > 1 else d.timeout
-            ms = max(int(left * 1000), 1)
+        base = self.head_base
+        timeout = self.timeout
+        if timeout > 0:
+            ms = max(int((timeout - (wall_time() - self.first_start)) * 1000), 1) if self.attempt > 1 else round(
+                timeout * 1000)
             rp = d.retry_policy
             if rp is not None and rp.per_try_timeout and rp.per_try_timeout * 1000 < ms:
                 ms = int(rp.per_try_timeout * 1000)
             timeout_line = b"x-envoy-expected-rq-timeout-ms: %d\r\n" % ms
+            if self.grpc_at > -2:  # a gRPC request: grpc-timeout says the same (core/grpc_timeout.py)
+                grpc_line = b"grpc-timeout: %s\r\n" % to_grpc_timeout(ms).encode()
+                if self.grpc_at < 0:
+                    timeout_line += grpc_line
+                else:
+                    g = self.grpc_at
+                    base = base[:g] + grpc_line + base[g + self.grpc_len:]
+                    if self.attempt_at > g:
+                        self.attempt_at += len(grpc_line) - self.grpc_len
+                    self.grpc_len = len(grpc_line)
+                    self.head_base = base
         at = self.attempt_at
         if at >= 0:
-            base = self.head_base
             return b"%sx-envoy-attempt-count: %d\r\n%s%s%s%s" % (
                 base[:at], self.attempt, base[at:], timeout_line, self.head_muts, self.head_tail)
         return b"%s%sx-envoy-attempt-count: %d\r\n%s%s" % (
-            self.head_base, timeout_line, self.attempt, self.head_muts, self.head_tail)
+            base, timeout_line, self.attempt, self.head_muts, self.head_tail)
 
     def send_attempt(self) -> None:
         pool = self.pool
@@ -908,6 +962,7 @@ class Stream(Exchange):
         self.attempt += 1
         head = self._attempt_head(d)
         payload = self.payload
+        self.body_owed = self.req.streaming  # Expect: the head goes alone, the body once read (expect.py)
         if not pool.submit(endpoint, self, (head,) + payload if payload else (head,)):
             if self.shadow_base is not None:
                 self.release_shadows()
@@ -915,7 +970,7 @@ class Stream(Exchange):
             self.local_reply(503, (UPSTREAM_RESET_PREFIX + "overflow").encode(), "UO",
                              (("x-envoy-overloaded", "true"),), early=self.attempt == 1)
             return
-        if rp is not None and rp.per_try_timeout and (not d.timeout or rp.per_try_timeout < d.timeout):
+        if rp is not None and rp.per_try_timeout and (not self.timeout or rp.per_try_timeout < self.timeout):
             self.per_try_timer = self.proxy.loop.call_later(rp.per_try_timeout, self.on_per_try_timeout)
 
     def _hash_key(self, policy: tuple[tuple[str, str], ...]) -> str | None:
@@ -969,6 +1024,8 @@ class Stream(Exchange):
         if self.tunnel is not None and tunnel.upgrade_response(self, status, headers):
             return
         self._cancel_per_try()
+        if self.req.streaming or self.body_owed:
+            expect.early_response(self)
         proxy = self.proxy
         d = self.decision
         assert isinstance(d, Forward)
@@ -1024,7 +1081,7 @@ class Stream(Exchange):
             if timed:
                 parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
             if mut:
-                parts.append(_mutation_lines(mut))
+                parts.append(add_mutation_lines(parts, 1, mut.lines(), INLINE_RESPONSE))
             if self.cors_lines:
                 parts = [cors_set_lines(b"".join(parts), self.cors_lines)]
             parts.append(proxy.dates.date_server_lines(now))
@@ -1032,7 +1089,7 @@ class Stream(Exchange):
             if timed and b"x-envoy-upstream-service-time" not in placed:
                 parts.append(b"x-envoy-upstream-service-time: %s\r\n" % ms.encode())
             if mut:
-                parts.append(_mutation_lines(mut))
+                parts.append(add_mutation_lines(parts, 1, mut.lines(), INLINE_RESPONSE))
             if self.cors_lines:
                 parts = [cors_set_lines(b"".join(parts), self.cors_lines)]
             for n in (b"date", b"server"):
@@ -1232,8 +1289,8 @@ class Stream(Exchange):
     ) -> None:
         """Answer locally.  ``early``: Envoy would answer from decodeHeaders, before
         reading a request body, and so closes the connection when there is one."""
-        if early and self.body_pending:
-            self.keep_alive = False
+        if (early and self.body_pending) or self.req.streaming:
+            self.keep_alive = False  # Envoy closes a connection whose request it has not read
         self.response_code = code
         self.flags = flags
         self.bytes_sent = 0 if self.head else len(body)
@@ -1298,15 +1355,6 @@ class Stream(Exchange):
                self.upstream_host)
 
 
-_GRPC_TO_HTTP: Final = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400,
-                 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
-
-
-def _grpc_to_http(code: int) -> int:
-    """Envoy's Grpc::Utility::grpcToHttpStatus."""
-    return _GRPC_TO_HTTP.get(code, 500)
-
-
 _NO_TOKENS: Final[frozenset[bytes]] = frozenset()
 _NO_NAMES: Final[frozenset[str]] = frozenset()
 _REFERER: Final = frozenset({b"referer"})
@@ -1361,10 +1409,6 @@ class RequestIds:
                 f"{_UUID_VARIANT[h[i + 16]]}{h[i + 17:i + 20]}-{h[i + 20:i + 32]}")
 
 
-def _mutation_lines(mut: HeaderMutations) -> bytes:
-    return b"".join([b"%s: %s\r\n" % (n.encode(), v.encode("latin-1")) for n, v in mut.lines()])
-
-
 _GRPC_RETRY_ON: Final = {b"1": "cancelled", b"4": "deadline-exceeded", b"8": "resource-exhausted",
                   b"13": "internal", b"14": "unavailable"}
 
@@ -1394,7 +1438,13 @@ def _retriable_response(rp: RetryPolicy, status: int, headers: list[tuple[bytes,
 def _apply_response_mutations_str(
     extra: tuple[tuple[str, str], ...], mut: HeaderMutations
 ) -> tuple[tuple[str, str], ...]:
-    lines = mut.lines()
     replaced = {a.name for a in mut.add if not a.append}
     out = [(n, v) for n, v in extra if n not in mut.remove and n not in replaced]
-    return (*out, *lines)
+    for n, v in mut.lines():
+        if n.encode() in INLINE_RESPONSE:  # an add joins the inline header's line (add_mutation_lines)
+            i = next((i for i, (m, _) in enumerate(out) if m == n), -1)
+            if i != -1:
+                out[i] = (n, out[i][1] + "," + v)
+                continue
+        out.append((n, v))
+    return tuple(out)

@@ -102,6 +102,9 @@ class Exchange:
     def on_sent(self) -> None:
         """The request was written to an upstream connection."""
 
+    def on_interim(self, status: int) -> None:
+        """A 1xx response (not 101) before the response (proxy/expect.py relays a 100)."""
+
 
 def _hash64(s: str) -> int:
     return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big")
@@ -119,7 +122,7 @@ class _BadResponseHead(Exception):
 class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilable)
     __slots__ = (
         "pool", "endpoint", "transport", "parser", "exchange", "served", "_headers", "_names", "idle_since",
-        "_got_bytes", "_framing", "_status", "_head", "closed", "paused",
+        "_got_bytes", "_framing", "_status", "_head", "closed", "paused", "reusable",
         "_in_head", "_head_bytes", "_head_raw", "_head_began",
     )
 
@@ -139,6 +142,7 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
         self.closed = False
         self.paused = False
         self.idle_since = 0.0
+        self.reusable = True  # False: a request was answered before it was all sent (expect.py)
         self._in_head = False  # a response head is being parsed
         self._head_bytes = 0  # its bytes, as parsed
         self._head_raw = 0  # bytes of the reads since it began (what llhttp may buffer)
@@ -239,6 +243,9 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
         if 100 <= status < 200 and status != 101:
             self._headers = []
             self._framing = "close"
+            ex = self.exchange
+            if ex is not None:
+                ex.on_interim(status)
             return
         if status == 101 and (self.exchange is None or not self.exchange.upgrading()):
             raise _BadResponseHead  # a protocol switch nobody asked for: protocol error
@@ -557,7 +564,7 @@ class ClusterPool:
     def release(self, conn: UpstreamConnection, keep_alive: bool) -> None:
         self._request_done(conn.endpoint)
         limit = self.cluster.max_requests_per_connection
-        if not keep_alive or conn.closed or (limit and conn.served >= limit):
+        if not keep_alive or conn.closed or not conn.reusable or (limit and conn.served >= limit):
             conn.abort()
             return
         self._dispatch(conn)

@@ -61,6 +61,13 @@ async def drive_expect_continue(d: Driver) -> None:
         writer.close()
 
 
+def grpc_req(timeout: str | None) -> Req:
+    """A gRPC request (HTTP/1.1 here) with this grpc-timeout header, or none."""
+    t = () if timeout is None else (("grpc-timeout", timeout),)
+    return Req(method="POST", headers=(("content-type", "application/grpc"), *t, ("te", "trailers")),
+               body=b"\0\0\0\0\0")
+
+
 SCENARIOS = [
     Scenario("hcm-path-plain", http=ROUTES, requests=(Req(path="/b/x"), Req(path="/a//b"), Req(path="/a%2Fb"))),
     Scenario("hcm-path-dot-segments", http=ROUTES,
@@ -85,12 +92,15 @@ SCENARIOS = [
              requests=(Req(headers=(("Connection", "Upgrade"), ("Upgrade", "websocket"),
                                     ("Sec-WebSocket-Version", "13"),
                                     ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))),)),
+    # route.go setTimeout: max_grpc_timeout = the route timeout (0s: none), so a gRPC request's
+    # grpc-timeout is its timeout (Envoy's FilterUtility::finalTimeout; core/grpc_timeout.py)
     Scenario("hcm-grpc-timeout", backends=("v1",), http="- route: [{destination: {host: HOST, subset: v1}}]",
-             requests=(Req(method="POST", headers=(("content-type", "application/grpc"), ("grpc-timeout", "2S"),
-                                                   ("te", "trailers")), body=b"\0\0\0\0\0"),),
-             xfail="Envoy (route max_grpc_timeout: 0s, Istio's setTimeout) takes grpc-timeout: 2S of a gRPC "
-                   "request as its route timeout: the upstream gets x-envoy-expected-rq-timeout-ms: 2000 and "
-                   "grpc-timeout: 2000m; mirrorsim forwards grpc-timeout: 2S and no timeout header"),
+             requests=tuple(grpc_req(t) for t in ("2S", "2500001u", "3M", "1H", "abc", None))
+             + (Req(method="POST", headers=(("content-type", "application/grpc-web"), ("grpc-timeout", "2S"))),)),
+    Scenario("hcm-grpc-timeout-capped", backends=("v1",),
+             http="- route: [{destination: {host: HOST, subset: v1}}]\n  timeout: 3s",
+             requests=tuple(grpc_req(t) for t in ("2S", "10S", "0m", "abc", None, "999999999n"))  # 9 digits: invalid
+             + (Req(method="POST", headers=(("content-type", "application/json"), ("grpc-timeout", "2S"))),)),
 ]
 
 env = conformance_env(SCENARIOS)

@@ -151,10 +151,10 @@ SCENARIOS = [
         "uri-fragment",
         backends=("v1",),
         http=f"- {to('v1')}",
-        requests=(Req(path="/?a=1#frag"), Req(path="/p#x")),
-        xfail="Envoy with Istio's bootstrap runtime (envoy.reloadable_features.http_reject_path_with_fragment: "
-              "false, pkg/bootstrap/config.go extractRuntimeFlags) strips the fragment and forwards /?a=1 and /p "
-              "(200 from v1); mirrorsim rejects a request-target with '#' (400, connection: close)",
+        # Istio's bootstrap runtime (pkg/bootstrap/config.go extractRuntimeFlags) sets
+        # envoy.reloadable_features.http_reject_path_with_fragment: false: the HCM strips the fragment
+        requests=(Req(path="/?a=1#frag"), Req(path="/p#x"), Req(path="/a/../b#c?d"), Req(path="/#"),
+                  Req(path="/q%20#x y")),
     ),
     Scenario(
         "method-match",
@@ -235,8 +235,9 @@ SCENARIOS = [
         requests=tuple(Req(host=h) for h in (
             "host-forms:8000", "host-forms.default:8000", "host-forms.default.svc:8000",
             "host-forms.default.svc.cluster.local:8000", "HOST-FORMS.Default:8000",
-            # a port-less "host-forms" reaches the service's port (docs/deviations.md R1); it comes
-            # back here once the export gives port-less domains to the port mirrorsim infers
+            # a port-less Host reaches the service's port (docs/deviations.md R1): the export gives
+            # port-less domains to the port mirrorsim infers (envoy/export.py route_configuration)
+            "host-forms", "host-forms.default", "HOST-FORMS.default.svc.cluster.local",
             "host-forms:80", "host-forms:9999", "unknown-host:8000", "host-forms.other:8000",
         )),
     ),

@@ -179,6 +179,9 @@ class _BackendConn(asyncio.Protocol):
         if self.b.mode == "garbage":
             self._write(b"THIS IS NOT HTTP\r\n\r\n", close=True)
             return
+        if self.b.raw_response is not None:  # exact bytes, then close
+            self._write(self.b.raw_response, close=True)
+            return
         status, headers, body = self.b.response
         lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in headers]
         lines.append(f"Content-Length: {len(body)}")
@@ -191,7 +194,8 @@ class Backend:
     """A recording upstream on 127.0.0.1.  ``mode``: ``ok`` (200, ``x-backend: NAME``, body NAME),
     ``close`` (closes the connection after the request head, without answering), ``garbage``
     (answers bytes that are not HTTP), ``ws`` (answers a websocket upgrade with 101 and echoes
-    the tunnel, prefixing ``echo:``)."""
+    the tunnel, prefixing ``echo:``).  ``raw_response`` (bytes) replaces the response of any mode
+    but ``close``/``garbage``: written as is, then the connection is closed."""
 
     def __init__(self, name: str, mode: str = "ok") -> None:
         self.name = name
@@ -199,6 +203,7 @@ class Backend:
         self.port = 0
         self.seen: list[Seen] = []
         self.response: tuple[int, list[tuple[str, str]], bytes] = (200, [("x-backend", name)], name.encode())
+        self.raw_response: bytes | None = None  # when set: these bytes are the response, then close
         self._server: asyncio.Server | None = None
         self._event = asyncio.Event()
 

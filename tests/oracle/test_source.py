@@ -13,19 +13,19 @@ import pytest_asyncio
 
 from tests.oracle.harness import Group, req, simple
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="package")]
 
 BACKENDS = {"r1": "ok", "r2": "ok", "r3": "ok"}
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module", loop_scope="package")
 async def pp() -> AsyncIterator[Group]:
     args = ["--source-labels", "app=productpage", "--source-namespace", "default"]
     async with Group("source-productpage.yaml", "source.yaml", BACKENDS, args) as group:
         yield group
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module", loop_scope="package")
 async def plain() -> AsyncIterator[Group]:
     async with Group("source-unlabelled.yaml", "source.yaml", BACKENDS) as group:
         yield group

@@ -245,6 +245,66 @@ async def test_expect_100_continue_is_answered_before_the_body(run_proxy):
     assert other_up.header("expect") == "something"  # forwarded as sent
 
 
+async def test_expect_head_goes_first_and_the_upstream_says_continue(run_proxy):
+    """proxy_100_continue (simulator/proxy/expect.py): the head, Expect included, reaches the
+    upstream before the client sends its body; the upstream's 100 is relayed, then the body
+    goes to the primary and to the mirror."""
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = await reader.readexactly(5)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n" + body)
+        await writer.drain()
+        await reader.read()
+
+    async with RawBackend(handler) as up, Recorder("v2") as m:
+        rp = await run_proxy(table_from_yaml(registry_yaml({"v1": up.port, "v2": m.port})
+                                             + virtual_service(MIRRORED)))
+        reader, writer = await asyncio.open_connection("127.0.0.1", rp.port)
+        writer.write(b"POST /up HTTP/1.1\r\nHost: httpbin:8000\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: 5\r\n\r\n")
+        assert await read_until(reader, b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        assert len(heads) == 1 and b"expect: 100-continue" in heads[0]  # sent before the body
+        writer.write(b"hello")
+        resp = await read_until(reader, b"hello")
+        assert resp.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close" not in resp
+        writer.close()
+        (copy,) = await m.wait_for(1)
+    assert copy.body == b"hello"
+
+
+async def test_expect_answered_before_the_body_closes_the_connection(run_proxy):
+    """The upstream answers (or resets) without asking for the body: no 100, the answer
+    with connection: close, and that upstream connection is not reused."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        buf = backend.record()
+        buf += await reader.readuntil(b"\r\n\r\n")
+        if b"/reset" in buf:
+            return
+        writer.write(b"HTTP/1.1 417 Expectation Failed\r\ncontent-length: 2\r\n\r\nno")
+        await writer.drain()
+        buf += await reader.read()
+
+    backend = RawBackend(handler)
+    async with backend:
+        rp = await run_proxy(table_from_yaml(registry_yaml({"v1": backend.port}) + virtual_service(PLAIN)))
+        for path, status in ((b"/reset", b"503"), (b"/417", b"417")):
+            reader, writer = await asyncio.open_connection("127.0.0.1", rp.port)
+            writer.write(b"POST %s HTTP/1.1\r\nHost: httpbin:8000\r\nExpect: 100-continue\r\n"
+                         b"Content-Length: 5\r\n\r\n" % path)
+            got = await read_until(reader, b"\r\n\r\n")
+            assert got.startswith(b"HTTP/1.1 %s " % status) and b"connection: close\r\n" in got
+            assert await asyncio.wait_for(reader.read(), 5) in (b"", b"no", b"upstream connect error or "
+                                                                b"disconnect/reset before headers. reset "
+                                                                b"reason: connection termination")
+            writer.close()
+        assert (await get(rp.port, "/after")).status == 417  # a new upstream connection
+    assert len(backend.received) == 3
+
+
 # --------------------------------------------------------------------------- upstream failures
 
 
