@@ -246,3 +246,21 @@ def test_regex_program_size_is_capped_as_envoy_under_istio():
     # the largest program Envoy accepts still compiles
     ok = load_text(_regex_routes([".{1000}.{1000}.{1000}.{1000}"]), "ok.yaml")
     assert not [d for d in ok.diagnostics if d.severity == "error"]
+
+
+def test_header_template_output_is_bounded():
+    """``%REQ(x-a)%`` written 10,000 times in a header ``set`` (150 KB of YAML) over a
+    client's 60 KB ``x-a``: each request built a 600 MB header value (4 such requests
+    took the proxy's RSS past 2 GB and more than a minute).  A rendered value is cut at
+    1 MiB now (docs/deviations.md A3)."""
+    from simulator.core.header_format import MAX_RENDERED_CHARS, FormatContext, Template, parse
+
+    template = parse("%REQ(x-a)%" * 10_000)
+    assert isinstance(template, Template)
+    ctx = FormatContext(request_headers=[(b"x-a", b"a" * 60_000)])
+    t0 = time.monotonic()
+    value = template.render(ctx)
+    assert len(value) == MAX_RENDERED_CHARS
+    assert time.monotonic() - t0 < 0.5
+    assert parse("<%REQ(x-a)%>").render(ctx) == "<" + "a" * 60_000 + ">"  # below the cap: whole
+
