@@ -424,6 +424,8 @@ class RouteAttempt:
 
 VHOST_CACHE_SIZE: Final = 4096
 VHOST_CACHE_MAX_AUTHORITY: Final = 300  # a DNS name (253) and a port
+PATH_CACHE_SIZE: Final = 1024
+PATH_CACHE_MAX_LENGTH: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,11 +443,24 @@ class RouteTable:
     vhost_cache: dict[str, VirtualHost] = field(default_factory=dict, compare=False, repr=False)
     # Istio's meshConfig.pathNormalization (simulator/core/paths.py): BASE unless set
     path_normalization: str = BASE
+    # request-target -> normalize_path()'s result (a client sends the same few paths:
+    # a lookup is ~10x cheaper than checking the path); at most PATH_CACHE_SIZE entries
+    # (emptied when full) of targets up to PATH_CACHE_MAX_LENGTH characters
+    path_cache: dict[str, str] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def normalize_path(self, path: str) -> str | None:
         """The request path as the listener normalizes it before routing and
         forwarding; None when it rejects the request (400 path_normalization_failed)."""
-        return normalize_path(path, self.path_normalization)
+        out = self.path_cache.get(path)
+        if out is not None:
+            return out
+        out = normalize_path(path, self.path_normalization)
+        if out is not None and len(path) <= PATH_CACHE_MAX_LENGTH:
+            cache = self.path_cache
+            if len(cache) >= PATH_CACHE_SIZE:
+                cache.clear()  # full (made-up paths): start again
+            cache[path] = out
+        return out
 
     def select_virtual_host(
         self, authority: str, scheme: str = "http", port: int | None = None

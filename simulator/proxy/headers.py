@@ -117,6 +117,20 @@ def coalesce_inline(headers: list[tuple[bytes, bytes]],
     return out
 
 
+def repeats_a_name(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a name (lower-case) is on several lines.  A short head is compared pair
+    by pair: no set is built per response (most have few headers, each name once)."""
+    n = len(headers)
+    if n > 8:
+        return len({h[0] for h in headers}) != n
+    for i in range(1, n):
+        name = headers[i][0]
+        for j in range(i):
+            if headers[j][0] == name:
+                return True
+    return False
+
+
 def add_mutation_lines(lines: list[bytes], start: int, adds: list[tuple[str, str]],
                        inline: frozenset[bytes]) -> bytes:
     """The route's header lines ``adds`` (HeaderMutations.lines()) for a message whose header

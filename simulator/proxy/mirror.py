@@ -30,6 +30,7 @@ once (503 UF, ``mirrorsim.shadow_fast_failed``) instead of each trying to connec
 
 from __future__ import annotations
 
+from time import monotonic
 from time import time as wall_time
 from typing import TYPE_CHECKING, Final
 
@@ -73,6 +74,10 @@ class ShadowDispatcher:
         self.local_xff = proxy.options.local_address.encode()
         self.pacers: dict[str, ShadowPacer] = {}  # mirror cluster -> its pace
         self._idle_waiters: list[asyncio.Future[None]] = []
+        # copies living by default_timeout -> their deadline (time.monotonic()), in the
+        # order they started: one timer for all of them (_sweep), not one per copy
+        self.bounded: dict[ShadowExchange, float] = {}
+        self._sweep_timer: asyncio.TimerHandle | None = None
 
     def submit(self, stream: Stream, d: Forward, policy: MirrorPolicy, base: list[bytes],
                muts: bytes, tail: bytes, payload: tuple[bytes, ...]) -> None:
@@ -156,6 +161,31 @@ class ShadowDispatcher:
         pool.connect_failed_at[endpoint] = now
         return False
 
+    def bound(self, ex: ShadowExchange) -> None:
+        """Reset ``ex`` (on_timeout) default_timeout from now unless it ends first.  The
+        copies share one timer, set for the oldest one's deadline: with one timeout for
+        all, they expire in the order they started (a call_later per copy, made and
+        cancelled for nearly every copy, cost more than the rest of the dispatch)."""
+        timeout = self.default_timeout
+        self.bounded[ex] = monotonic() + timeout
+        if self._sweep_timer is None:
+            self._sweep_timer = self.proxy.loop.call_later(timeout, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweep_timer = None
+        now = monotonic()
+        expired: list[ShadowExchange] = []
+        for ex, deadline in self.bounded.items():
+            if deadline > now:
+                break
+            expired.append(ex)
+        for ex in expired:
+            ex.on_timeout()  # takes it out of self.bounded
+        if self.bounded and self._sweep_timer is None:
+            for deadline in self.bounded.values():  # the oldest copy's
+                self._sweep_timer = self.proxy.loop.call_later(max(0.0, deadline - now), self._sweep)
+                break
+
     def done(self, nbytes: int) -> None:
         self.inflight -= 1
         self.inflight_bytes -= nbytes
@@ -214,7 +244,7 @@ class ShadowExchange(Exchange):
     __slots__ = ("dispatcher", "pool", "pacer", "payload",
                  "nbytes", "timer", "status", "finished", "start_time", "authority", "path",
                  "request_id", "xff", "user_agent", "timeout", "upstream_host", "bytes_in",
-                 "upstream_time", "version", "tunnel")
+                 "upstream_time", "version", "tunnel", "bounded")
 
     def __init__(self, dispatcher: ShadowDispatcher, pool: ClusterPool, pacer: ShadowPacer, stream: Stream,
                  d: Forward, authority: str, payload: tuple[bytes, ...], nbytes: int) -> None:
@@ -225,6 +255,7 @@ class ShadowExchange(Exchange):
         self.payload = payload
         self.nbytes = nbytes
         self.timer: asyncio.TimerHandle | None = None
+        self.bounded = False  # in dispatcher.bounded (its life is the default timeout)
         self.status = 0
         self.finished = False
         self.start_time = wall_time()
@@ -250,10 +281,13 @@ class ShadowExchange(Exchange):
             self._end(503, "UH")
             return
         self.upstream_host = endpoint.host_port
-        if self.timeout <= 0:
-            self.timeout = self.dispatcher.default_timeout
         if self.timeout > 0:
             self.timer = self.dispatcher.proxy.loop.call_later(self.timeout, self.on_timeout)
+        else:
+            self.timeout = self.dispatcher.default_timeout
+            if self.timeout > 0:
+                self.bounded = True
+                self.dispatcher.bound(self)
         if not pool.submit(endpoint, self, self.payload):
             self._end(503, "UO")
 
@@ -296,6 +330,9 @@ class ShadowExchange(Exchange):
 
     def on_timeout(self) -> None:
         self.timer = None
+        if self.bounded:
+            self.bounded = False
+            self.dispatcher.bounded.pop(self, None)
         if self.finished:
             return
         self.pool.stats.upstream_rq_timeout += 1
@@ -314,6 +351,9 @@ class ShadowExchange(Exchange):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        elif self.bounded:
+            self.bounded = False
+            del self.dispatcher.bounded[self]
         if self.tunnel is not None:
             self.tunnel.mirror_settled()
             self.tunnel = None

@@ -63,6 +63,7 @@ from simulator.proxy.headers import (
     connection_tokens,
     memo_name,
     referer_ok,
+    repeats_a_name,
     replace_empty_request_id,
     status_line,
     te_keeps_trailers,
@@ -1021,7 +1022,7 @@ class Stream(Exchange):
     def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None:
         if self.done:
             return
-        if len(headers) > 1 and len({n for n, _ in headers}) != len(headers):
+        if len(headers) > 1 and repeats_a_name(headers):
             headers = coalesce_inline(headers, INLINE_RESPONSE)  # Envoy's codec joins these
         if self.tunnel is not None and tunnel.upgrade_response(self, status, headers):
             return

@@ -59,3 +59,32 @@ async def test_a_mirror_that_recovers_gets_copies_again(run_proxy):
         assert after.header("x-envoy-expected-rq-timeout-ms") is None
         await rp.drain_shadows(5.0)
         assert rp.stats.snapshot()[V2 + "internal.upstream_rq_200"] == 1
+
+
+async def test_each_copy_gets_its_own_bound(run_proxy):
+    """The copies share one timer (ShadowDispatcher.bound): still each is reset at its own
+    deadline, the later copy later, and none is left behind."""
+    hung = asyncio.Event()  # never set
+
+    async with Recorder("v1") as a, Recorder("v2") as b:
+        @b.responder
+        async def answer(req: Recorded) -> None:
+            await hung.wait()
+
+        table = table_from_yaml(registry_yaml({"v1": a.port, "v2": b.port}) + virtual_service(NO_TIMEOUT))
+        rp = await run_proxy(table, shadow_timeout=0.4)
+        shadows = rp.proxy.shadows
+        loop = asyncio.get_running_loop()
+        assert (await get(rp.port, "/first")).status == 200
+        await b.wait_for(1)
+        await asyncio.sleep(0.25)  # spaces the two copies' starts (not a wait for an event)
+        assert (await get(rp.port, "/second")).status == 200
+        await b.wait_for(2)
+        assert shadows.inflight == 2
+        await until(lambda: shadows.inflight == 1, "the first copy's bound", timeout=5.0)
+        first_reset = loop.time()
+        assert rp.stats.snapshot()[V2 + "upstream_rq_timeout"] == 1
+        await until(lambda: shadows.inflight == 0, "the second copy's bound", timeout=5.0)
+        assert loop.time() - first_reset > 0.15
+        assert rp.stats.snapshot()[V2 + "upstream_rq_timeout"] == 2
+        assert not shadows.bounded

@@ -81,3 +81,40 @@ def test_canonical_names_are_shared_and_bounded():
     # emptied when full, not frozen: names seen after that are shared again
     c = canonical_name(b"X-Late-Name")
     assert canonical_name(b"x-late-name") is c and headers.NAME_STR[c] == "x-late-name"
+
+
+@pytest.mark.parametrize("names, repeats", [
+    ([], False),
+    ([b"a"], False),
+    ([b"content-length", b"content-type"], False),
+    ([b"a", b"b", b"a"], True),
+    ([b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h"], False),
+    ([b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h", b"i"], False),  # past the pairwise size
+    ([b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h", b"i", b"c"], True),
+    ([b"x" * 100, b"y", b"x" * 100], True),  # long names are not shared objects
+])
+def test_repeats_a_name(names, repeats):
+    hdrs = [(bytearray(n).decode("latin-1").encode("latin-1"), b"v") for n in names]  # fresh objects
+    assert headers.repeats_a_name(hdrs) is repeats
+
+
+def test_normalized_paths_are_cached_bounded_and_per_table():
+    import dataclasses
+
+    from simulator.core.paths import MERGE_SLASHES, normalize_path
+    from simulator.core.table import PATH_CACHE_MAX_LENGTH, PATH_CACHE_SIZE, RouteTable
+
+    table = RouteTable(route_configs={}, clusters={})
+    for path in ("/a/../b", "//x//y", "/%41%2e/c", "/ok", "/%00"):
+        assert table.normalize_path(path) == normalize_path(path)
+        assert table.normalize_path(path) == normalize_path(path)  # from the cache
+    assert "/%00" not in table.path_cache  # a rejected path is not cached
+    merging = dataclasses.replace(table, path_normalization=MERGE_SLASHES)
+    assert merging.normalize_path("//x//y") == "/x/y"  # its own cache, not the BASE one's
+    assert table.normalize_path("//x//y") == "//x//y"
+    for i in range(2 * PATH_CACHE_SIZE + 10):
+        table.normalize_path(f"/p{i}")
+        assert len(table.path_cache) <= PATH_CACHE_SIZE
+    long = "/" + "l" * PATH_CACHE_MAX_LENGTH
+    assert table.normalize_path(long) == long
+    assert long not in table.path_cache
