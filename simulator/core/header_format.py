@@ -23,6 +23,11 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+# The longest value a template renders (the rest is cut): "%REQ(x)%" written 25,000 times
+# over a client's 60 KiB x would make 1.5 GB per request.  1 MiB is more than common
+# servers take in a whole head (Go's net/http default; an Istio sidecar takes 60 KiB)
+MAX_RENDERED_CHARS: Final = 1024 * 1024
+
 # Envoy's command syntax: %NAME%, %NAME(args)%, %NAME(args):LENGTH%
 _COMMAND: Final = re.compile(r"%([A-Z0-9_]+)(\([^)]*\))?(:[0-9]+)?%")
 # RFC 9110 tchar (header names in REQ/RESP; pseudo-headers start with ':')
@@ -132,14 +137,18 @@ class Template:
 
     def render(self, ctx: FormatContext) -> str:
         out = []
+        size = 0
         for p in self.parts:
             if isinstance(p, str):
-                out.append(p)
+                v = p
             else:
                 v = _evaluate(p, ctx)
                 if p.length is not None:
                     v = v[: p.length]
-                out.append(v)
+            out.append(v)
+            size += len(v)
+            if size > MAX_RENDERED_CHARS:  # a client's header repeated by the template
+                return "".join(out)[:MAX_RENDERED_CHARS]
         return "".join(out)
 
 

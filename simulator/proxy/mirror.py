@@ -315,6 +315,9 @@ class ShadowExchange(Exchange):
         else:
             self._end(502 if flag == "UPE" else 503, flag)
 
+    def upgrading(self) -> bool:
+        return self.tunnel is not None
+
     def on_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
         t = self.tunnel
         self.tunnel = None

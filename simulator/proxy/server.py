@@ -1151,6 +1151,9 @@ class Stream(Exchange):
         pool.stats.response(self.response_code, self.internal)
         self.finish(self.keep_alive)
 
+    def upgrading(self) -> bool:
+        return self.tunnel is not None
+
     def on_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
         t = self.tunnel
         if t is None or self.done:

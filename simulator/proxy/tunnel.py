@@ -50,6 +50,8 @@ UPGRADE_KEEPS: Final = frozenset({b"connection", b"upgrade", b"content-length"})
 # client bytes held for the primary before its 101, or for a mirror before its own
 HOLD_LIMIT: Final = 1 << 20
 _LOCAL_REPLY_SKIP: Final = RESPONSE_HOP_BY_HOP | {b"content-length"}
+# connections being parsed again after an h2c upgrade (by id): what is left to feed them
+_refeeding: dict[int, list[bytes]] = {}
 
 
 def _has_upgrade_token(connection: str | None) -> bool:
@@ -76,7 +78,16 @@ def downstream_upgraded(conn: DownstreamConnection, rest: bytes) -> None:
         # Envoy drops the h2c upgrade: parse the same head again without it
         head = _head_without_upgrade(conn, conn.parser.get_method())
         conn.parser = httptools.HttpRequestParser(conn)
-        conn.data_received(head + rest)
+        pending = _refeeding.get(id(conn))
+        if pending is not None:  # pipelined h2c requests: the outer loop feeds it, no recursion
+            pending.append(head + rest)
+            return
+        pending = _refeeding[id(conn)] = [head + rest]
+        try:
+            while pending and not conn.closed:
+                conn.data_received(pending.pop())
+        finally:
+            del _refeeding[id(conn)]
         return
     end = DownstreamEnd(conn, rest)
     conn.transport.set_protocol(end)  # type: ignore[arg-type]  # duck-typed protocol

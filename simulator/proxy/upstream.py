@@ -20,6 +20,10 @@ Theory of operation
   connection, and never re-sent: only a retry policy retries it); closed in the
   middle of a response head, or a response that is not HTTP, "protocol error"
   (502 UPE, ``upstream_cx_protocol_error``).
+* A response head over Envoy's HTTP/1 codec client limits, 80 KiB
+  (``MAX_RESPONSE_HEADERS_KB``, counted as a request head is: status line, header lines,
+  blank line) or more than 100 headers (``max_response_headers_count``), is a protocol
+  error too: 502 UPE.  What llhttp buffers of an unfinished head is bounded the same way.
 * A ``101 Switching Protocols`` answer to an upgrade request (WebSocket) ends
   the connection's HTTP life: the exchange's ``on_upgraded`` takes the
   transport (simulator/proxy/tunnel.py) and the pool never reuses it.
@@ -41,6 +45,7 @@ import httptools
 
 from simulator.core.table import Cluster, Endpoint, OutlierDetectionConfig
 from simulator.proxy.headers import memo_name, strip_bodiless_framing
+from simulator.proxy.limits import HEADER_LINE_OVERHEAD, MAX_HEADERS_COUNT
 from simulator.proxy.stats import ClusterStats
 from simulator.proxy.tasks import TaskSet
 
@@ -52,6 +57,10 @@ CONNECTION_TERMINATION: Final = "connection termination"
 PROTOCOL_ERROR: Final = "protocol error"
 REMOTE_CONNECTION_FAILURE: Final = "remote connection failure"  # refused (flag UF)
 CONNECTION_TIMEOUT: Final = "connection timeout"  # the cluster's connect_timeout passed (flag UF)
+# Envoy's HTTP/1 codec client: MAX_RESPONSE_HEADERS_KB (80, the cluster's
+# max_response_headers_kb default) and max_response_headers_count (100)
+MAX_RESPONSE_HEADER_BYTES: Final = 80 * 1024
+STATUS_LINE_OVERHEAD: Final = len(b"HTTP/1.1 200 \r\n") + 2  # + the reason; + the blank line
 
 
 class Exchange:
@@ -82,6 +91,11 @@ class Exchange:
     def on_data_end(self) -> None:
         raise NotImplementedError
 
+    def upgrading(self) -> bool:
+        """Whether the request asked for an upgrade (only then is a 101 a final answer:
+        to any other request it is a protocol error, 502 UPE)."""
+        return False
+
     def on_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
         """After a 101 response to an upgrade request: ``conn`` is now a raw byte
         tunnel (``rest``: bytes that followed the response head).  By default the
@@ -103,10 +117,16 @@ class _HeadResponseDone(Exception):
     """Raised from the parser callback to end a bodiless (HEAD) response early."""
 
 
+class _BadResponseHead(Exception):
+    """Raised from the parser callback: a response head over Envoy's limits, or a 101
+    to a request that did not ask for an upgrade."""
+
+
 class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilable)
     __slots__ = (
         "pool", "endpoint", "transport", "parser", "exchange", "served", "_headers", "_names", "idle_since",
         "_got_bytes", "_framing", "_status", "_head", "closed", "paused", "reusable",
+        "_in_head", "_head_bytes", "_head_raw", "_head_began",
     )
 
     def __init__(self, pool: ClusterPool, endpoint: Endpoint) -> None:
@@ -126,6 +146,10 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
         self.paused = False
         self.idle_since = 0.0
         self.reusable = True  # False: a request was answered before it was all sent (expect.py)
+        self._in_head = False  # a response head is being parsed
+        self._head_bytes = 0  # its bytes, as parsed
+        self._head_raw = 0  # bytes of the reads since it began (what llhttp may buffer)
+        self._head_began = False  # it began in the current read
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -133,8 +157,16 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
 
     def data_received(self, data: bytes) -> None:
         self._got_bytes = True
+        self._head_began = False
         try:
             self.parser.feed_data(data)
+            if self._in_head:
+                # an unfinished head after a whole read: bound what llhttp buffers
+                if not self._head_began:
+                    self._head_raw += len(data)
+                if self._head_raw > MAX_RESPONSE_HEADER_BYTES:
+                    self._fail(PROTOCOL_ERROR, "UPE")
+                    return
             ex = self.exchange
             if ex is not None:
                 ex.on_data_end()
@@ -187,9 +219,21 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
         pass
 
     # -- httptools callbacks
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_began = True
+        self._head_raw = 0
+        self._head_bytes = STATUS_LINE_OVERHEAD
+
+    def on_status(self, reason: bytes) -> None:
+        self._head_bytes += len(reason)
+
     def on_header(self, name: bytes, value: bytes) -> None:
         name = memo_name(self._names, len(self._headers), name)  # lower-case, as Envoy forwards them
         self._headers.append((name, value))
+        self._head_bytes += len(name) + len(value) + HEADER_LINE_OVERHEAD
+        if self._head_bytes > MAX_RESPONSE_HEADER_BYTES or len(self._headers) > MAX_HEADERS_COUNT:
+            raise _BadResponseHead
         n = len(name)
         if n == 14 and self._framing == "close" and name == b"content-length":
             self._framing = "length"
@@ -197,6 +241,7 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
             self._framing = "chunked"
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             interim = strip_bodiless_framing(self._headers)  # raises: a protocol error
@@ -206,6 +251,8 @@ class UpstreamConnection:  # an asyncio protocol (no base class: mypyc-compilabl
             if ex is not None:
                 ex.on_interim(status, interim)
             return
+        if status == 101 and (self.exchange is None or not self.exchange.upgrading()):
+            raise _BadResponseHead  # a protocol switch nobody asked for: protocol error
         self._status = status
         if self._head or status == 204 or status == 304:
             self._framing = "none"

@@ -65,7 +65,9 @@ class SubprocessProxy:
             await self.__aexit__()
             raise
         m = re.search(r"http://127\.0\.0\.1:(\d+) \(admin http://127\.0\.0\.1:(\d+)\)", line)
-        assert m, line
+        if m is None:  # stop the child before failing: a test must not leave it running
+            await self.__aexit__()
+            raise AssertionError(f"unexpected listening line: {line!r}")
         self.port, self.admin_port = int(m.group(1)), int(m.group(2))
         return self
 
