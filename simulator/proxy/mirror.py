@@ -30,8 +30,7 @@ once (503 UF, ``mirrorsim.shadow_fast_failed``) instead of each trying to connec
 
 from __future__ import annotations
 
-from time import monotonic
-from time import time as wall_time
+import time
 from typing import TYPE_CHECKING, Final
 
 from simulator.core.grpc_timeout import to_grpc_timeout
@@ -47,6 +46,9 @@ if TYPE_CHECKING:
     from simulator.proxy.tunnel import Tunnel
     from simulator.proxy.upstream import ClusterPool, UpstreamConnection
 
+# C statics in the compiled build (a from-import is a module-dict lookup at every call)
+wall_time: Final = time.time
+monotonic: Final = time.monotonic
 DEFAULT_MAX_INFLIGHT: Final = 1024
 # After a failed connection to a mirror endpoint, copies to it fail at once for this long
 # (docs/deviations.md): Envoy tries to connect for every copy.
