@@ -42,7 +42,10 @@ async def _read_until(stream: asyncio.StreamReader, pattern: str, timeout: float
             if re.search(pattern, line):
                 return line
 
-    return await asyncio.wait_for(loop(), timeout)
+    try:
+        return await asyncio.wait_for(loop(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"no {pattern!r} within {timeout:g} s; output:\n" + "".join(seen)) from None
 
 
 async def test_run_serves_mirror_and_logs(tmp_path: Path):
