@@ -45,7 +45,9 @@ from simulator.envoy.export import bootstrap, to_yaml
 from simulator.proxy.runner import RunningProxy, RunOptions, start_proxy
 from tests.conformance import normalize
 from tests.support.client import Client, Response
+from tests.support.process import terminate
 from tests.support.recorder import Recorded, Recorder
+from tests.support.stats_text import parse_stats
 
 ENVOY = shutil.which("envoy")
 NS = "default"
@@ -318,15 +320,6 @@ async def http_get(port: int, path: str, timeout: float = 5.0) -> Response:
         return resp
 
 
-def _parse_stats(text: str) -> dict[str, int]:
-    out = {}
-    for line in text.splitlines():
-        name, sep, value = line.rpartition(": ")
-        if sep and value.strip().lstrip("-").isdigit():
-            out[name] = int(value)
-    return out
-
-
 class Target:
     name = ""
     port = 0
@@ -386,23 +379,17 @@ class EnvoyProcess(Target):
         self.port = listeners["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
 
     async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+        await terminate(self.proc)
         if self.log is not None:
             self.log.close()
 
     async def stats(self) -> dict[str, int]:
-        return _parse_stats((await http_get(self.admin_port, "/stats")).body.decode())
+        return parse_stats((await http_get(self.admin_port, "/stats")).body.decode())
 
     async def _gauges(self, scenario: Scenario) -> dict[str, int]:
         flt = re.escape(f"|{scenario.fqdn}.") + "upstream_rq_(pending_)?active$"
         resp = await http_get(self.admin_port, "/stats?filter=" + flt.replace("|", "%7C"))
-        return _parse_stats(resp.body.decode())
+        return parse_stats(resp.body.decode())
 
     async def quiesce(self, scenario: Scenario, deadline: float = 15.0) -> None:
         end = time.monotonic() + deadline
@@ -417,7 +404,7 @@ class EnvoyProcess(Target):
     async def pending(self, cluster: str) -> int:
         flt = re.escape(f"cluster.{cluster}.upstream_rq_pending_active")
         resp = await http_get(self.admin_port, "/stats?filter=" + flt.replace("|", "%7C"))
-        return sum(_parse_stats(resp.body.decode()).values())
+        return sum(parse_stats(resp.body.decode()).values())
 
 
 class Mirrorsim(Target):

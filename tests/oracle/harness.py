@@ -37,6 +37,9 @@ from typing import Any
 
 import httptools
 
+from tests.support.process import terminate
+from tests.support.stats_text import parse_stats
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
@@ -448,15 +451,6 @@ async def admin_get(port: int, path: str, timeout: float = 2.0) -> Got:
         c.close()
 
 
-def parse_stats(text: str) -> dict[str, int]:
-    out = {}
-    for line in text.splitlines():
-        name, sep, value = line.rpartition(": ")
-        if sep and value.strip().lstrip("-").isdigit():
-            out[name] = int(value)
-    return out
-
-
 class Proxy:
     name = ""
     port = 0
@@ -490,13 +484,7 @@ class Proxy:
             return ""
 
     async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+        await terminate(self.proc)
 
     async def busy(self) -> dict[str, int]:
         raise NotImplementedError

@@ -13,6 +13,8 @@ import re
 import sys
 from pathlib import Path
 
+from tests.support.process import terminate
+
 __all__ = ["SubprocessProxy", "rss_mb"]
 
 
@@ -85,12 +87,6 @@ class SubprocessProxy:
                 self._listening.set_result(line)
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+        await terminate(self.proc)
         if self._reader is not None:
             await asyncio.wait_for(self._reader, 10)
