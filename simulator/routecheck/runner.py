@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.config.yamlio import no_gc
 from simulator.diagnostics import Diagnostic
 from simulator.routecheck.decision import Decision
 from simulator.routecheck.spec import Failure, TestCase, TestFile, load_test_file
 from simulator.routecheck.workspace import Mesh, Rule, format_diagnostic, route_keys
-from simulator.routecheck.yamlsrc import no_gc
 
 
 @dataclass(slots=True)

@@ -24,12 +24,11 @@ from urllib.parse import urlsplit
 
 from simulator.config.durations import format_duration, parse_duration
 from simulator.config.syntax import check_label_key, check_label_value, is_dns1123_label
-from simulator.config.yamlio import InputError, read_text
+from simulator.config.yamlio import Document, InputError, no_gc, parse_documents, read_text
 from simulator.core.explain import Request
 from simulator.core.translate import Source
 from simulator.diagnostics import Diagnostic
 from simulator.routecheck.decision import Decision, Destination, Mirror, describe_route
-from simulator.routecheck.yamlsrc import Doc, no_gc, read_documents
 
 Diff = tuple[str, str, str]  # (field, expected, actual)
 NONE_WORDS = ("none",)
@@ -96,14 +95,11 @@ class TestCase:
 
 
 class Ctx:
-    def __init__(self, doc: Doc | None, namespace: str = "default") -> None:
+    def __init__(self, doc: Document | None, namespace: str = "default", file: str = "") -> None:
         self.doc = doc
         self.namespace = namespace
+        self.file = file
         self.diagnostics: list[Diagnostic] = []
-
-    @property
-    def file(self) -> str:
-        return self.doc.file if self.doc else ""
 
     def line(self, path: str) -> int:
         return self.doc.line_of(path) if self.doc else 0
@@ -1066,12 +1062,18 @@ def parse_test_text(text: str, filename: str, namespace: str = "default", rules:
 
 def _parse_test_text(text: str, filename: str, namespace: str, rules: Any) -> TestFile:
     tf = TestFile(filename)
-    docs, problems = read_documents(text, filename)
-    tf.diagnostics.extend(problems)
-    if not docs and not problems:
+    docs: list[Document] = []
+    try:
+        for doc in parse_documents(text):
+            docs.append(doc)
+            tf.diagnostics += [Diagnostic("error", message, filename, line, path)
+                               for path, line, message in doc.problems]
+    except InputError as exc:
+        tf.diagnostics.append(Diagnostic("error", exc.message, filename, exc.line))
+    if not docs and not tf.diagnostics:
         tf.diagnostics.append(Diagnostic("error", "the test file holds no tests", filename, 0))
     for doc in docs:
-        ctx = Ctx(doc, namespace)
+        ctx = Ctx(doc, namespace, filename)
         value = doc.value
         if isinstance(value, dict) and "testCases" in value:
             _icv_doc(ctx, value, tf, rules)

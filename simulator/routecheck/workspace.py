@@ -16,14 +16,13 @@ from typing import Any
 
 from simulator.config import load
 from simulator.config import model as m
-from simulator.config.loader import documents
+from simulator.config.yamlio import no_gc
 from simulator.core.explain import Explanation, Request, explain
 from simulator.core.table import Route, RouteTable
 from simulator.core.translate import MESH, Source, TranslateOptions, gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.routecheck.decision import Decision
 from simulator.routecheck.spec import request_from_url
-from simulator.routecheck.yamlsrc import no_gc
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
@@ -131,7 +130,7 @@ class Mesh:
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
         with no_gc():
-            result = load(config_paths(paths), default_namespace=namespace)
+            result = load(config_paths(paths), default_namespace=namespace, keep_specs=True)
         self.namespace = namespace
         self.shadow_suffix = shadow_suffix
         self.config: m.Config = result.config
@@ -144,7 +143,7 @@ class Mesh:
                                         source_labels=src.labels if src else (),
                                         source_namespace=src.namespace if src else "")
         self._tables: dict[tuple[str, int | None, Source | None], RouteTable] = {}
-        self._raw: dict[str, dict[tuple[str, str], Any]] = {}
+        self._specs = result.specs
 
     @property
     def warnings(self) -> list[Diagnostic]:
@@ -237,31 +236,13 @@ class Mesh:
         """The matched rule (``spec.http[i]``) exactly as written in its file."""
         if not route.file or not route.origin.startswith("VirtualService "):
             return None
-        by_name = self._raw.get(route.file)
-        if by_name is None:
-            by_name = self._raw[route.file] = _raw_virtual_services(route.file, self.namespace)
         ns, _, name = route.origin.split(" ", 1)[1].partition("/")
-        spec = by_name.get((ns, name))
+        spec = self._specs.get(("VirtualService", ns, name))
         if not isinstance(spec, dict):
             return None
         i = int(route.origin_path.split("[", 1)[1].split("]", 1)[0])
         http = spec.get("http")
         return http[i] if isinstance(http, list) and i < len(http) and isinstance(http[i], dict) else None
-
-
-def _raw_virtual_services(file: str, namespace: str) -> dict[tuple[str, str], Any]:
-    out: dict[tuple[str, str], Any] = {}
-    stack = [d for d in documents(file) if isinstance(d, dict)]
-    while stack:
-        d = stack.pop(0)
-        if isinstance(d.get("items"), list) and str(d.get("kind", "")).endswith("List"):
-            stack.extend(x for x in d["items"] if isinstance(x, dict))
-            continue
-        raw_meta = d.get("metadata")
-        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-        if d.get("kind") == "VirtualService" and isinstance(meta.get("name"), str):
-            out[(str(meta.get("namespace") or namespace), meta["name"])] = d.get("spec")
-    return out
 
 
 # --------------------------------------------------------------------------- diagnostics
