@@ -80,7 +80,7 @@ def _header(s: str) -> tuple[str, str]:
 def cmd_explain(args: argparse.Namespace) -> int:
     from simulator.core.explain import Request
     from simulator.routecheck.render import explain_dict, explain_text
-    from simulator.routecheck.spec import request_from_url
+    from simulator.routecheck.request_spec import request_from_url
 
     parsed = request_from_url(args.url)
     if parsed is None:

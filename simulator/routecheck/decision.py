@@ -14,6 +14,7 @@ from simulator.config.durations import format_duration
 from simulator.core.explain import ClusterRef, Explanation, header_ops
 from simulator.core.hosts import fqdn
 from simulator.core.table import Forward, LocalReply, Route
+from simulator.routecheck.render import describe_route
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +68,6 @@ class Mirror:
 
 def _pct(p: float) -> str:
     return f"{p:.6g}%"
-
-
-def describe_route(route: Route | None) -> str:
-    if route is None:
-        return "no route"
-    where = f"{route.file}:{route.line} " if route.file else ""
-    name = f' "{route.name}"' if route.name else ""
-    return f"{where}{route.origin} {route.origin_path}{name}".strip()
 
 
 class Decision:
@@ -306,7 +299,7 @@ class Decision:
         """Assert expectations written as in a route-test file
         (``decision.check(destination={"host": "reviews", "subset": "v2"}, mirrors=[])``);
         every mismatch is listed in the AssertionError."""
-        from simulator.routecheck.spec import parse_expectations
+        from simulator.routecheck.expectations import parse_expectations
 
         checks, problems = parse_expectations(expect)
         if problems:

@@ -7,7 +7,14 @@ from typing import Any
 from simulator.config.durations import format_duration
 from simulator.core.explain import Explanation, header_ops
 from simulator.core.table import Forward, LocalReply, RetryPolicy, Route
-from simulator.routecheck.decision import describe_route
+
+
+def describe_route(route: Route | None) -> str:
+    if route is None:
+        return "no route"
+    where = f"{route.file}:{route.line} " if route.file else ""
+    name = f' "{route.name}"' if route.name else ""
+    return f"{where}{route.origin} {route.origin_path}{name}".strip()
 
 
 def _where(route: Route) -> str:

@@ -10,8 +10,10 @@ from typing import Any
 
 from simulator.config.yamlio import no_gc
 from simulator.diagnostics import Diagnostic
+from simulator.routecheck.cases import TestCase, TestFile
+from simulator.routecheck.checks import Failure
 from simulator.routecheck.decision import Decision
-from simulator.routecheck.spec import Failure, TestCase, TestFile, load_test_file
+from simulator.routecheck.spec import load_test_file
 from simulator.routecheck.workspace import Mesh, Rule, format_diagnostic, route_keys
 
 

@@ -22,7 +22,7 @@ from simulator.core.table import Route, RouteTable
 from simulator.core.translate import MESH, Source, TranslateOptions, gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.routecheck.decision import Decision
-from simulator.routecheck.spec import request_from_url
+from simulator.routecheck.request_spec import request_from_url
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
