@@ -79,7 +79,8 @@ def _header(s: str) -> tuple[str, str]:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from simulator.core.explain import Request
-    from simulator.routecheck.render import explain_dict, explain_text
+    from simulator.routecheck.decision_json import explain_json
+    from simulator.routecheck.render import explain_text
     from simulator.routecheck.request_spec import request_from_url
 
     parsed = request_from_url(args.url)
@@ -104,7 +105,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     req = Request(args.method, authority, path, headers, scheme, args.port, args.random_value)
     e = mesh.explain(req, gateway)
     if args.output == "json":
-        out = explain_dict(e)
+        out = explain_json(e)
         out["source"] = {"labels": dict(args.source_labels), "namespace": args.source_namespace or args.namespace}
         print(json.dumps(out, indent=2))
     else:

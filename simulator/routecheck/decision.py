@@ -14,6 +14,7 @@ from simulator.config.durations import format_duration
 from simulator.core.explain import ClusterRef, Explanation, header_ops
 from simulator.core.hosts import fqdn
 from simulator.core.table import Forward, LocalReply, Route
+from simulator.routecheck.decision_json import decision_json, fault_json, retries_json
 from simulator.routecheck.render import describe_route
 
 
@@ -224,32 +225,12 @@ class Decision:
     @property
     def retries(self) -> dict[str, Any] | None:
         f = self._forward
-        if f is None or f.retry_policy is None:
-            return None
-        rp = f.retry_policy
-        return {
-            "attempts": rp.num_retries,
-            "retryOn": list(rp.retry_on) + [str(c) for c in rp.retriable_status_codes],
-            "perTryTimeout": rp.per_try_timeout or None,
-        }
+        return retries_json(f.retry_policy) if f is not None else None
 
     @property
     def fault(self) -> dict[str, Any] | None:
         r = self.route
-        fc = r.fault if r is not None else None
-        if fc is None:
-            return None
-        out: dict[str, Any] = {}
-        if fc.delay is not None:
-            out["delay"] = {"fixedDelay": fc.delay, "percentage": fc.delay_numerator / 10000}
-        if fc.abort_status is not None or fc.abort_grpc_status is not None:
-            abort: dict[str, Any] = {"percentage": fc.abort_numerator / 10000}
-            if fc.abort_status is not None:
-                abort["httpStatus"] = fc.abort_status
-            if fc.abort_grpc_status is not None:
-                abort["grpcStatus"] = fc.abort_grpc_status
-            out["abort"] = abort
-        return out
+        return fault_json(r.fault if r is not None else None)
 
     @property
     def request_headers(self) -> dict[str, Any]:
@@ -289,6 +270,11 @@ class Decision:
             return f"404 NR: no route of virtual host {self.virtual_host} matched"
         flags = f" {self.flags}" if self.flags != "-" else ""
         return f"{self.status}{flags}: no virtual host for {self.explanation.request.authority}"
+
+    def as_json(self) -> dict[str, Any]:
+        """The decision in its one JSON shape (decision_json.py), as ``mirrorsim
+        explain --json`` and ``mirrorsim check --output json`` print it."""
+        return decision_json(self.explanation)
 
     def __repr__(self) -> str:
         return f"<Decision {self.summary()}>"

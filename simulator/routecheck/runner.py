@@ -161,6 +161,7 @@ def json_report(res: RunResult) -> dict[str, Any]:
             "name": r.case.name, "file": r.case.file, "line": r.case.line, "format": r.case.source,
             "request": request_line(r.case), "passed": r.passed, "error": r.error or None,
             "result": d.summary() if d else None,
+            "decision": d.as_json() if d else None,
             "failures": [f.as_dict() for f in r.failures],
         })
     return {
