@@ -260,12 +260,6 @@ def map_of(item: Conv) -> Conv:
     return conv
 
 
-def raw_map(ctx: Ctx, value: Any, path: str) -> Any:
-    if not isinstance(value, Mapping):
-        return _type_error(ctx, path, "a mapping", value)
-    return dict(value)
-
-
 string_list = list_of(string)
 string_map = map_of(string)
 

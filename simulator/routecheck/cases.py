@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from simulator.core.explain import Request
+from simulator.core.explain import RouteQuery
 from simulator.core.translate import Source
 from simulator.diagnostics import Diagnostic
 from simulator.routecheck.checks import Check
@@ -16,7 +16,7 @@ class TestCase:
     name: str
     file: str
     line: int
-    request: Request
+    request: RouteQuery
     gateway: str  # "mesh" or "ns/name"
     checks: list[Check] = field(default_factory=list)
     source: str = "mirrorsim"  # the file's format, or "istio-config-validator"

@@ -12,7 +12,7 @@ from simulator.config.durations import parse_duration
 from simulator.config.schema import Ctx, check_fields, check_int, check_string, join, kind_of
 
 if TYPE_CHECKING:
-    from simulator.routecheck.decision import Decision, Destination
+    from simulator.routecheck.outcome import Destination, RouteOutcome
 
 Diff = tuple[str, str, str]  # (field, expected, actual)
 NONE_WORDS = ("none",)
@@ -40,14 +40,14 @@ class Check:
     """One expectation: ``compare`` lists the differences (none = it holds)."""
 
     field: str
-    compare: Callable[[Decision], list[Diff]]
-    actual: Callable[[Decision], str]
+    compare: Callable[[RouteOutcome], list[Diff]]
+    actual: Callable[[RouteOutcome], str]
     expected: str
     negate: bool = False
     file: str = ""
     line: int = 0
 
-    def run(self, d: Decision) -> list[Failure]:
+    def run(self, d: RouteOutcome) -> list[Failure]:
         diffs = self.compare(d)
         if not self.negate:
             return [Failure(f, e, a, self.file, self.line) for f, e, a in diffs]
@@ -130,7 +130,7 @@ def dest_text(spec: dict[str, Any]) -> str:
     return " ".join(f"{k}={spec[k]}" for k in DEST_FIELDS if k in spec)
 
 
-def dest_diffs(d: Decision, spec: dict[str, Any], actual: Destination | None, fld: str) -> list[Diff]:
+def dest_diffs(d: RouteOutcome, spec: dict[str, Any], actual: Destination | None, fld: str) -> list[Diff]:
     if actual is None:
         return [(fld, dest_text(spec), f"none ({d.summary()})")]
     out: list[Diff] = []
@@ -151,7 +151,7 @@ def dest_diffs(d: Decision, spec: dict[str, Any], actual: Destination | None, fl
 
 
 # what an expectation parser makes: (compare, actual, expected text), None after a problem
-Made: TypeAlias = "tuple[Callable[[Decision], list[Diff]], Callable[[Decision], str], str] | None"
+Made: TypeAlias = "tuple[Callable[[RouteOutcome], list[Diff]], Callable[[RouteOutcome], str], str] | None"
 
 
 def pair(expected: list[Any], actual: list[Any], match: Callable[[Any, Any], bool]) -> list[tuple[Any, Any]] | None:

@@ -12,11 +12,11 @@ from simulator.config.schema import Ctx, check_fields, check_int, check_number, 
 from simulator.routecheck.checks import Diff, Made, duration_or_none, is_none, kv_text, q
 
 if TYPE_CHECKING:
-    from simulator.routecheck.decision import Decision
+    from simulator.routecheck.outcome import RouteOutcome
 
 
 def expect_rewrite(ctx: Ctx, v: Any, path: str) -> Made:
-    def actual(d: Decision) -> str:
+    def actual(d: RouteOutcome) -> str:
         if not d.forwarded:
             return f"none ({d.summary()})"
         req = d.explanation.request
@@ -28,7 +28,7 @@ def expect_rewrite(ctx: Ctx, v: Any, path: str) -> Made:
         return ", ".join(parts) or "no rewrite"
 
     if is_none(v):
-        def compare_none(d: Decision) -> list[Diff]:
+        def compare_none(d: RouteOutcome) -> list[Diff]:
             a = actual(d)
             return [] if a == "no rewrite" else [("rewrite", "no rewrite", a)]
         return compare_none, actual, "no rewrite"
@@ -44,7 +44,7 @@ def expect_rewrite(ctx: Ctx, v: Any, path: str) -> Made:
             return None
         want[k] = s
 
-    def compare(d: Decision) -> list[Diff]:
+    def compare(d: RouteOutcome) -> list[Diff]:
         if not d.forwarded:
             return [("rewrite", kv_text(want), f"none ({d.summary()})")]
         out: list[Diff] = []
@@ -58,7 +58,7 @@ def expect_rewrite(ctx: Ctx, v: Any, path: str) -> Made:
 
 
 def expect_redirect(ctx: Ctx, v: Any, path: str) -> Made:
-    def actual(d: Decision) -> str:
+    def actual(d: RouteOutcome) -> str:
         rd = d.redirect
         return f"{rd['status']} to {q(rd['location'])}" if rd else f"no redirect ({d.summary()})"
 
@@ -78,7 +78,7 @@ def expect_redirect(ctx: Ctx, v: Any, path: str) -> Made:
             return None
         want[k] = got
 
-    def compare(d: Decision) -> list[Diff]:
+    def compare(d: RouteOutcome) -> list[Diff]:
         rd = d.redirect
         if rd is None:
             return [("redirect", kv_text(want), actual(d))]
@@ -92,7 +92,7 @@ def expect_redirect(ctx: Ctx, v: Any, path: str) -> Made:
 
 
 def expect_direct(ctx: Ctx, v: Any, path: str) -> Made:
-    def actual(d: Decision) -> str:
+    def actual(d: RouteOutcome) -> str:
         dr = d.direct_response
         return f"{dr['status']} body {q(dr['body'])}" if dr else f"no direct response ({d.summary()})"
 
@@ -107,7 +107,7 @@ def expect_direct(ctx: Ctx, v: Any, path: str) -> Made:
     if any(w is None for w in want.values()):
         return None
 
-    def compare(d: Decision) -> list[Diff]:
+    def compare(d: RouteOutcome) -> list[Diff]:
         dr = d.direct_response
         if dr is None:
             return [("directResponse", kv_text(want), actual(d))]
@@ -121,14 +121,14 @@ def expect_status(ctx: Ctx, v: Any, path: str) -> Made:
     if s is None:
         return None
 
-    def actual(d: Decision) -> str:
+    def actual(d: RouteOutcome) -> str:
         return f"{d.status} ({d.summary()})" if d.status is not None else f"no local reply ({d.summary()})"
 
     return (lambda d: [] if d.status == s else [("status", str(s), actual(d))]), actual, str(s)
 
 
 def expect_fault(ctx: Ctx, v: Any, path: str) -> Made:
-    def actual(d: Decision) -> str:
+    def actual(d: RouteOutcome) -> str:
         return _fault_text(d.fault) if d.fault else "no fault"
 
     if is_none(v):
@@ -162,7 +162,7 @@ def expect_fault(ctx: Ctx, v: Any, path: str) -> Made:
     if any(x is None or x == "bad" for w in want.values() for x in w.values()):
         return None
 
-    def compare(d: Decision) -> list[Diff]:
+    def compare(d: RouteOutcome) -> list[Diff]:
         got = d.fault or {}
         out: list[Diff] = []
         for part, w in want.items():
@@ -204,7 +204,7 @@ def expect_timeout(ctx: Ctx, v: Any, path: str) -> Made:
     def text(s: float | None) -> str:
         return "none" if s is None else format_duration(s)
 
-    def compare(d: Decision) -> list[Diff]:
+    def compare(d: RouteOutcome) -> list[Diff]:
         if not d.forwarded:
             return [("timeout", text(secs), f"none ({d.summary()})")]
         t = d.timeout
@@ -228,7 +228,7 @@ def _retries_text(r: dict[str, Any] | None) -> str:
 
 
 def expect_retries(ctx: Ctx, v: Any, path: str) -> Made:
-    def actual(d: Decision) -> str:
+    def actual(d: RouteOutcome) -> str:
         return _retries_text(d.retries) if d.forwarded else f"none ({d.summary()})"
 
     if is_none(v) or v == {"attempts": 0}:
@@ -254,7 +254,7 @@ def expect_retries(ctx: Ctx, v: Any, path: str) -> Made:
     if want.get("attempts", 1) is None:
         return None
 
-    def compare(d: Decision) -> list[Diff]:
+    def compare(d: RouteOutcome) -> list[Diff]:
         got = d.retries
         if not d.forwarded or got is None:
             return [("retries", _retries_text(want), actual(d))]
@@ -312,13 +312,13 @@ def expect_headers(ctx: Ctx, v: Any, path: str) -> Made:
             w["remove"] = [str(n).lower() for n in om["remove"]]
         want[side] = w
 
-    def got_for(d: Decision, side: str) -> dict[str, Any]:
+    def got_for(d: RouteOutcome, side: str) -> dict[str, Any]:
         return d.request_headers if side == "request" else d.response_headers
 
-    def actual(d: Decision) -> str:
+    def actual(d: RouteOutcome) -> str:
         return "; ".join(f"{side} {_ops_text(got_for(d, side))}" for side in want)
 
-    def compare(d: Decision) -> list[Diff]:
+    def compare(d: RouteOutcome) -> list[Diff]:
         out: list[Diff] = []
         for side, w in want.items():
             got = got_for(d, side)

@@ -23,7 +23,7 @@ from simulator.routecheck.checks import (
 from simulator.routecheck.render import describe_route
 
 if TYPE_CHECKING:
-    from simulator.routecheck.decision import Decision, Mirror
+    from simulator.routecheck.outcome import Mirror, RouteOutcome
 
 
 def expect_destination(ctx: Ctx, v: Any, path: str) -> Made:
@@ -39,7 +39,7 @@ def expect_cluster(ctx: Ctx, v: Any, path: str) -> Made:
     if s is None:
         return None
 
-    def compare(d: Decision) -> list[Diff]:
+    def compare(d: RouteOutcome) -> list[Diff]:
         if d.cluster == s:
             return []
         return [("cluster", q(s), q(d.cluster) if d.cluster else f"none ({d.summary()})")]
@@ -77,10 +77,10 @@ def expect_split(ctx: Ctx, v: Any, path: str) -> Made:
 
     expected = "[" + ", ".join(text(it) for it in items) + "]"
 
-    def actual(d: Decision) -> str:
+    def actual(d: RouteOutcome) -> str:
         return "[" + ", ".join(str(w) for w in d.split) + "]" if d.split else f"none ({d.summary()})"
 
-    def compare(d: Decision) -> list[Diff]:
+    def compare(d: RouteOutcome) -> list[Diff]:
         act = d.split
         if not act:
             return [("split", expected, actual(d))]
@@ -142,7 +142,7 @@ def _mirror_spec(ctx: Ctx, v: Any, path: str) -> _MirrorSpec | None:
     return spec if ok else None
 
 
-def _mirror_diffs(d: Decision, spec: _MirrorSpec, m: Mirror, fld: str) -> list[Diff]:
+def _mirror_diffs(d: RouteOutcome, spec: _MirrorSpec, m: Mirror, fld: str) -> list[Diff]:
     out = dest_diffs(d, spec.dest, m.destination, fld)
     if spec.percentage is not None and not math.isclose(spec.percentage, m.percentage, abs_tol=5e-5):
         out.append((f"{fld}.percentage", f"{spec.percentage:g}%", f"{m.percentage:.6g}%"))
@@ -153,7 +153,7 @@ def _mirror_diffs(d: Decision, spec: _MirrorSpec, m: Mirror, fld: str) -> list[D
     return out
 
 
-def _mirrors_text(d: Decision) -> str:
+def _mirrors_text(d: RouteOutcome) -> str:
     ms = d.mirrors
     return "[" + ", ".join(str(m) for m in ms) + "]" if ms else "no mirror"
 
@@ -170,7 +170,7 @@ def expect_mirrors(ctx: Ctx, v: Any, path: str) -> Made:
     ok_specs = [s for s in specs if s is not None]
     expected = "[" + ", ".join(s.text() for s in ok_specs) + "]" if ok_specs else "no mirror"
 
-    def compare(d: Decision) -> list[Diff]:
+    def compare(d: RouteOutcome) -> list[Diff]:
         act = d.mirrors
         if not d.forwarded and ok_specs:
             return [("mirrors", expected, f"none ({d.summary()})")]
@@ -192,7 +192,7 @@ def expect_mirror(ctx: Ctx, v: Any, path: str) -> Made:
     if spec is None:
         return None
 
-    def compare(d: Decision) -> list[Diff]:
+    def compare(d: RouteOutcome) -> list[Diff]:
         candidates = [m for m in d.mirrors if not dest_diffs(d, spec.dest, m.destination, "")]
         if not candidates:
             return [("mirror", spec.text(), _mirrors_text(d) if d.forwarded else f"none ({d.summary()})")]
@@ -208,7 +208,7 @@ def expect_virtual_service(ctx: Ctx, v: Any, path: str) -> Made:
         return None
     want = s if "/" in s else f"{ctx.namespace}/{s}"
 
-    def actual(d: Decision) -> str:
+    def actual(d: RouteOutcome) -> str:
         return q(d.virtual_service) if d.virtual_service else f"none ({d.summary()})"
 
     return (lambda d: [] if d.virtual_service == want else [("virtualService", q(want), actual(d))]), actual, q(want)
@@ -220,12 +220,12 @@ def expect_rule(ctx: Ctx, v: Any, path: str) -> Made:
         return None
     p = s if s.startswith("spec.") else f"spec.{s}"
 
-    def holds(d: Decision) -> bool:
+    def holds(d: RouteOutcome) -> bool:
         r = d.rule
         return bool(d.route is not None and (d.rule_name == s or d.rule_name.split(".")[0] == s or
                                              r == p or (r or "").startswith(p + ".")))
 
-    def actual(d: Decision) -> str:
+    def actual(d: RouteOutcome) -> str:
         return describe_route(d.route)
 
     return (lambda d: [] if holds(d) else [("rule", q(s), actual(d))]), actual, q(s)

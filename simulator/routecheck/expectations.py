@@ -1,4 +1,4 @@
-"""Route-test expectations (the ``expect:`` block of a test, or ``Decision.check``)
+"""Route-test expectations (the ``expect:`` block of a test, or ``RouteOutcome.check``)
 -> checks: each field is parsed by its module (checks.py, expect_route.py,
 expect_action.py); every problem is reported with its field path."""
 

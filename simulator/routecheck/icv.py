@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.config.durations import parse_duration
 from simulator.config.schema import Ctx, check_fields, join, kind_of
-from simulator.core.explain import Request
+from simulator.core.explain import RouteQuery
 from simulator.routecheck.cases import TestCase, TestFile
 from simulator.routecheck.checks import Check, Diff
 from simulator.routecheck.request_spec import header_values
 
 if TYPE_CHECKING:
-    from simulator.routecheck.decision import Decision
+    from simulator.routecheck.outcome import RouteOutcome
 
 ICV_FIELDS = ("description", "wantMatch", "request", "route", "redirect", "rewrite", "fault", "headers", "delegate")
 ICV_REQUEST_FIELDS = ("authority", "method", "uri", "headers")
@@ -77,7 +77,7 @@ def icv_document(ctx: Ctx, value: dict[str, Any], tf: TestFile, rules: Any) -> N
             for authority in authorities:
                 for method in methods:
                     tf.cases.append(TestCase(f"{desc} [{method} {authority}{path}]", ctx.file, line,
-                                             Request(method, authority, path, dict(headers)), "mesh",
+                                             RouteQuery(method, authority, path, dict(headers)), "mesh",
                                              checks, source="istio-config-validator"))
 
 
@@ -116,13 +116,13 @@ def _icv_text(v: Any) -> str:
 def _icv_check(key: str, expected: Any, want_match: bool, file: str, line: int, rules: Any) -> Check:
     exp = normalize(expected)
 
-    def actual_value(d: Decision) -> Any:
+    def actual_value(d: RouteOutcome) -> Any:
         rule = rules(d.route) if rules is not None and d.route is not None else None
         if not isinstance(rule, dict):
             return None
         return normalize(rule.get(key))
 
-    def compare(d: Decision) -> list[Diff]:
+    def compare(d: RouteOutcome) -> list[Diff]:
         act = actual_value(d)
         same = (act or None) == (exp or None)
         if same == want_match:

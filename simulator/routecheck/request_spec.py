@@ -7,7 +7,7 @@ from typing import Any
 
 from simulator.config.schema import Ctx, check_fields, check_int, check_string, join, kind_of
 from simulator.config.syntax import check_label_key, check_label_value, is_dns1123_label
-from simulator.core.explain import Request
+from simulator.core.explain import RouteQuery
 from simulator.core.translate import Source
 
 SOURCE_FIELDS = ("labels", "namespace")
@@ -47,7 +47,7 @@ def header_values(ctx: Ctx, v: Any, path: str) -> dict[str, str] | None:
     return out
 
 
-def parse_request(ctx: Ctx, v: Any, path: str) -> tuple[Request, str] | None:
+def parse_request(ctx: Ctx, v: Any, path: str) -> tuple[RouteQuery, str] | None:
     mp = check_fields(ctx, v, path, REQUEST_FIELDS, "request")
     if mp is None:
         return None
@@ -113,7 +113,7 @@ def parse_request(ctx: Ctx, v: Any, path: str) -> tuple[Request, str] | None:
         return None
     if not ok:
         return None
-    return Request(method, authority, req_path, headers, scheme, port, rv), gateway
+    return RouteQuery(method, authority, req_path, headers, scheme, port, rv), gateway
 
 
 def parse_source(ctx: Ctx, v: Any, path: str) -> Source | None:

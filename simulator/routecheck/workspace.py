@@ -3,7 +3,7 @@
 ``Mesh(paths)`` loads and validates the Istio YAML once, compiles the mesh
 route table (and, on demand, one per Gateway) and routes requests:
 ``mesh.route("GET", "http://reviews:9080/", headers={"end-user": "jason"})``
-returns a ``Decision``.  Used by ``explain``, ``check`` and the pytest plugin.
+returns a ``RouteOutcome``.  Used by ``explain``, ``check`` and the pytest plugin.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 from simulator.config import load
 from simulator.config import model as m
 from simulator.config.yamlio import no_gc
-from simulator.core.explain import Explanation, Request, explain
+from simulator.core.explain import Explanation, RouteQuery, explain
 from simulator.core.table import Route, RouteTable
 from simulator.core.translate import MESH, Source, TranslateOptions, gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
-from simulator.routecheck.decision import Decision
+from simulator.routecheck.outcome import RouteOutcome
 from simulator.routecheck.request_spec import request_from_url
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -92,7 +92,7 @@ class ConfigError(Exception):
         self.diagnostics = diagnostics
         errors = [d for d in diagnostics if d.severity == "error"]
         super().__init__(f"{len(errors)} error(s) in the configuration:\n"
-                         + "\n".join(format_diagnostic(d) for d in errors))
+                         + "\n".join(d.format() for d in errors))
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +181,7 @@ class Mesh:
 
     # ----------------------------------------------------------------- routing
 
-    def explain(self, request: Request, gateway: str = MESH,
+    def explain(self, request: RouteQuery, gateway: str = MESH,
                 source: Source | Mapping[str, Any] | None = None) -> Explanation:
         if gateway != MESH and "/" not in gateway:
             gateway = f"{self.namespace}/{gateway}"
@@ -192,13 +192,13 @@ class Mesh:
             port = request.implied_port if request.implied_port in ports else None
         return explain(self.table(gateway, port, source), request, gateway)
 
-    def decide(self, request: Request, gateway: str = MESH,
-               source: Source | Mapping[str, Any] | None = None) -> Decision:
-        return Decision(self.explain(request, gateway, source), self.namespace, self.options.domain)
+    def decide(self, request: RouteQuery, gateway: str = MESH,
+               source: Source | Mapping[str, Any] | None = None) -> RouteOutcome:
+        return RouteOutcome(self.explain(request, gateway, source), self.namespace, self.options.domain)
 
     def route(self, method: str, url: str, headers: Mapping[str, str] | None = None, *,
               random_value: int = 0, port: int | None = None, gateway: str = MESH,
-              source: Source | Mapping[str, Any] | None = None) -> Decision:
+              source: Source | Mapping[str, Any] | None = None) -> RouteOutcome:
         """Route one request: ``url`` is ``http://authority/path?query`` (a ``Host``
         header overrides the authority).  ``source``: the calling workload,
         ``{"labels": {"app": "productpage"}, "namespace": "default"}`` (default:
@@ -209,7 +209,7 @@ class Mesh:
         scheme, authority, path = parsed
         hdrs = {k.lower(): str(v) for k, v in (headers or {}).items()}
         authority = hdrs.pop("host", authority)
-        return self.decide(Request(method, authority, path, hdrs, scheme, port, random_value), gateway, source)
+        return self.decide(RouteQuery(method, authority, path, hdrs, scheme, port, random_value), gateway, source)
 
     # ----------------------------------------------------------------- rules
 
@@ -270,24 +270,4 @@ def source_warnings(config: m.Config, options: TranslateOptions) -> list[Diagnos
                 "warning", f"{path}: no match of this rule selects the calling workload ({who}): {why}; "
                 "its sidecar never applies the rule", vs.src.file, vs.src.line_of(path), path,
                 resource=f"VirtualService {vs.meta.namespace}/{vs.meta.name}"))
-    return out
-
-
-def diagnostic_code(d: Diagnostic) -> str:
-    return d.display_code
-
-
-def diagnostic_message(d: Diagnostic) -> str:
-    return d.display_message
-
-
-def format_diagnostic(d: Diagnostic, code: bool = True) -> str:
-    """``FILE:LINE: error|warning CODE message (at PATH in Kind ns/name)``."""
-    return d.format(code)
-
-
-def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:
-    out = d.as_dict()
-    out["code"] = diagnostic_code(d)
-    out["message"] = diagnostic_message(d)
     return out

@@ -6,9 +6,17 @@ import argparse
 import sys
 from typing import Any
 
+from simulator.options import (
+    add_config_args,
+    add_routing_args,
+    build_table,
+    hostport,
+    load_or_report,
+    translate_options,
+)
+
 
 def cmd_envoy(args: argparse.Namespace) -> int:
-    from simulator.cli import build_table, load_or_report, translate_options
     from simulator.envoy.export import bootstrap, to_yaml
 
     config = load_or_report(args.files, args.namespace)
@@ -23,8 +31,6 @@ def cmd_envoy(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from simulator.cli import add_config_args, add_routing_args, hostport
-
     p = sub.add_parser("envoy", help="print an Envoy v3 static bootstrap equivalent to `run`")
     add_config_args(p)
     add_routing_args(p)

@@ -1,8 +1,10 @@
-"""A routing decision as tests see it: destination, split, mirrors, actions.
+"""The outcome of routing one request, as tests see it: destination, split,
+mirrors, actions.
 
-``Decision`` wraps the core's ``Explanation`` with plain, comparable values
-(FQDN hosts, subsets, ports, percentages, seconds) and renders itself for
-failure messages.  ``mirrorsim check`` and the pytest plugin both use it.
+``RouteOutcome`` holds the core's ``Explanation`` (the core's decision,
+``Forward | LocalReply``, and why) and gives it as plain, comparable values (FQDN
+hosts, subsets, ports, percentages, seconds), as JSON (decision_json.py) and
+as failure messages.  ``mirrorsim check`` and the pytest plugin both use it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.config.durations import format_duration
 from simulator.core.explain import ClusterRef, Explanation, header_ops
 from simulator.core.hosts import fqdn
 from simulator.core.table import Forward, LocalReply, Route
@@ -71,7 +72,7 @@ def _pct(p: float) -> str:
     return f"{p:.6g}%"
 
 
-class Decision:
+class RouteOutcome:
     """What the router decided for one request (see ``simulator.core.explain``)."""
 
     def __init__(self, explanation: Explanation, namespace: str = "default", domain: str = "cluster.local") -> None:
@@ -277,7 +278,7 @@ class Decision:
         return decision_json(self.explanation)
 
     def __repr__(self) -> str:
-        return f"<Decision {self.summary()}>"
+        return f"<Decision {self.summary()}>"  # what the user asked the mesh for: its decision
 
     # ----------------------------------------------------------------- assertions
 
@@ -316,7 +317,3 @@ class Decision:
         from simulator.routecheck.render import explain_text
 
         return explain_text(self.explanation)
-
-
-def duration_text(seconds: float | None) -> str:
-    return "none" if seconds is None else format_duration(seconds)

@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from simulator.diagnostics import Diagnostic
+from simulator.options import add_config_args, add_routing_args, translate_options
 
 
 def _print_config_problems(diagnostics: list[Diagnostic], *, warnings: bool) -> None:
-    from simulator.routecheck.workspace import format_diagnostic
-
     errors = [d for d in diagnostics if d.severity == "error"]
     for d in diagnostics:
         if d.severity == "error" or warnings:
-            print(format_diagnostic(d), file=sys.stderr)
+            print(d.format(), file=sys.stderr)
     if errors:
         print(f"mirrorsim: {len(errors)} error(s) in the configuration.", file=sys.stderr)
     elif diagnostics and not warnings:
@@ -46,12 +45,11 @@ def _mesh(args: argparse.Namespace, *, warnings: bool = False) -> Any:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from simulator.config import load
-    from simulator.routecheck.workspace import config_paths, diagnostic_dict, format_diagnostic
+    from simulator.routecheck.workspace import config_paths
 
     result = load(config_paths(args.files), default_namespace=args.namespace)
     diags = list(result.diagnostics)
     if result.ok and (args.source_labels or args.source_namespace):
-        from simulator.cli import translate_options
         from simulator.routecheck.workspace import source_warnings
 
         diags += source_warnings(result.config, translate_options(args))
@@ -59,10 +57,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     warnings = len(diags) - errors
     if args.output == "json":
         print(json.dumps({"ok": result.ok, "errors": errors, "warnings": warnings,
-                          "diagnostics": [diagnostic_dict(d) for d in diags]}, indent=2))
+                          "diagnostics": [dict(d.as_dict(), code=d.display_code, message=d.display_message)
+                                          for d in diags]}, indent=2))
     else:
         for d in diags:
-            print(format_diagnostic(d))
+            print(d.format())
         print(f"{errors} error(s), {warnings} warning(s)", file=sys.stderr)
     return 0 if result.ok else 1
 
@@ -78,7 +77,7 @@ def _header(s: str) -> tuple[str, str]:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from simulator.core.explain import Request
+    from simulator.core.explain import RouteQuery
     from simulator.routecheck.decision_json import explain_json
     from simulator.routecheck.render import explain_text
     from simulator.routecheck.request_spec import request_from_url
@@ -102,7 +101,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f'mirrorsim explain: no Gateway "{gateway}" in the configuration (known: {known}, or mesh)',
               file=sys.stderr)
         return 1
-    req = Request(args.method, authority, path, headers, scheme, args.port, args.random_value)
+    req = RouteQuery(args.method, authority, path, headers, scheme, args.port, args.random_value)
     e = mesh.explain(req, gateway)
     if args.output == "json":
         out = explain_json(e)
@@ -122,7 +121,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from simulator.routecheck.runner import json_report, junit_xml, load_tests, run_tests, text_report
+    from simulator.routecheck.report import json_report, junit_xml, text_report
+    from simulator.routecheck.suite import load_tests, run_tests
     from simulator.routecheck.workspace import test_paths
 
     mesh = _mesh(args)
@@ -172,8 +172,6 @@ def _add_output(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    from simulator.cli import add_config_args, add_routing_args
-
     val = sub.add_parser(
         "validate", help="check Istio YAML and print every diagnostic",
         description="Apply Istio's validation rules and analyzer checks to the files and print every problem "
