@@ -359,7 +359,8 @@ def no_gc() -> Iterator[None]:
 
 
 _CONSTRUCTOR = SafeConstructor()
-_STRING_TAGS = ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:str")
+_STR_TAG = "tag:yaml.org,2002:str"
+_STRING_TAGS = ("tag:yaml.org,2002:timestamp", _STR_TAG)
 
 
 def _convert(node: Node, path: str, doc: Document, depth: int) -> Any:
@@ -383,10 +384,28 @@ def _convert(node: Node, path: str, doc: Document, depth: int) -> Any:
 
 
 def _convert_mapping(node: MappingNode, path: str, doc: Document, depth: int) -> dict[str, Any]:
+    """A mapping's values; a key given twice is reported, its line is the first's and
+    its value the last's.  Merge keys (``<<: *base``) are resolved first."""
+    prefix = f"{path}." if path else ""
+    lines = doc.lines
+    out: dict[str, Any] = {}
+    if not any(k.tag == MERGE_KEY_TAG for k, _ in node.value):  # the common case: one pass
+        for key_node, value_node in node.value:
+            key = key_node.value if key_node.tag == _STR_TAG else _key(key_node, path, doc)
+            p = prefix + key
+            if key in out:
+                doc.problems.append((p, key_node.start_mark.line + 1,
+                                     f'duplicate key "{key}" (first defined at line {lines[p]})'))
+            else:
+                lines[p] = key_node.start_mark.line + 1
+            out[key] = _convert(value_node, p, doc, depth + 1)
+        return out
     first_line: dict[str, int] = {}
+    own_keys: dict[int, str] = {}  # id(key node) -> key, for the mapping's own keys
     for key_node, _ in node.value:
         if isinstance(key_node, ScalarNode) and key_node.tag != MERGE_KEY_TAG:
-            key = _key(key_node, path, doc)
+            key = key_node.value if key_node.tag == _STR_TAG else _key(key_node, path, doc)
+            own_keys[id(key_node)] = key
             line = key_node.start_mark.line + 1
             if key in first_line:
                 p = f"{path}.{key}" if path else key
@@ -396,12 +415,11 @@ def _convert_mapping(node: MappingNode, path: str, doc: Document, depth: int) ->
     problem = doc.expansion.merge(node)  # YAML merge keys (<<: *anchor)
     if problem is not None:
         doc.problems.append((path, node.start_mark.line + 1, f"invalid merge key: {problem}"))
-    out: dict[str, Any] = {}
     for key_node, value_node in node.value:
-        key = _key(key_node, path, doc)
-        p = f"{path}.{key}" if path else key
+        key = own_keys.get(id(key_node)) or _key(key_node, path, doc)
+        p = prefix + key
         own = first_line.get(key)
-        doc.lines[p] = own if own is not None else doc.lines.get(p, key_node.start_mark.line + 1)
+        lines[p] = own if own is not None else lines.get(p, key_node.start_mark.line + 1)
         out[key] = _convert(value_node, p, doc, depth + 1)
     return out
 
