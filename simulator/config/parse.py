@@ -1,4 +1,4 @@
-"""Istio networking resources: YAML values -> ``simulator.config.model``.
+"""Istio networking resources: YAML values -> ``simulator.model.istio``.
 
 The tables below list, per Istio message type, every field of the API
 (networking.istio.io v1 / v1beta1 / v1alpha3 share one schema) with its
@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from simulator.config import model as m
 from simulator.config import rules
 from simulator.config.schema import (
     INVALID,
@@ -35,7 +34,8 @@ from simulator.config.schema import (
     string_map,
     uint32,
 )
-from simulator.config.syntax import RE2_NOTE, check_header_name, check_re2
+from simulator.model import istio as m
+from simulator.model.syntax import check_header_name
 
 DUR = duration()  # >= 1ms, whole milliseconds (Istio's ValidateDuration)
 
@@ -43,14 +43,6 @@ DUR = duration()  # >= 1ms, whole milliseconds (Istio's ValidateDuration)
 
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 _STRING_MATCH = Obj("StringMatch", [F(k, string) for k in _STRING_MATCH_KINDS])
-
-
-def check_regex(ctx: Ctx, pattern: str, path: str) -> bool:
-    reason = check_re2(pattern)
-    if reason is None:
-        return True
-    ctx.error(path, f'{path}: invalid regex "{pattern}": {reason}; {RE2_NOTE}')
-    return False
 
 
 def string_match(where: str) -> Any:
@@ -106,7 +98,7 @@ def _string_match_value(ctx: Ctx, where: str, kind: str, text: str, path: str) -
         if text == "":
             ctx.error(path, f'{path}: "{where}" regex string match should not be empty')
             return INVALID
-        if not check_regex(ctx, text, path):
+        if not rules.check_regex(ctx, text, path):
             return INVALID
     if where == "allowOrigins" and text == "":
         ctx.error(path, f"{path}: '' is not a valid match type for CORS allow origins")

@@ -15,21 +15,24 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from simulator.config import model as m
 from simulator.config.schema import Ctx
-from simulator.config.syntax import (
+from simulator.core import header_format
+from simulator.core.hosts import wildcard_matches
+from simulator.model import istio as m
+from simulator.model.names import MESH
+from simulator.model.syntax import (
+    RE2_NOTE,
     check_fqdn,
     check_header_name,
     check_header_value,
     check_ip_subnet,
     check_label_key,
     check_label_value,
+    check_re2,
     check_wildcard_domain,
     is_dns1123_label,
     is_ip,
 )
-from simulator.core import header_format
-from simulator.core.hosts import wildcard_matches
 
 RETRY_ON_POLICIES = (
     "5xx",
@@ -81,10 +84,18 @@ PROTOCOLS = (
 HTTP_PROTOCOLS = ("HTTP", "HTTP2", "HTTP_PROXY", "GRPC", "GRPC-WEB")
 TLS_PROTOCOLS = ("HTTPS", "TLS")
 TRANSLATED_REDIRECT_CODES = (0, 301, 302, 303, 307, 308)
-MESH = "mesh"
 KB, MB = 1024, 1024 * 1024
 
 # ------------------------------------------------------------------ helpers
+
+
+def check_regex(ctx: Ctx, pattern: str, path: str) -> bool:
+    """Report ``pattern`` at ``path`` unless RE2 (the engine Envoy and Istio use) accepts it."""
+    reason = check_re2(pattern)
+    if reason is None:
+        return True
+    ctx.error(path, f'{path}: invalid regex "{pattern}": {reason}; {RE2_NOTE}')
+    return False
 
 
 def as_list(value: object) -> list[Any]:
@@ -564,8 +575,6 @@ def _check_rewrite(ctx: Ctx, rw: m.HTTPRewrite | None, path: str) -> None:
         if not rr.match or not rr.rewrite:
             ctx.error(p, f"{p}: UriRegexRewrite requires both rewrite and match fields to be specified")
         if rr.match:
-            from simulator.config.parse import check_regex  # local: parse imports this module
-
             check_regex(ctx, rr.match, f"{p}.match")
 
 

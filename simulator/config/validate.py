@@ -23,13 +23,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from simulator.config import model as m
 from simulator.config.rules import as_list
 from simulator.config.schema import Ctx
 from simulator.core.hosts import fqdn, wildcard_matches
 from simulator.diagnostics import Diagnostic
+from simulator.model import istio as m
+from simulator.model.names import MESH
 
-MESH = "mesh"
 T = TypeVar("T")
 
 

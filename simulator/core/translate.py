@@ -21,7 +21,6 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from simulator.config import model as m
 from simulator.core import header_format
 from simulator.core.cors import CorsPolicy
 from simulator.core.hosts import fqdn, is_ip, wildcard_matches
@@ -57,8 +56,8 @@ from simulator.core.table import (
     WeightedCluster,
     cluster_name,
 )
-
-MESH = "mesh"
+from simulator.model import istio as m
+from simulator.model.names import DEFAULT_DOMAIN, DEFAULT_NAMESPACE, MESH
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +74,8 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class TranslateOptions:
-    namespace: str = "default"  # the client's (mirrorsim's) namespace, for short host names
-    domain: str = "cluster.local"
+    namespace: str = DEFAULT_NAMESPACE  # the client's (mirrorsim's) namespace, for short host names
+    domain: str = DEFAULT_DOMAIN
     shadow_suffix: bool = True  # False = Envoy disable_shadow_host_suffix_append (Istio >= 1.28)
     path_normalization: str = BASE  # meshConfig.pathNormalization.normalization (core/paths.py)
     # The calling workload, the proxy istiod builds these routes for: its pod labels and
@@ -828,7 +827,7 @@ def _server_host_matches(server_host: str, gw_ns: str, vs: m.VirtualService, hos
 def gateway_servers(cfg: m.Config, ref: str) -> tuple[m.Gateway, list[m.Server]]:
     """Find Gateway ``[ns/]name`` (namespace default: "default"). Raises KeyError."""
     ns, _, name = ref.rpartition("/")
-    ns = ns or "default"
+    ns = ns or DEFAULT_NAMESPACE
     for gw in cfg.gateways:
         if gw.meta.name == name and gw.meta.namespace == ns:
             return gw, list(gw.servers)

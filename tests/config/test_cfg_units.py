@@ -9,10 +9,10 @@ import textwrap
 import pytest
 
 from simulator.config import load_text, parse
-from simulator.config import model as m
 from simulator.config.durations import parse_duration, parse_duration_ns
 from simulator.config.schema import Obj
-from simulator.config.syntax import check_re2, check_wildcard_domain, is_dns1123_label
+from simulator.model import istio as m
+from simulator.model.syntax import check_re2, check_wildcard_domain, is_dns1123_label
 
 # ---------------------------------------------------------------- durations
 
