@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from simulator.core import header_format
 from simulator.core.cors import CorsPolicy
-from simulator.core.hosts import fqdn, is_ip, wildcard_matches
+from simulator.core.hosts import is_ip, wildcard_matches
 from simulator.core.matchers import (
     HeaderMatcher,
     PathMatcher,
@@ -32,6 +32,7 @@ from simulator.core.matchers import (
     compile_regex,
 )
 from simulator.core.paths import BASE
+from simulator.core.registry import Registry, build_registry, gateway_refs, is_mesh_bound
 from simulator.core.table import (
     ISTIO_DEFAULT_RETRY,
     NO_MUTATIONS,
@@ -39,7 +40,6 @@ from simulator.core.table import (
     CircuitBreakers,
     Cluster,
     DirectResponseAction,
-    Endpoint,
     FaultConfig,
     HeaderMutations,
     HeaderValueOption,
@@ -98,78 +98,6 @@ class TranslateOptions:
             if not all(labels.get(k) == v for k, v in match.source_labels.items()):
                 return False
         return not match.source_namespace or match.source_namespace == self.client_namespace
-
-
-@dataclass(slots=True)
-class Service:
-    host: str  # FQDN
-    namespace: str
-    ports: tuple[m.ServicePort, ...]
-    endpoints: list[tuple[m.WorkloadEntrySpec, str]] = field(default_factory=list)  # (spec, origin)
-    resolution: str = "STATIC"
-    addresses: tuple[str, ...] = ()  # ServiceEntry addresses (VIPs): also virtual host domains
-
-    def port_by_number(self, n: int) -> m.ServicePort | None:
-        for p in self.ports:
-            if p.number == n:
-                return p
-        return None
-
-
-@dataclass(slots=True)
-class Registry:
-    services: dict[str, Service]
-    destination_rules: dict[str, m.DestinationRule]  # merged, by FQDN host
-
-
-def build_registry(cfg: m.Config, opts: TranslateOptions) -> Registry:
-    services: dict[str, Service] = {}
-    for se in cfg.service_entries:
-        ns = se.meta.namespace
-        specs: list[tuple[m.WorkloadEntrySpec, str]] = [
-            (e, f"ServiceEntry {ns}/{se.meta.name}") for e in se.endpoints
-        ]
-        if se.workload_selector is not None:
-            for we in cfg.workload_entries:
-                if we.meta.namespace == ns and _labels_match(se.workload_selector, we.spec.labels):
-                    specs.append((we.spec, f"WorkloadEntry {ns}/{we.meta.name}"))
-        for h in se.hosts:
-            host = fqdn(h, ns, opts.domain)
-            if host in services:
-                continue  # first declaration wins
-            services[host] = Service(host, ns, se.ports, list(specs), se.resolution,
-                                     tuple(a for a in se.addresses if is_ip(a)))
-    drs: dict[str, m.DestinationRule] = {}
-    for dr in cfg.destination_rules:
-        host = fqdn(dr.host, dr.meta.namespace, opts.domain)
-        prev = drs.get(host)
-        if prev is None:
-            drs[host] = dr
-        else:  # merge: subsets concatenated (first name wins), first traffic policy wins
-            names = {s.name for s in prev.subsets}
-            extra = tuple(s for s in dr.subsets if s.name not in names)
-            drs[host] = m.DestinationRule(
-                meta=prev.meta, host=prev.host,
-                traffic_policy=prev.traffic_policy or dr.traffic_policy,
-                subsets=prev.subsets + extra, export_to=prev.export_to, src=prev.src,
-            )
-    return Registry(services, drs)
-
-
-def _labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-def _find_dr(reg: Registry, host: str) -> m.DestinationRule | None:
-    dr = reg.destination_rules.get(host)
-    if dr is not None:
-        return dr
-    best: tuple[int, m.DestinationRule] | None = None
-    for pattern, d in reg.destination_rules.items():
-        if pattern.startswith("*") and wildcard_matches(pattern, host):
-            if best is None or len(pattern) > best[0]:
-                best = (len(pattern), d)
-    return best[1] if best else None
 
 
 # --------------------------------------------------------------------------- clusters
@@ -267,31 +195,15 @@ def _cluster_settings(tp: m.TrafficPolicy | None) -> dict[str, object]:
     return out
 
 
-def _endpoints_for(svc: Service, port: m.ServicePort, labels: dict[str, str] | None) -> tuple[Endpoint, ...]:
-    eps: list[Endpoint] = []
-    for spec, _ in svc.endpoints:
-        if labels is not None and not _labels_match(labels, spec.labels):
-            continue
-        if spec.address.startswith("unix://"):
-            continue
-        number = spec.ports.get(port.name) if port.name else None
-        if number is None:
-            number = port.target_port or port.number
-        eps.append(Endpoint(spec.address, number, tuple(sorted(spec.labels.items())), spec.weight or 1))
-    if not svc.endpoints and svc.resolution in ("DNS", "DNS_ROUND_ROBIN"):
-        eps.append(Endpoint(svc.host, port.target_port or port.number))
-    return tuple(eps)
-
-
 def build_clusters(reg: Registry) -> dict[str, Cluster]:
     clusters: dict[str, Cluster] = {}
     for svc in reg.services.values():
-        dr = _find_dr(reg, svc.host)
+        dr = reg.destination_rule(svc.host)
         for port in svc.ports:
             name = cluster_name(port.number, "", svc.host)
             clusters[name] = Cluster(
                 name=name, service=svc.host, port=port.number,
-                endpoints=_endpoints_for(svc, port, None),
+                endpoints=reg.endpoints(svc, port, None),
                 **_cluster_settings(effective_policy(dr, None, port.number)),  # type: ignore[arg-type]
             )
             if dr is None:
@@ -300,7 +212,7 @@ def build_clusters(reg: Registry) -> dict[str, Cluster]:
                 name = cluster_name(port.number, subset.name, svc.host)
                 clusters[name] = Cluster(
                     name=name, service=svc.host, port=port.number, subset=subset.name,
-                    endpoints=_endpoints_for(svc, port, subset.labels),
+                    endpoints=reg.endpoints(svc, port, subset.labels),
                     **_cluster_settings(effective_policy(dr, subset, port.number)),  # type: ignore[arg-type]
                 )
     return clusters
@@ -403,24 +315,16 @@ class _Ctx:
     gateway: str = MESH
 
     def resolve(self, host: str) -> str:
-        return fqdn(host, self.vs.meta.namespace, self.opts.domain)
+        return self.reg.resolve(host, self.vs.meta.namespace)
 
     def cluster_for(self, dest: m.Destination) -> str:
-        host = self.resolve(dest.host)
-        port = dest.port
-        if port is None:
-            svc = self.reg.services.get(host)
-            if svc is not None and len(svc.ports) == 1:
-                port = svc.ports[0].number
-            else:
-                port = self.listener_port
-        return cluster_name(port, dest.subset, host)
+        return self.reg.cluster_for(dest, self.vs.meta.namespace, self.listener_port)
 
 
 def _consistent_hash(ctx: _Ctx, dest: m.Destination, port: int) -> bool:
     """Istio's HashForHTTPDestination: the destination has a consistent-hash load balancer
     (subset port-level, then subset, then port-level, then top-level policy)."""
-    dr = _find_dr(ctx.reg, ctx.resolve(dest.host))
+    dr = ctx.reg.destination_rule(ctx.resolve(dest.host))
     if dr is None:
         return False
 
@@ -598,7 +502,7 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
             if match.port is not None and match.port != ctx.listener_port:
                 continue
             if match.gateways:  # a match naming gateways is bound by them alone (sourceMatchHTTP)
-                if ctx.gateway not in _resolve_gateways(match.gateways, vs):
+                if ctx.gateway not in gateway_refs(match.gateways, vs):
                     continue
             elif not ctx.opts.selects_source(match):
                 continue
@@ -617,15 +521,13 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
 
 def translate_virtual_service(
     reg: Registry, opts: TranslateOptions, vs: m.VirtualService, port: int,
-    gateway: str = MESH, delegates: dict[tuple[str, str], m.VirtualService] | None = None,
-    stop_at_catch_all: bool = True,
+    gateway: str = MESH, stop_at_catch_all: bool = True,
 ) -> list[Route]:
     routes: list[Route] = []
     for i, rule in enumerate(vs.http):
         if rule.delegate is not None:
-            d = (delegates or {}).get((rule.delegate.namespace or vs.meta.namespace,
-                                       rule.delegate.name))
-            if d is None:
+            d = reg.delegate(rule.delegate.namespace or vs.meta.namespace, rule.delegate.name)
+            if d is None or d.hosts:
                 continue  # IST0101 reported by validation; Istio drops the rule
             dctx = _Ctx(reg, opts, d, port, gateway)
             for j, drule in enumerate(d.http):
@@ -726,41 +628,17 @@ def service_domains(host: str, client_ns: str, domain: str, addresses: tuple[str
     return tuple(doms)
 
 
-def _mesh_bound(vs: m.VirtualService) -> bool:
-    return not vs.gateways or MESH in vs.gateways
-
-
-def _resolve_gateways(names: Iterable[str], vs: m.VirtualService) -> set[str]:
-    """Istio resolveGatewayName: ``name`` -> ``<vs ns>/name``; legacy ``name.ns[.svc...]``
-    -> ``ns/name``; ``mesh`` stays."""
-    out = set()
-    for g in names:
-        if g == MESH or "/" in g:
-            out.add(g)
-        elif "." in g:
-            name, ns = g.split(".")[:2]
-            out.add(f"{ns}/{name}")
-        else:
-            out.add(f"{vs.meta.namespace}/{g}")
-    return out
-
-
-def _delegate_index(cfg: m.Config) -> dict[tuple[str, str], m.VirtualService]:
-    return {(vs.meta.namespace, vs.meta.name): vs for vs in cfg.virtual_services if not vs.hosts}
-
-
 def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable:
     """Compile a loaded config into the immutable RouteTable (delegates already merged)."""
     opts = opts or TranslateOptions()
-    reg = build_registry(cfg, opts)
+    reg = build_registry(cfg, opts.domain)
     clusters = build_clusters(reg)
-    delegates = _delegate_index(cfg)
-    mesh_vs = sorted((vs for vs in cfg.virtual_services if _mesh_bound(vs) and vs.hosts),
+    mesh_vs = sorted((vs for vs in cfg.virtual_services if is_mesh_bound(vs) and vs.hosts),
                      key=lambda v: v.meta.order)
     vs_hosts: list[tuple[str, m.VirtualService]] = []
     for vs in mesh_vs:
         for h in vs.hosts:
-            vs_hosts.append((fqdn(h, vs.meta.namespace, opts.domain), vs))
+            vs_hosts.append((reg.resolve(h, vs.meta.namespace), vs))
 
     def vs_for(host: str) -> m.VirtualService | None:
         for h, vs in vs_hosts:  # oldest exact match wins
@@ -783,7 +661,7 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
             if svc.port_by_number(port) is None:
                 continue
             svc_vs = vs_for(svc.host)
-            routes = (translate_virtual_service(reg, opts, svc_vs, port, delegates=delegates)
+            routes = (translate_virtual_service(reg, opts, svc_vs, port)
                       if svc_vs is not None else [])
             origin = (f"VirtualService {svc_vs.meta.namespace}/{svc_vs.meta.name}"
                       if svc_vs and routes else "")
@@ -799,7 +677,7 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
                     continue
                 if vs_for(h) is not vs:
                     continue
-                routes = translate_virtual_service(reg, opts, vs, port, delegates=delegates)
+                routes = translate_virtual_service(reg, opts, vs, port)
                 vhosts.append(VirtualHost(
                     f"{h}:{port}", (h,), tuple(routes),
                     f"VirtualService {vs.meta.namespace}/{vs.meta.name}"))
@@ -846,16 +724,15 @@ def translate_gateway(
     # the proxy is the gateway's own pod: its labels are what the Gateway selects
     opts = dataclasses.replace(opts, source_labels=tuple(sorted(gateway.selector.items())),
                                source_namespace=gateway.meta.namespace)
-    reg = build_registry(cfg, opts)
+    reg = build_registry(cfg, opts.domain)
     if clusters is None:
         clusters = build_clusters(reg)
-    delegates = _delegate_index(cfg)
     gw_ref = f"{gateway.meta.namespace}/{gateway.meta.name}"
     port = server.port.number
     by_host: dict[str, list[Route]] = {}
     origins: dict[str, list[str]] = {}
     for vs in sorted(cfg.virtual_services, key=lambda v: v.meta.order):
-        if gw_ref not in _resolve_gateways(vs.gateways, vs):
+        if gw_ref not in gateway_refs(vs.gateways, vs):
             continue
         for h in vs.hosts:
             for sh in server.hosts:
@@ -863,7 +740,7 @@ def translate_gateway(
                 if host is None:
                     continue
                 routes = translate_virtual_service(reg, opts, vs, port, gateway=gw_ref,
-                                                   delegates=delegates, stop_at_catch_all=False)
+                                                   stop_at_catch_all=False)
                 by_host.setdefault(host, []).extend(routes)
                 origins.setdefault(host, []).append(f"VirtualService {vs.meta.namespace}/{vs.meta.name}")
                 break
