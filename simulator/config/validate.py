@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from simulator.config.rules import as_list
+from simulator.config.rules.fields import as_list
 from simulator.config.schema import Ctx
 from simulator.core.registry import Registry, Service, build_registry, gateway_ref, is_mesh_bound
 from simulator.diagnostics import Diagnostic

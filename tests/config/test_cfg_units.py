@@ -4,6 +4,8 @@ valid inputs that must not be flagged."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 import textwrap
 
 import pytest
@@ -88,9 +90,12 @@ def _objs() -> list[Obj]:
             if isinstance(f.conv, Obj):
                 visit(f.conv)
 
-    for value in vars(parse).values():
-        if isinstance(value, Obj):
-            visit(value)
+    modules = [parse] + [importlib.import_module(f"{parse.__name__}.{info.name}")
+                         for info in pkgutil.iter_modules(parse.__path__)]
+    for module in modules:
+        for value in vars(module).values():
+            if isinstance(value, Obj):
+                visit(value)
     return list(seen.values())
 
 
