@@ -17,8 +17,9 @@ from typing import Any
 from simulator.config import load
 from simulator.config.loader import documents
 from simulator.core.explain import Explanation, Request, explain
+from simulator.core.options import Source, TranslateOptions
 from simulator.core.table import Route, RouteTable
-from simulator.core.translate import Source, TranslateOptions, gateway_servers, translate, translate_gateway
+from simulator.core.translate import gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.model import istio as m
 from simulator.model.names import MESH
