@@ -13,8 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from simulator import __version__
-from simulator.envoy import command as envoy_command
-from simulator.options import (
+from simulator.cli_args import (
     add_config_args,
     add_routing_args,
     build_table,
@@ -23,6 +22,7 @@ from simulator.options import (
     seconds,
     translate_options,
 )
+from simulator.envoy import command as envoy_command
 from simulator.routecheck import commands as routecheck_commands
 
 __all__ = ["add_config_args", "add_routing_args", "build_gateways", "build_parser", "build_table", "hostport",

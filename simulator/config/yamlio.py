@@ -35,7 +35,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from simulator.config.model import line_of
+from simulator.model.istio import line_of
 
 try:  # libyaml's composer is several times faster; both are safe loaders
     LOADER: Any = yaml.CSafeLoader

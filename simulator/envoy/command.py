@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from simulator.options import (
+from simulator.cli_args import (
     add_config_args,
     add_routing_args,
     build_table,

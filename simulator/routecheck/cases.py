@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from simulator.core.explain import RouteQuery
-from simulator.core.translate import Source
+from simulator.core.options import Source
 from simulator.diagnostics import Diagnostic
 from simulator.routecheck.checks import Check
 

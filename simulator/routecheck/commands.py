@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simulator.cli_args import add_config_args, add_routing_args, translate_options
 from simulator.diagnostics import Diagnostic
-from simulator.options import add_config_args, add_routing_args, translate_options
 
 
 def _print_config_problems(diagnostics: list[Diagnostic], *, warnings: bool) -> None:

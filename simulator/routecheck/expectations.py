@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from simulator.config.model import Source
 from simulator.config.schema import Ctx, check_fields, join
 from simulator.diagnostics import Diagnostic
+from simulator.model.istio import Source
 from simulator.routecheck import expect_action as act
 from simulator.routecheck import expect_route as rt
 from simulator.routecheck.checks import Check, Made

@@ -4,7 +4,8 @@ mirrors, actions.
 ``RouteOutcome`` holds the core's ``Explanation`` (the core's decision,
 ``Forward | LocalReply``, and why) and gives it as plain, comparable values (FQDN
 hosts, subsets, ports, percentages, seconds), as JSON (decision_json.py) and
-as failure messages.  ``mirrorsim check`` and the pytest plugin both use it.
+as failure messages.  ``mirrorsim check`` and the pytest plugin both use it;
+the plugin's has assertion helpers too (assertions.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from simulator.core.explain import ClusterRef, Explanation, header_ops
 from simulator.core.hosts import fqdn
 from simulator.core.table import Forward, LocalReply, Route
 from simulator.routecheck.decision_json import decision_json, fault_json, retries_json
-from simulator.routecheck.render import describe_route
+from simulator.routecheck.render import describe_route, explain_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,40 +281,5 @@ class RouteOutcome:
     def __repr__(self) -> str:
         return f"<Decision {self.summary()}>"  # what the user asked the mesh for: its decision
 
-    # ----------------------------------------------------------------- assertions
-
-    def check(self, **expect: Any) -> None:
-        """Assert expectations written as in a route-test file
-        (``decision.check(destination={"host": "reviews", "subset": "v2"}, mirrors=[])``);
-        every mismatch is listed in the AssertionError."""
-        from simulator.routecheck.expectations import parse_expectations
-
-        checks, problems = parse_expectations(expect)
-        if problems:
-            raise ValueError("; ".join(p.message + (f" (at {p.path})" if p.path else "") for p in problems))
-        failures = [f for c in checks for f in c.run(self)]
-        if failures:
-            lines = [f"route check failed: {self.summary()}"] + ["  " + f.format() for f in failures]
-            raise AssertionError("\n".join(lines))
-
-    def assert_destination(self, host: str | None = None, subset: str | None = None, port: int | None = None,
-                           cluster: str | None = None) -> None:
-        spec: dict[str, Any] = {k: v for k, v in
-                                (("host", host), ("subset", subset), ("port", port), ("cluster", cluster))
-                                if v is not None}
-        self.check(destination=spec)
-
-    def assert_mirrors(self, *mirrors: dict[str, Any]) -> None:
-        """Exactly these mirrors (``{"host": ..., "subset": ..., "percentage": ..., "shadowHost": ...}``)."""
-        self.check(mirrors=list(mirrors))
-
-    def assert_no_mirror(self) -> None:
-        self.check(mirrors=[])
-
-    def assert_status(self, status: int) -> None:
-        self.check(status=status)
-
     def explain(self) -> str:
-        from simulator.routecheck.render import explain_text
-
         return explain_text(self.explanation)

@@ -6,9 +6,9 @@ import re
 from typing import Any
 
 from simulator.config.schema import Ctx, check_fields, check_int, check_string, join, kind_of
-from simulator.config.syntax import check_label_key, check_label_value, is_dns1123_label
 from simulator.core.explain import RouteQuery
-from simulator.core.translate import Source
+from simulator.core.options import Source
+from simulator.model.syntax import check_label_key, check_label_value, is_dns1123_label
 
 SOURCE_FIELDS = ("labels", "namespace")
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from simulator.config.model import Source as Origin
 from simulator.config.schema import Ctx, check_fields, join, kind_of
 from simulator.config.yamlio import Document, InputError, no_gc, parse_documents, read_text
 from simulator.diagnostics import Diagnostic
+from simulator.model.istio import Source as Origin
 from simulator.routecheck.cases import TestCase, TestFile
 from simulator.routecheck.checks import Check
 from simulator.routecheck.expectations import parse_expect_block

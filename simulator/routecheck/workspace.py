@@ -3,7 +3,8 @@
 ``Mesh(paths)`` loads and validates the Istio YAML once, compiles the mesh
 route table (and, on demand, one per Gateway) and routes requests:
 ``mesh.route("GET", "http://reviews:9080/", headers={"end-user": "jason"})``
-returns a ``RouteOutcome``.  Used by ``explain``, ``check`` and the pytest plugin.
+returns a ``CheckedRoute`` (a ``RouteOutcome`` with assertion helpers).  Used by
+``explain``, ``check`` and the pytest plugin.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from simulator.config import load
-from simulator.config import model as m
 from simulator.config.yamlio import no_gc
 from simulator.core.explain import Explanation, RouteQuery, explain
+from simulator.core.options import Source, TranslateOptions
 from simulator.core.table import Route, RouteTable
-from simulator.core.translate import MESH, Source, TranslateOptions, gateway_servers, translate, translate_gateway
+from simulator.core.translate import gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
-from simulator.routecheck.outcome import RouteOutcome
+from simulator.model import istio as m
+from simulator.model.names import MESH
+from simulator.routecheck.assertions import CheckedRoute
 from simulator.routecheck.request_spec import request_from_url
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -70,7 +73,7 @@ def as_source(source: Source | Mapping[str, Any] | None) -> Source | None:
         return source
     if not isinstance(source, Mapping) or set(source) - {"labels", "namespace"}:
         raise ValueError(f"source: expected {{'labels': {{...}}, 'namespace': '...'}}, got {source!r}")
-    from simulator.config.syntax import check_label_key, check_label_value
+    from simulator.model.syntax import check_label_key, check_label_value
 
     labels = source.get("labels") or {}
     if not isinstance(labels, Mapping):
@@ -193,12 +196,12 @@ class Mesh:
         return explain(self.table(gateway, port, source), request, gateway)
 
     def decide(self, request: RouteQuery, gateway: str = MESH,
-               source: Source | Mapping[str, Any] | None = None) -> RouteOutcome:
-        return RouteOutcome(self.explain(request, gateway, source), self.namespace, self.options.domain)
+               source: Source | Mapping[str, Any] | None = None) -> CheckedRoute:
+        return CheckedRoute(self.explain(request, gateway, source), self.namespace, self.options.domain)
 
     def route(self, method: str, url: str, headers: Mapping[str, str] | None = None, *,
               random_value: int = 0, port: int | None = None, gateway: str = MESH,
-              source: Source | Mapping[str, Any] | None = None) -> RouteOutcome:
+              source: Source | Mapping[str, Any] | None = None) -> CheckedRoute:
         """Route one request: ``url`` is ``http://authority/path?query`` (a ``Host``
         header overrides the authority).  ``source``: the calling workload,
         ``{"labels": {"app": "productpage"}, "namespace": "default"}`` (default:

@@ -128,8 +128,8 @@ def test_deprecated_allow_origin_is_exact():
 
 def test_explain_and_check_show_a_preflight_answered_by_cors():
     from simulator.core.explain import RouteQuery, explain
+    from simulator.routecheck.assertions import CheckedRoute
     from simulator.routecheck.decision_json import explain_json
-    from simulator.routecheck.outcome import RouteOutcome
     from simulator.routecheck.render import explain_text
 
     table = table_from_yaml(registry_yaml({"v1": 18081}) + virtual_service("""
@@ -144,7 +144,7 @@ def test_explain_and_check_show_a_preflight_answered_by_cors():
     assert not any(m.sampled for m in e.mirrors)  # the router never runs
     assert "CORS preflight answered by the proxy: 200" in explain_text(e)
     assert explain_json(e)["cors"]["preflight"]["access-control-allow-methods"] == "PUT"
-    d = RouteOutcome(e)
+    d = CheckedRoute(e)
     assert d.status == 200 and "CORS preflight" in d.summary()
     assert d.destination is None and e.cluster is None  # nothing goes upstream
     d.check(status=200)
