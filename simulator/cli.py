@@ -16,7 +16,6 @@ from simulator import __version__
 from simulator.cli_args import (
     add_config_args,
     add_routing_args,
-    build_table,
     hostport,
     load_or_report,
     seconds,
@@ -25,7 +24,7 @@ from simulator.cli_args import (
 from simulator.envoy import command as envoy_command
 from simulator.routecheck import commands as routecheck_commands
 
-__all__ = ["add_config_args", "add_routing_args", "build_gateways", "build_parser", "build_table", "hostport",
+__all__ = ["add_config_args", "add_routing_args", "build_gateways", "build_parser", "hostport",
            "load_or_report", "main", "seconds", "translate_options", "version_line"]
 
 def version_line() -> str:
@@ -95,8 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         warning = exposure_warning(*args.admin)
         if warning:
             print(warning, file=sys.stderr)
+    from simulator.core.translate import translate
+
     options = translate_options(args, not args.no_shadow_suffix)
-    table = build_table(config, args.namespace, not args.no_shadow_suffix, options)
+    table = translate(config, options)
     try:
         gateways = build_gateways(config, args.gateway, args.namespace, not args.no_shadow_suffix, table, options)
     except ValueError as exc:

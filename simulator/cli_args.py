@@ -108,10 +108,3 @@ def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = F
               f"in {', '.join(result.files) or ', '.join(files)}; nothing was started.", file=sys.stderr)
         return None
     return result.config
-
-
-def build_table(config, namespace: str, shadow_suffix: bool, options=None):  # type: ignore[no-untyped-def]
-    """The mesh route table; ``options`` (TranslateOptions), when given, wins."""
-    from simulator.core.translate import TranslateOptions, translate
-
-    return translate(config, options or TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix))
