@@ -45,9 +45,7 @@ def _mesh(args: argparse.Namespace, *, warnings: bool = False) -> Any:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from simulator.config import load
-    from simulator.routecheck.workspace import config_paths
-
-    result = load(config_paths(args.files), default_namespace=args.namespace)
+    result = load(args.files, default_namespace=args.namespace)
     diags = list(result.diagnostics)
     if result.ok and (args.source_labels or args.source_namespace):
         from simulator.routecheck.workspace import source_warnings

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.config import load
+from simulator.config.loader import ROUTE_TEST_SUFFIXES, YAML_SUFFIXES
 from simulator.config.yamlio import no_gc
 from simulator.core.explain import Explanation, RouteQuery, explain
 from simulator.core.options import Source, TranslateOptions
@@ -27,28 +28,9 @@ from simulator.model.names import MESH
 from simulator.routecheck.assertions import CheckedRoute
 from simulator.routecheck.request_spec import request_from_url
 
-CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
-TEST_SUFFIXES = (".test.yaml", ".test.yml")
-
 
 def is_test_file(path: Path) -> bool:
-    return path.name.lower().endswith(TEST_SUFFIXES)
-
-
-def config_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """``-f`` paths for the loader, leaving out route-test files (``*.test.yaml``)
-    found in directories, so tests can live next to the config they test."""
-    out: list[str] = []
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in CONFIG_SUFFIXES)
-            if any(is_test_file(f) for f in files):
-                kept = [str(f) for f in files if not is_test_file(f)]
-                out.extend(kept or [str(path)])
-                continue
-        out.append(str(p))
-    return out
+    return path.name.lower().endswith(ROUTE_TEST_SUFFIXES)
 
 
 def test_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -58,7 +40,7 @@ def test_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in CONFIG_SUFFIXES)
+            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in YAML_SUFFIXES)
             tests = [f for f in files if is_test_file(f)]
             out.extend(str(f) for f in (tests or files))
         else:
@@ -133,7 +115,7 @@ class Mesh:
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
         with no_gc():
-            result = load(config_paths(paths), default_namespace=namespace, keep_specs=True)
+            result = load(paths, default_namespace=namespace, keep_specs=True)  # skips *.test.yaml in directories
         self.namespace = namespace
         self.shadow_suffix = shadow_suffix
         self.config: m.Config = result.config
