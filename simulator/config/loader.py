@@ -24,6 +24,7 @@ from simulator.config.validate import analyze
 from simulator.config.yamlio import Expansion, InputError, compose, read_text
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.model import istio as m
+from simulator.model.names import DEFAULT_NAMESPACE
 from simulator.model.syntax import is_dns1123_label
 
 GROUP = "networking.istio.io"
@@ -45,7 +46,7 @@ class LoadResult:
         return not self.diagnostics.has_errors()
 
 
-def load(paths: Iterable[str | os.PathLike[str]] | str, default_namespace: str = "default") -> LoadResult:
+def load(paths: Iterable[str | os.PathLike[str]] | str, default_namespace: str = DEFAULT_NAMESPACE) -> LoadResult:
     """Load files and directories (``kubectl apply -f`` style)."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
@@ -55,7 +56,7 @@ def load(paths: Iterable[str | os.PathLike[str]] | str, default_namespace: str =
     return loader.finish()
 
 
-def load_text(text: str, filename: str = "<inline>", default_namespace: str = "default") -> LoadResult:
+def load_text(text: str, filename: str = "<inline>", default_namespace: str = DEFAULT_NAMESPACE) -> LoadResult:
     """Load YAML given as a string (``filename`` names it in diagnostics)."""
     loader = _Loader(default_namespace)
     loader.add_text(text, filename)
