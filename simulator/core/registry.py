@@ -235,8 +235,11 @@ class Registry:
 
 def build_registry(cfg: m.Config, domain: str = DEFAULT_DOMAIN,
                    services: Iterable[Service] | None = None) -> Registry:
-    """The registry of ``cfg``.  ``services`` (default: ``service_entry_services(cfg)``)
-    is every service in priority order: another source adds its own to the list."""
+    """The registry of ``cfg``, for ``translate`` and ``analyze`` alike.  ``services``
+    (default: ``service_entry_services(cfg, domain)``) is every service in priority order.
+    A second source of services (Kubernetes Services) writes a function like
+    ``service_entry_services`` and joins its list to the default here, ahead of the
+    ServiceEntries' (istiod: a Kubernetes Service wins over a ServiceEntry for one host)."""
     by_host: dict[str, Service] = {}
     for svc in services if services is not None else service_entry_services(cfg, domain):
         by_host.setdefault(svc.host, svc)  # the first declaration wins
