@@ -61,18 +61,32 @@ def labels_select(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+def service_entry_endpoints(cfg: m.Config, se: m.ServiceEntry) -> list[tuple[m.WorkloadEntrySpec, str]]:
+    """The endpoints of a ServiceEntry, each with where it was declared: the inline
+    ``endpoints`` and the WorkloadEntries of its namespace its ``workloadSelector`` picks."""
+    ns = se.meta.namespace
+    specs = [(e, f"ServiceEntry {ns}/{se.meta.name}") for e in se.endpoints]
+    if se.workload_selector is not None:
+        for we in cfg.workload_entries:
+            if we.meta.namespace == ns and labels_select(se.workload_selector, we.spec.labels):
+                specs.append((we.spec, f"WorkloadEntry {ns}/{we.meta.name}"))
+    return specs
+
+
+def endpoint_port(spec: m.WorkloadEntrySpec, port: m.ServicePort) -> int:
+    """The port an endpoint receives a service port's traffic on: the endpoint's
+    ``ports[<port name>]``, else the service port's ``targetPort``, else its number."""
+    number = spec.ports.get(port.name) if port.name else None
+    return number if number is not None else (port.target_port or port.number)
+
+
 def service_entry_services(cfg: m.Config, domain: str = DEFAULT_DOMAIN) -> list[Service]:
-    """One Service per ServiceEntry host, in load order; the endpoints are the inline
-    ``endpoints`` and the WorkloadEntries of the namespace its ``workloadSelector`` picks."""
+    """One Service per ServiceEntry host, in load order, with the ServiceEntry's endpoints."""
     out: list[Service] = []
     for se in cfg.service_entries:
         ns = se.meta.namespace
         origin = f"ServiceEntry {ns}/{se.meta.name}"
-        specs: list[tuple[m.WorkloadEntrySpec, str]] = [(e, origin) for e in se.endpoints]
-        if se.workload_selector is not None:
-            for we in cfg.workload_entries:
-                if we.meta.namespace == ns and labels_select(se.workload_selector, we.spec.labels):
-                    specs.append((we.spec, f"WorkloadEntry {ns}/{we.meta.name}"))
+        specs = service_entry_endpoints(cfg, se)
         addresses = tuple(a for a in se.addresses if is_ip(a))
         for h in se.hosts:
             out.append(Service(fqdn(h, ns, domain), ns, se.ports, list(specs), se.resolution,
@@ -211,17 +225,14 @@ class Registry:
 
     def endpoints(self, svc: Service, port: m.ServicePort, labels: dict[str, str] | None,
                   ) -> tuple[Endpoint, ...]:
-        """The cluster endpoints of ``svc`` on ``port`` that ``labels`` select.  An
-        endpoint's port: its ``ports[port name]``, else the service port's targetPort,
-        else its number.  A unix:// address is left out (no unix sockets here)."""
+        """The cluster endpoints of ``svc`` on ``port`` that ``labels`` select, on their
+        ``endpoint_port``.  A unix:// address is left out (no unix sockets here)."""
         eps: list[Endpoint] = []
         for spec in self.selected(svc, labels):
             if spec.address.startswith("unix://"):
                 continue
-            number = spec.ports.get(port.name) if port.name else None
-            if number is None:
-                number = port.target_port or port.number
-            eps.append(Endpoint(spec.address, number, tuple(sorted(spec.labels.items())), spec.weight or 1))
+            eps.append(Endpoint(spec.address, endpoint_port(spec, port), tuple(sorted(spec.labels.items())),
+                                spec.weight or 1))
         return tuple(eps)
 
     def gateway(self, ref: str) -> m.Gateway | None:
