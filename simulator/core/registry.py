@@ -160,6 +160,8 @@ class Registry:
     destination_rules: dict[str, m.DestinationRule]  # merged, by FQDN host
     gateways: dict[str, m.Gateway] = field(default_factory=dict)  # by "ns/name"
     virtual_services: dict[tuple[str, str], m.VirtualService] = field(default_factory=dict)
+    # (FQDN host, VirtualService) of every mesh-bound VirtualService, oldest first
+    mesh_hosts: list[tuple[str, m.VirtualService]] = field(default_factory=list)
     domain: str = DEFAULT_DOMAIN
 
     def resolve(self, host: str, namespace: str) -> str:
@@ -235,6 +237,20 @@ class Registry:
                                 spec.weight or 1))
         return tuple(eps)
 
+    def mesh_virtual_service(self, host: str) -> m.VirtualService | None:
+        """The VirtualService whose routes sidecars use for ``host``: the oldest mesh-bound one
+        naming it exactly, else the one of the most specific wildcard host covering it (the
+        oldest of those).  A younger one for the same host is ignored (IST0109)."""
+        for h, vs in self.mesh_hosts:
+            if h == host:
+                return vs
+        best: tuple[int, m.VirtualService] | None = None
+        for h, vs in self.mesh_hosts:
+            if h.startswith("*") and wildcard_matches(h, host):
+                if best is None or len(h) > best[0]:
+                    best = (len(h), vs)
+        return best[1] if best else None
+
     def gateway(self, ref: str) -> m.Gateway | None:
         """Gateway ``ns/name`` (see ``gateway_ref``)."""
         return self.gateways.get(ref)
@@ -254,10 +270,13 @@ def build_registry(cfg: m.Config, domain: str = DEFAULT_DOMAIN,
     by_host: dict[str, Service] = {}
     for svc in services if services is not None else service_entry_services(cfg, domain):
         by_host.setdefault(svc.host, svc)  # the first declaration wins
+    mesh = sorted((vs for vs in cfg.virtual_services if is_mesh_bound(vs) and vs.hosts),
+                  key=lambda v: v.meta.order)
     return Registry(
         services=by_host,
         destination_rules=merge_destination_rules(cfg.destination_rules, domain),
         gateways={f"{g.meta.namespace}/{g.meta.name}": g for g in cfg.gateways},
         virtual_services={(v.meta.namespace, v.meta.name): v for v in cfg.virtual_services},
+        mesh_hosts=[(fqdn(h, vs.meta.namespace, domain), vs) for vs in mesh for h in vs.hosts],
         domain=domain,
     )
