@@ -410,6 +410,8 @@ def backends_for(config: m.Config) -> tuple[list[BackendSpec], list[str]]:
     declaration.
 
     Returns the backends, in config order, and notes on the endpoints that get none."""
+    from simulator.core.registry import endpoint_port, service_entry_endpoints  # the proxy's own choice
+
     specs: list[BackendSpec] = []
     notes: list[str] = []
     seen: dict[tuple[str, int], str] = {}
@@ -420,13 +422,7 @@ def backends_for(config: m.Config) -> tuple[list[BackendSpec], list[str]]:
                 notes.append(f"{what}: resolution {se.resolution}, not STATIC: no backend started")
             continue
         short = (se.hosts[0] if se.hosts else se.meta.name).removeprefix("*.").split(".")[0]
-        endpoints = list(se.endpoints)
-        if se.workload_selector is not None:
-            selector = se.workload_selector
-            endpoints += [we.spec for we in config.workload_entries
-                          if we.meta.namespace == se.meta.namespace
-                          and all(we.spec.labels.get(k) == v for k, v in selector.items())]
-        for ep in endpoints:
+        for ep, _ in service_entry_endpoints(config, se):
             address = ep.address.strip("[]")
             version = ep.labels.get("version")
             name = f"{short}-{version}" if version else short
@@ -435,9 +431,7 @@ def backends_for(config: m.Config) -> tuple[list[BackendSpec], list[str]]:
                              f"no backend started for {name}")
                 continue
             for sp in se.ports:
-                port = ep.ports.get(sp.name) if sp.name else None
-                if port is None:
-                    port = sp.target_port or sp.number
+                port = endpoint_port(ep, sp)
                 key = (address, port)
                 if key in seen:
                     if seen[key] != name:

@@ -20,6 +20,7 @@ from simulator.config.validate import analyze
 from simulator.config.yamlio import Document, InputError, parse_documents, read_text
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.model import istio as m
+from simulator.model.names import DEFAULT_NAMESPACE
 from simulator.model.syntax import is_dns1123_label
 
 GROUP = "networking.istio.io"
@@ -43,7 +44,7 @@ class LoadResult:
         return not self.diagnostics.has_errors()
 
 
-def load(paths: Iterable[str | os.PathLike[str]] | str, default_namespace: str = "default", *,
+def load(paths: Iterable[str | os.PathLike[str]] | str, default_namespace: str = DEFAULT_NAMESPACE, *,
          keep_specs: bool = False) -> LoadResult:
     """Load files and directories (``kubectl apply -f`` style).  ``keep_specs``:
     keep each resource's spec as written (``LoadResult.specs``)."""
@@ -56,7 +57,7 @@ def load(paths: Iterable[str | os.PathLike[str]] | str, default_namespace: str =
     return loader.finish()
 
 
-def load_text(text: str, filename: str = "<inline>", default_namespace: str = "default") -> LoadResult:
+def load_text(text: str, filename: str = "<inline>", default_namespace: str = DEFAULT_NAMESPACE) -> LoadResult:
     """Load YAML given as a string (``filename`` names it in diagnostics)."""
     loader = _Loader(default_namespace)
     loader.add_text(text, filename)

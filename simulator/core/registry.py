@@ -61,18 +61,32 @@ def labels_select(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+def service_entry_endpoints(cfg: m.Config, se: m.ServiceEntry) -> list[tuple[m.WorkloadEntrySpec, str]]:
+    """The endpoints of a ServiceEntry, each with where it was declared: the inline
+    ``endpoints`` and the WorkloadEntries of its namespace its ``workloadSelector`` picks."""
+    ns = se.meta.namespace
+    specs = [(e, f"ServiceEntry {ns}/{se.meta.name}") for e in se.endpoints]
+    if se.workload_selector is not None:
+        for we in cfg.workload_entries:
+            if we.meta.namespace == ns and labels_select(se.workload_selector, we.spec.labels):
+                specs.append((we.spec, f"WorkloadEntry {ns}/{we.meta.name}"))
+    return specs
+
+
+def endpoint_port(spec: m.WorkloadEntrySpec, port: m.ServicePort) -> int:
+    """The port an endpoint receives a service port's traffic on: the endpoint's
+    ``ports[<port name>]``, else the service port's ``targetPort``, else its number."""
+    number = spec.ports.get(port.name) if port.name else None
+    return number if number is not None else (port.target_port or port.number)
+
+
 def service_entry_services(cfg: m.Config, domain: str = DEFAULT_DOMAIN) -> list[Service]:
-    """One Service per ServiceEntry host, in load order; the endpoints are the inline
-    ``endpoints`` and the WorkloadEntries of the namespace its ``workloadSelector`` picks."""
+    """One Service per ServiceEntry host, in load order, with the ServiceEntry's endpoints."""
     out: list[Service] = []
     for se in cfg.service_entries:
         ns = se.meta.namespace
         origin = f"ServiceEntry {ns}/{se.meta.name}"
-        specs: list[tuple[m.WorkloadEntrySpec, str]] = [(e, origin) for e in se.endpoints]
-        if se.workload_selector is not None:
-            for we in cfg.workload_entries:
-                if we.meta.namespace == ns and labels_select(se.workload_selector, we.spec.labels):
-                    specs.append((we.spec, f"WorkloadEntry {ns}/{we.meta.name}"))
+        specs = service_entry_endpoints(cfg, se)
         addresses = tuple(a for a in se.addresses if is_ip(a))
         for h in se.hosts:
             out.append(Service(fqdn(h, ns, domain), ns, se.ports, list(specs), se.resolution,
@@ -146,6 +160,8 @@ class Registry:
     destination_rules: dict[str, m.DestinationRule]  # merged, by FQDN host
     gateways: dict[str, m.Gateway] = field(default_factory=dict)  # by "ns/name"
     virtual_services: dict[tuple[str, str], m.VirtualService] = field(default_factory=dict)
+    # (FQDN host, VirtualService) of every mesh-bound VirtualService, oldest first
+    mesh_hosts: list[tuple[str, m.VirtualService]] = field(default_factory=list)
     domain: str = DEFAULT_DOMAIN
 
     def resolve(self, host: str, namespace: str) -> str:
@@ -211,18 +227,29 @@ class Registry:
 
     def endpoints(self, svc: Service, port: m.ServicePort, labels: dict[str, str] | None,
                   ) -> tuple[Endpoint, ...]:
-        """The cluster endpoints of ``svc`` on ``port`` that ``labels`` select.  An
-        endpoint's port: its ``ports[port name]``, else the service port's targetPort,
-        else its number.  A unix:// address is left out (no unix sockets here)."""
+        """The cluster endpoints of ``svc`` on ``port`` that ``labels`` select, on their
+        ``endpoint_port``.  A unix:// address is left out (no unix sockets here)."""
         eps: list[Endpoint] = []
         for spec in self.selected(svc, labels):
             if spec.address.startswith("unix://"):
                 continue
-            number = spec.ports.get(port.name) if port.name else None
-            if number is None:
-                number = port.target_port or port.number
-            eps.append(Endpoint(spec.address, number, tuple(sorted(spec.labels.items())), spec.weight or 1))
+            eps.append(Endpoint(spec.address, endpoint_port(spec, port), tuple(sorted(spec.labels.items())),
+                                spec.weight or 1))
         return tuple(eps)
+
+    def mesh_virtual_service(self, host: str) -> m.VirtualService | None:
+        """The VirtualService whose routes sidecars use for ``host``: the oldest mesh-bound one
+        naming it exactly, else the one of the most specific wildcard host covering it (the
+        oldest of those).  A younger one for the same host is ignored (IST0109)."""
+        for h, vs in self.mesh_hosts:
+            if h == host:
+                return vs
+        best: tuple[int, m.VirtualService] | None = None
+        for h, vs in self.mesh_hosts:
+            if h.startswith("*") and wildcard_matches(h, host):
+                if best is None or len(h) > best[0]:
+                    best = (len(h), vs)
+        return best[1] if best else None
 
     def gateway(self, ref: str) -> m.Gateway | None:
         """Gateway ``ns/name`` (see ``gateway_ref``)."""
@@ -235,15 +262,21 @@ class Registry:
 
 def build_registry(cfg: m.Config, domain: str = DEFAULT_DOMAIN,
                    services: Iterable[Service] | None = None) -> Registry:
-    """The registry of ``cfg``.  ``services`` (default: ``service_entry_services(cfg)``)
-    is every service in priority order: another source adds its own to the list."""
+    """The registry of ``cfg``, for ``translate`` and ``analyze`` alike.  ``services``
+    (default: ``service_entry_services(cfg, domain)``) is every service in priority order.
+    A second source of services (Kubernetes Services) writes a function like
+    ``service_entry_services`` and joins its list to the default here, ahead of the
+    ServiceEntries' (istiod: a Kubernetes Service wins over a ServiceEntry for one host)."""
     by_host: dict[str, Service] = {}
     for svc in services if services is not None else service_entry_services(cfg, domain):
         by_host.setdefault(svc.host, svc)  # the first declaration wins
+    mesh = sorted((vs for vs in cfg.virtual_services if is_mesh_bound(vs) and vs.hosts),
+                  key=lambda v: v.meta.order)
     return Registry(
         services=by_host,
         destination_rules=merge_destination_rules(cfg.destination_rules, domain),
         gateways={f"{g.meta.namespace}/{g.meta.name}": g for g in cfg.gateways},
         virtual_services={(v.meta.namespace, v.meta.name): v for v in cfg.virtual_services},
+        mesh_hosts=[(fqdn(h, vs.meta.namespace, domain), vs) for vs in mesh for h in vs.hosts],
         domain=domain,
     )

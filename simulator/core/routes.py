@@ -38,7 +38,7 @@ from simulator.core.table import (
     WeightedCluster,
 )
 from simulator.model import istio as m
-from simulator.model.names import MESH
+from simulator.model.names import GRPC_STATUS_CODES, MESH
 
 # --------------------------------------------------------------------------- routes
 
@@ -136,9 +136,6 @@ class _Ctx:
     listener_port: int
     gateway: str = MESH
 
-    def resolve(self, host: str) -> str:
-        return self.reg.resolve(host, self.vs.meta.namespace)
-
     def cluster_for(self, dest: m.Destination) -> str:
         return self.reg.cluster_for(dest, self.vs.meta.namespace, self.listener_port)
 
@@ -146,7 +143,7 @@ class _Ctx:
 def _consistent_hash(ctx: _Ctx, dest: m.Destination, port: int) -> bool:
     """Istio's HashForHTTPDestination: the destination has a consistent-hash load balancer
     (subset port-level, then subset, then port-level, then top-level policy)."""
-    dr = ctx.reg.destination_rule(ctx.resolve(dest.host))
+    dr = ctx.reg.destination_rule(ctx.reg.resolve(dest.host, ctx.vs.meta.namespace))
     if dr is None:
         return False
 
@@ -194,14 +191,6 @@ def _retry_policy(r: m.HTTPRetry | None) -> RetryPolicy | None:
     )
 
 
-_GRPC_CODES = {
-    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
-    "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
-    "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
-    "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
-}
-
-
 def _fault(f: m.HTTPFaultInjection | None) -> FaultConfig | None:
     if f is None:
         return None
@@ -217,7 +206,7 @@ def _fault(f: m.HTTPFaultInjection | None) -> FaultConfig | None:
     if f.abort is not None:
         abort_status = f.abort.http_status
         if f.abort.grpc_status:
-            abort_grpc = _GRPC_CODES.get(f.abort.grpc_status.upper())
+            abort_grpc = GRPC_STATUS_CODES.get(f.abort.grpc_status.upper())
         abort_num = int((f.abort.percentage or 0.0) * 10000)
     if delay is None and abort_status is None and abort_grpc is None:
         return None

@@ -23,7 +23,7 @@ from simulator.core.matchers import (
     PathMatcher,
 )
 from simulator.core.options import TranslateOptions
-from simulator.core.registry import build_registry, gateway_refs, is_mesh_bound
+from simulator.core.registry import build_registry, gateway_refs
 from simulator.core.routes import translate_virtual_service
 from simulator.core.table import (
     ISTIO_DEFAULT_RETRY,
@@ -76,24 +76,6 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
     opts = opts or TranslateOptions()
     reg = build_registry(cfg, opts.domain)
     clusters = build_clusters(reg)
-    mesh_vs = sorted((vs for vs in cfg.virtual_services if is_mesh_bound(vs) and vs.hosts),
-                     key=lambda v: v.meta.order)
-    vs_hosts: list[tuple[str, m.VirtualService]] = []
-    for vs in mesh_vs:
-        for h in vs.hosts:
-            vs_hosts.append((reg.resolve(h, vs.meta.namespace), vs))
-
-    def vs_for(host: str) -> m.VirtualService | None:
-        for h, vs in vs_hosts:  # oldest exact match wins
-            if h == host:
-                return vs
-        best: tuple[int, m.VirtualService] | None = None
-        for h, vs in vs_hosts:
-            if h.startswith("*") and wildcard_matches(h, host):
-                if best is None or len(h) > best[0]:
-                    best = (len(h), vs)
-        return best[1] if best else None
-
     ports: set[int] = {p.number for s in reg.services.values() for p in s.ports}
     ports.add(80)
     route_configs: dict[int, RouteConfiguration] = {}
@@ -103,7 +85,7 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
         for svc in reg.services.values():
             if svc.port_by_number(port) is None:
                 continue
-            svc_vs = vs_for(svc.host)
+            svc_vs = reg.mesh_virtual_service(svc.host)
             routes = (translate_virtual_service(reg, opts, svc_vs, port)
                       if svc_vs is not None else [])
             origin = (f"VirtualService {svc_vs.meta.namespace}/{svc_vs.meta.name}"
@@ -115,10 +97,10 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
                                       tuple(routes), origin))
             seen.add(svc.host)
         if port == 80:  # non-service VS hosts ("gross HACK" in Istio: port 80 only)
-            for h, vs in vs_hosts:
+            for h, vs in reg.mesh_hosts:
                 if h in seen or h in reg.services:
                     continue
-                if vs_for(h) is not vs:
+                if reg.mesh_virtual_service(h) is not vs:
                     continue
                 routes = translate_virtual_service(reg, opts, vs, port)
                 vhosts.append(VirtualHost(
