@@ -10,7 +10,7 @@ with each resource as ``model.Source.lines``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from simulator.config import k8s
 from simulator.config import model as m
 from simulator.config.parse import SPECS, parse_spec
 from simulator.config.schema import Ctx, F, Obj, any_value, string, string_map, suggest
@@ -39,6 +40,7 @@ class LoadResult:
     config: m.Config
     diagnostics: Diagnostics
     files: tuple[str, ...] = ()  # every file (or path) read, in order
+    skipped: tuple[str, ...] = ()  # Kubernetes objects read and skipped (Deployment ns/name (apps/v1))
 
     @property
     def ok(self) -> bool:
@@ -198,6 +200,7 @@ class _Loader:
         self.file_order: dict[str, int] = {}
         self.resources: dict[tuple[str, str, str], Any] = {}  # (kind, ns, name) -> model, load order
         self.order = 0
+        self.skipped: list[str] = []  # Kubernetes objects of kinds mirrorsim has no use for
 
     # ----------------------------------------------------------------- inputs
 
@@ -289,7 +292,11 @@ class _Loader:
         if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
             ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else self.default_namespace
             ctx.resource = f"{kind} {ns}/{meta['name']}"
-        if group != GROUP:
+        if k8s.handles(group, version, kind):
+            k8s.add(self, kind, value, ctx)
+        elif k8s.skipped(group, kind):
+            self.skipped.append(f"{kind} {ctx.resource.partition(' ')[2] or '<unnamed>'} ({api_version})")
+        elif group != GROUP:
             ctx.warn(
                 "kind",
                 f"{kind} ({api_version}) ignored: mirrorsim reads only networking.istio.io "
@@ -313,14 +320,15 @@ class _Loader:
             self._add_resource(kind, value, ctx)
         self.diagnostics.extend(ctx.diagnostics)
 
-    def _add_resource(self, kind: str, value: Mapping[str, Any], ctx: Ctx) -> None:
+    def _add_resource(self, kind: str, value: Mapping[str, Any], ctx: Ctx,
+                      parse: Callable[[str, m.Meta, Any, Ctx], Any] = parse_spec, store_as: str = "") -> None:
         for key in value:
             if key not in _TOP_LEVEL:
                 Obj(kind, [F(k, any_value) for k in _TOP_LEVEL]).unknown_field(ctx, key, key)
         meta = self._meta(value.get("metadata"), ctx)
         ctx.resource = f"{kind} {meta.namespace}/{meta.name or '<unnamed>'}"
         ctx.namespace = meta.namespace
-        rkey = (kind, meta.namespace, meta.name)
+        rkey = (store_as or kind, meta.namespace, meta.name)
         previous = self.resources.get(rkey)
         if previous is not None:
             meta = m.Meta(
@@ -334,11 +342,11 @@ class _Loader:
                 f"{ctx.resource} is defined again (first at {previous.src.file}:"
                 f"{previous.src.line}); like kubectl apply, this definition replaces it",
             )
-        obj = parse_spec(kind, meta, value.get("spec"), ctx)
+        obj = parse(kind, meta, value.get("spec"), ctx)
         if meta.name:
             self.resources[rkey] = obj
         else:
-            self.resources[(kind, meta.namespace, f"<unnamed {self.order}>")] = obj
+            self.resources[(store_as or kind, meta.namespace, f"<unnamed {self.order}>")] = obj
 
     def _meta(self, raw: Any, ctx: Ctx) -> m.Meta:
         values = _METADATA(ctx, raw, "metadata") if raw is not None else {}
@@ -372,6 +380,8 @@ class _Loader:
             workload_entries=tuple(o for o in objs if isinstance(o, m.WorkloadEntry)),
             gateways=tuple(o for o in objs if isinstance(o, m.Gateway)),
         )
-        diagnostics = self.diagnostics + analyze(config)
+        config = k8s.finish(config, objs, self.diagnostics)
+        diagnostics = self.diagnostics + analyze(k8s.analyzable(config))
         diagnostics.sort(key=lambda d: (self.file_order.get(d.file, -1), d.line))
-        return LoadResult(config=config, diagnostics=Diagnostics(items=diagnostics), files=tuple(self.file_order))
+        return LoadResult(config=config, diagnostics=Diagnostics(items=diagnostics), files=tuple(self.file_order),
+                          skipped=tuple(self.skipped))

@@ -224,6 +224,11 @@ class HTTPRoute:
     mirrors: tuple[HTTPMirrorPolicy, ...] = ()
     cors_policy: CorsPolicy | None = None
     headers: Headers | None = None
+    # Set on rules translated from a Gateway API HTTPRoute (config/gwapi_convert.py):
+    # "HTTPRoute ns/name" and the rule's own source, for FILE:LINE in explain and check.
+    origin: str = field(default="", compare=False)
+    origin_path: str = field(default="", compare=False)
+    src: Source | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +242,9 @@ class VirtualService:
     tcp: tuple[dict[str, object], ...] = ()
     export_to: tuple[str, ...] = ()
     src: Source = field(default_factory=Source, compare=False)
+    # "gateway": istiod's route semantics for VirtualServices it generates from Gateway
+    # API routes (constants.RouteSemanticsGateway; core/translate.py applies them).
+    semantics: str = ""
 
 
 # --------------------------------------------------------------------------- DestinationRule

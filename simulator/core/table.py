@@ -258,6 +258,8 @@ class RouteAction:
     regex_rewrite_source: str = ""
     host_rewrite: str | None = None
     mirror_policies: tuple[MirrorPolicy, ...] = ()
+    # Envoy cluster_not_found_response_code: istiod sets 500 on Gateway API routes
+    cluster_not_found_status: int = 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -629,7 +631,7 @@ def _rewrite_path(pm: PathMatcher, a: RouteAction, path_only: str) -> str:
         pattern, sub = a.regex_rewrite
         return pattern.sub(sub, path_only)
     assert a.prefix_rewrite is not None
-    if pm.kind == "prefix":
+    if pm.kind == "prefix" or pm.kind == "sep_prefix":
         return a.prefix_rewrite + path_only[len(pm.value) :]
     # exact and regex path matches: the whole path is replaced
     return a.prefix_rewrite
@@ -665,7 +667,7 @@ def _redirect(
         new_path = a.path
         if query and "?" not in a.path:
             new_path += "?" + query
-    elif a.prefix_rewrite is not None and r.match.path.kind == "prefix":
+    elif a.prefix_rewrite is not None and r.match.path.kind in ("prefix", "sep_prefix"):
         new_path = a.prefix_rewrite + path_only[len(r.match.path.value):]
         if query:
             new_path += "?" + query

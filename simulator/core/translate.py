@@ -316,12 +316,15 @@ def _string_matcher(sm: m.StringMatch) -> StringMatcher:
     return StringMatcher.make(sm.kind, sm.value)
 
 
-def translate_match(match: m.HTTPMatchRequest | None) -> RouteMatch:
+def translate_match(match: m.HTTPMatchRequest | None, gateway_semantics: bool = False) -> RouteMatch:
     if match is None or match.uri is None:
         path = PathMatcher.make("prefix", "/")
     else:
-        kind = match.uri.kind if match.uri.kind != "present" else "prefix"
+        kind: str = match.uri.kind if match.uri.kind != "present" else "prefix"
         value = match.uri.value if match.uri.kind != "present" else "/"
+        if gateway_semantics and kind == "prefix" and value != "/":
+            # route.go translateRouteMatch: path_separated_prefix, trailing "/" trimmed
+            kind, value = "sep_prefix", value.removesuffix("/")
         path = PathMatcher.make(kind, value, case_sensitive=not match.ignore_uri_case)
     headers: list[HeaderMatcher] = []
     if match is not None:
@@ -518,7 +521,9 @@ def _cors(c: m.CorsPolicy | None) -> CorsPolicy | None:
 def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
     """One Envoy route per match block (only those that apply to this port and the mesh)."""
     vs = ctx.vs
-    origin = f"VirtualService {vs.meta.namespace}/{vs.meta.name}"
+    gw_semantics = vs.semantics == "gateway"
+    origin = rule.origin or f"VirtualService {vs.meta.namespace}/{vs.meta.name}"
+    src = rule.src or vs.src
     route_headers_req, authority = _header_mutations(rule.headers.request if rule.headers else None)
     route_headers_resp, _ = _header_mutations(rule.headers.response if rule.headers else None)
     action: RouteAction | RedirectAction | DirectResponseAction
@@ -551,6 +556,11 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
         if rewrite is not None and rewrite.uri_regex_rewrite is not None:
             regex_src = rewrite.uri_regex_rewrite.match
             regex_rewrite = (compile_regex(regex_src, captures=True), rewrite.uri_regex_rewrite.rewrite)
+        elif gw_semantics and prefix_rewrite == "/":
+            # route.go: a Gateway API ReplacePrefixMatch "/" removes the matched prefix
+            regex_src = f"^{_quote_meta(_separated_prefix(rule))}(/?)(.*)"
+            regex_rewrite = (compile_regex(regex_src, captures=True), "/\\2")
+            prefix_rewrite = None
         host_rewrite = (rewrite.authority if rewrite and rewrite.authority else None) or authority
         dests = [d for d in rule.route]
         single = ""
@@ -587,6 +597,7 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
             prefix_rewrite=prefix_rewrite, regex_rewrite=regex_rewrite,
             regex_rewrite_source=regex_src, host_rewrite=host_rewrite,
             mirror_policies=tuple(mirrors),
+            cluster_not_found_status=500 if gw_semantics else 503,
         )
     fault = _fault(rule.fault)
     cors = _cors(rule.cors_policy)
@@ -606,14 +617,27 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
         name = rule.name
         if match is not None and match.name:
             name = f"{rule.name}.{match.name}" if rule.name else match.name
-        path = f"spec.http[{i}]" + (f".match[{j}]" if j >= 0 else "")
+        path = rule.origin_path or f"spec.http[{i}]" + (f".match[{j}]" if j >= 0 else "")
         routes.append(Route(
-            name=name, match=translate_match(match), action=action,
+            name=name, match=translate_match(match, gw_semantics), action=action,
             request_headers=route_headers_req, response_headers=route_headers_resp,
             fault=fault, cors=cors, origin=origin, origin_path=path,
-            file=vs.src.file, line=vs.src.line_of(path),
+            file=src.file, line=src.line_of(path),
         ))
     return routes
+
+
+def _separated_prefix(rule: m.HTTPRoute) -> str:
+    """The path_separated_prefix of a (single-match) Gateway API rule, else ""."""
+    uri = rule.match[0].uri if rule.match else None
+    if uri is None or uri.kind != "prefix" or uri.value == "/":
+        return ""
+    return uri.value.removesuffix("/")
+
+
+def _quote_meta(s: str) -> str:
+    """Go's regexp.QuoteMeta."""
+    return "".join("\\" + c if c in "\\.+*?()|[]{}^$" else c for c in s)
 
 
 def translate_virtual_service(
@@ -756,19 +780,30 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
     reg = build_registry(cfg, opts)
     clusters = build_clusters(reg)
     delegates = _delegate_index(cfg)
+    client_ns = opts.client_namespace
+    # Gateway API routes from the client's own namespace come first (the consumer
+    # override: push_context.go, UnifiedSidecarScoping), then the oldest
     mesh_vs = sorted((vs for vs in cfg.virtual_services if _mesh_bound(vs) and vs.hosts),
-                     key=lambda v: v.meta.order)
+                     key=lambda v: (not (v.semantics == "gateway" and v.meta.namespace == client_ns),
+                                    v.meta.order))
     vs_hosts: list[tuple[str, m.VirtualService]] = []
     for vs in mesh_vs:
         for h in vs.hosts:
             vs_hosts.append((fqdn(h, vs.meta.namespace, opts.domain), vs))
 
-    def vs_for(host: str) -> m.VirtualService | None:
+    def vs_for(host: str, svc_ns: str | None = None) -> m.VirtualService | None:
         for h, vs in vs_hosts:  # oldest exact match wins
             if h == host:
+                # route.go: a Gateway API route applies only in its own namespace or
+                # the destination service's
+                if (vs.semantics == "gateway" and svc_ns is not None
+                        and vs.meta.namespace not in (svc_ns, client_ns)):
+                    continue
                 return vs
         best: tuple[int, m.VirtualService] | None = None
         for h, vs in vs_hosts:
+            if vs.semantics == "gateway":
+                continue  # no wildcard hosts on the mesh (separateVSHostsAndServices)
             if h.startswith("*") and wildcard_matches(h, host):
                 if best is None or len(h) > best[0]:
                     best = (len(h), vs)
@@ -783,7 +818,7 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
         for svc in reg.services.values():
             if svc.port_by_number(port) is None:
                 continue
-            svc_vs = vs_for(svc.host)
+            svc_vs = vs_for(svc.host, svc.namespace)
             routes = (translate_virtual_service(reg, opts, svc_vs, port, delegates=delegates)
                       if svc_vs is not None else [])
             origin = (f"VirtualService {svc_vs.meta.namespace}/{svc_vs.meta.name}"

@@ -1,0 +1,60 @@
+"""The loader's seam for Kubernetes objects that are not Istio's: which ones it reads
+(Gateway API HTTPRoute and Gateway, core v1 Service: ``gwapi.py``), which ones it skips
+quietly (every other kind outside the istio.io and Gateway API groups: Deployment,
+ConfigMap, ... as rendered manifests carry them; ``LoadResult.skipped`` lists them),
+and, once every file is read, their conversion into the Istio model
+(``gwapi_convert.py``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from simulator.config import gwapi
+from simulator.config import model as m
+from simulator.config.gwapi_convert import convert
+from simulator.config.schema import Ctx
+from simulator.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from simulator.config.loader import _Loader
+
+
+def handles(group: str, version: str, kind: str) -> bool:
+    return ((group == gwapi.GROUP and version in gwapi.API_VERSIONS and kind in gwapi.KINDS)
+            or (group == "" and version == "v1" and kind == "Service"))
+
+
+def skipped(group: str, kind: str) -> bool:
+    """Kinds that cannot change routing: skipped without a warning."""
+    return not group.endswith("istio.io") and group != gwapi.GROUP
+
+
+def add(loader: _Loader, kind: str, value: Any, ctx: Ctx) -> None:
+    group = str(value.get("apiVersion", "")).rpartition("/")[0]
+    loader._add_resource(kind, value, ctx, parse=gwapi.parse, store_as=f"{group}/{kind}")
+
+
+def finish(config: m.Config, objs: list[Any], diagnostics: list[Diagnostic]) -> m.Config:
+    routes = [o for o in objs if isinstance(o, gwapi.HTTPRoute)]
+    gateways = [o for o in objs if isinstance(o, gwapi.K8sGateway)]
+    services = [o for o in objs if isinstance(o, gwapi.K8sService)]
+    if not (routes or gateways or services):
+        return config
+    out = convert(routes, gateways, services, config.service_entries)
+    diagnostics.extend(out.diagnostics)
+    return dataclasses.replace(
+        config,
+        virtual_services=config.virtual_services + tuple(out.virtual_services),
+        gateways=config.gateways + tuple(out.gateways),
+        service_entries=config.service_entries + tuple(out.service_entries),
+    )
+
+
+def analyzable(config: m.Config) -> m.Config:
+    """The config the cross-resource analyzer checks: VirtualServices generated from
+    HTTPRoutes are left out (their references are reported as route status)."""
+    if all(not vs.semantics for vs in config.virtual_services):
+        return config
+    return dataclasses.replace(config, virtual_services=tuple(
+        vs for vs in config.virtual_services if not vs.semantics))
