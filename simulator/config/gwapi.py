@@ -163,6 +163,7 @@ class HTTPRoute:
     hostnames: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = (Rule(),)
     src: m.Source = field(default_factory=m.Source, compare=False)
+    created: str = ""  # metadata.creationTimestamp, RFC 3339 in UTC ("" = unset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,7 +584,7 @@ _SERVICE_PORT = Obj(
 # is left to the API server.
 
 
-def parse(kind: str, meta: m.Meta, spec: Any, ctx: Ctx) -> Any:
+def parse(kind: str, meta: m.Meta, spec: Any, ctx: Ctx, created: str = "") -> Any:
     """HTTPRoute / Gateway (gateway.networking.k8s.io) or Service (v1) -> typed object."""
     if kind == "Service":
         values = spec if isinstance(spec, Mapping) else {}
@@ -605,6 +606,6 @@ def parse(kind: str, meta: m.Meta, spec: Any, ctx: Ctx) -> Any:
     v = _HTTPROUTE_SPEC(ctx, spec, "spec")
     v = v if isinstance(v, dict) else {}
     return HTTPRoute(meta=meta, parent_refs=v.get("parent_refs", ()), hostnames=v.get("hostnames", ()),
-                     rules=v.get("rules", (Rule(),)), src=ctx.source)
+                     rules=v.get("rules", (Rule(),)), src=ctx.source, created=created)
 
 

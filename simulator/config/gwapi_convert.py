@@ -69,9 +69,13 @@ def service_entry(svc: g.K8sService) -> m.ServiceEntry | None:
     selects (a WorkloadEntry's port named like the Service port wins over targetPort)."""
     if svc.type == "ExternalName":
         return None
+    # serviceInstanceFromWorkloadInstance: a numeric targetPort (default: the port) is the
+    # endpoint port; a named one is the WorkloadEntry's port of that name.  The registry
+    # looks a WorkloadEntry's port up by the ServicePort's name, so that name carries it.
     ports = tuple(
-        m.ServicePort(number=p.port, protocol=_protocol(p), name=p.name,
-                      target_port=p.target_port if isinstance(p.target_port, int) else None)
+        m.ServicePort(number=p.port, protocol=_protocol(p),
+                      name=p.target_port if isinstance(p.target_port, str) else "",
+                      target_port=p.target_port if isinstance(p.target_port, int) else p.port)
         for p in svc.ports if p.protocol.upper() in ("TCP", "")
     )
     addresses: tuple[str, ...] = ()
@@ -147,7 +151,8 @@ def convert(routes: list[g.HTTPRoute], gateways: list[g.K8sGateway], services: l
                              "(mirrorsim reads no Namespace labels)")
         out.diagnostics.extend(ctx.diagnostics)
     merged: dict[str, list[tuple[int, m.HTTPRoute, m.VirtualService]]] = {}
-    for order, route in enumerate(sorted(routes, key=lambda r: (r.meta.order, r.meta.namespace, r.meta.name))):
+    # sortRoutesByCreationTime: creationTimestamp (unset = the oldest), then namespace/name
+    for order, route in enumerate(sorted(routes, key=lambda r: (r.created, r.meta.namespace, r.meta.name))):
         ctx = Ctx(source=route.src, resource=f"HTTPRoute {route.meta.namespace}/{route.meta.name}",
                   namespace=route.meta.namespace)
         for key, vs in _route_virtual_services(route, world, ctx):

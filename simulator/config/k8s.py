@@ -8,6 +8,7 @@ and, once every file is read, their conversion into the Istio model
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from simulator.config import gwapi
@@ -32,7 +33,29 @@ def skipped(group: str, kind: str) -> bool:
 
 def add(loader: _Loader, kind: str, value: Any, ctx: Ctx) -> None:
     group = str(value.get("apiVersion", "")).rpartition("/")[0]
-    loader._add_resource(kind, value, ctx, parse=gwapi.parse, store_as=f"{group}/{kind}")
+    meta = value.get("metadata")
+    created = meta.get("creationTimestamp") if isinstance(meta, dict) else None
+    stamp = _utc(created) if created is not None else ""
+    if stamp is None:
+        ctx.error("metadata.creationTimestamp", f"metadata.creationTimestamp: {created!r} is not an "
+                                                'RFC 3339 time (e.g. "2026-01-02T03:04:05Z")')
+        stamp = ""
+
+    def parse(kind: str, meta: m.Meta, spec: Any, ctx: Ctx) -> Any:
+        return gwapi.parse(kind, meta, spec, ctx, created=stamp)
+
+    loader._add_resource(kind, value, ctx, parse=parse, store_as=f"{group}/{kind}")
+
+
+def _utc(value: Any) -> str | None:
+    """An RFC 3339 time as a sortable UTC string, or None."""
+    try:
+        t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def finish(config: m.Config, objs: list[Any], diagnostics: list[Diagnostic]) -> m.Config:

@@ -31,7 +31,8 @@ def pending(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=False, raises=Mismatch, reason=reason)
 
 
-HTTPROUTE = pending("HTTPRoute input: issue 16")
+# mirrorsim reads HTTPRoutes and Services since issue 16: every scenario must agree
+HTTPROUTE = pytest.mark.usefixtures()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="package")
