@@ -24,7 +24,7 @@ from simulator.config.parse import SPECS, parse_spec
 from simulator.config.schema import Ctx, F, Obj, any_value, string, string_map, suggest
 from simulator.config.syntax import is_dns1123_label
 from simulator.config.validate import analyze
-from simulator.config.yamlio import Expansion, InputError, compose, read_text
+from simulator.config.yamlio import STDIN, STDIN_NAME, Expansion, InputError, compose, read_stdin, read_text
 from simulator.diagnostics import Diagnostic, Diagnostics
 
 GROUP = "networking.istio.io"
@@ -205,6 +205,12 @@ class _Loader:
     # ----------------------------------------------------------------- inputs
 
     def add_path(self, path: Path) -> None:
+        if str(path) == STDIN:
+            try:
+                self.add_text(read_stdin(), STDIN_NAME)
+            except InputError as exc:
+                self._file_error(STDIN_NAME, exc.line, exc.message)
+            return
         if path.is_dir():
             # route-test files (*.test.yaml, read by `mirrorsim check`) may live beside the config
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in YAML_SUFFIXES

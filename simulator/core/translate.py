@@ -751,6 +751,12 @@ def service_domains(host: str, client_ns: str, domain: str, addresses: tuple[str
     return tuple(doms)
 
 
+def vs_origin(vs: m.VirtualService) -> str:
+    """``VirtualService ns/name``, or the HTTPRoutes a generated one was made from."""
+    routes = dict.fromkeys(r.origin for r in vs.http if r.origin)
+    return ", ".join(routes) if routes else f"VirtualService {vs.meta.namespace}/{vs.meta.name}"
+
+
 def _mesh_bound(vs: m.VirtualService) -> bool:
     return not vs.gateways or MESH in vs.gateways
 
@@ -821,7 +827,7 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
             svc_vs = vs_for(svc.host, svc.namespace)
             routes = (translate_virtual_service(reg, opts, svc_vs, port, delegates=delegates)
                       if svc_vs is not None else [])
-            origin = (f"VirtualService {svc_vs.meta.namespace}/{svc_vs.meta.name}"
+            origin = (vs_origin(svc_vs)
                       if svc_vs and routes else "")
             if not routes:
                 routes = [_default_route(svc.host, port)]
@@ -838,7 +844,7 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
                 routes = translate_virtual_service(reg, opts, vs, port, delegates=delegates)
                 vhosts.append(VirtualHost(
                     f"{h}:{port}", (h,), tuple(routes),
-                    f"VirtualService {vs.meta.namespace}/{vs.meta.name}"))
+                    vs_origin(vs)))
                 seen.add(h)
         route_configs[port] = RouteConfiguration.build(port, tuple(vhosts))
     return RouteTable(route_configs, clusters, opts.shadow_suffix,
@@ -901,7 +907,7 @@ def translate_gateway(
                 routes = translate_virtual_service(reg, opts, vs, port, gateway=gw_ref,
                                                    delegates=delegates, stop_at_catch_all=False)
                 by_host.setdefault(host, []).extend(routes)
-                origins.setdefault(host, []).append(f"VirtualService {vs.meta.namespace}/{vs.meta.name}")
+                origins.setdefault(host, []).append(vs_origin(vs))
                 break
     vhosts = []
     for host, routes in by_host.items():
