@@ -57,6 +57,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         diags += source_warnings(result.config, translate_options(args))
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
+    if args.verbose:
+        print_skipped(result.skipped)
     if args.output == "json":
         print(json.dumps({"ok": result.ok, "errors": errors, "warnings": warnings,
                           "diagnostics": [diagnostic_dict(d) for d in diags]}, indent=2))
@@ -65,6 +67,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(format_diagnostic(d))
         print(f"{errors} error(s), {warnings} warning(s)", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+def print_skipped(skipped: tuple[str, ...]) -> None:
+    """The Kubernetes objects the loader skipped (Deployment, ConfigMap, ...), once, on stderr."""
+    if skipped:
+        print(f"skipped {len(skipped)} Kubernetes object(s) that do not route: {', '.join(skipped)}",
+              file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- explain
@@ -127,6 +136,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     mesh = _mesh(args)
     if mesh is None:
         return 1
+    if args.verbose:
+        print_skipped(mesh.skipped)
     paths = test_paths(args.tests)
     missing = [p for p in paths if not Path(p).exists()]
     for p in missing:
@@ -181,6 +192,8 @@ def register(sub: Any) -> None:
     add_config_args(val)
     add_routing_args(val)
     _add_output(val)
+    val.add_argument("-v", "--verbose", action="store_true",
+                     help="also list the Kubernetes objects skipped (kinds that do not route)")
     val.set_defaults(func=cmd_validate)
 
     ex = sub.add_parser(

@@ -136,6 +136,7 @@ class Mesh:
         self.shadow_suffix = shadow_suffix
         self.config: m.Config = result.config
         self.diagnostics: Diagnostics = result.diagnostics
+        self.skipped = result.skipped  # Kubernetes objects of other kinds (listed by check -v)
         if not result.ok and not allow_errors:
             raise ConfigError(list(result.diagnostics))
         src = as_source(source)
