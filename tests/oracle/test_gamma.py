@@ -235,6 +235,15 @@ async def test_host_set_by_header_modifier_is_a_host_rewrite(gw: Group) -> None:
     gw.compare(e, m)
 
 
+@HTTPROUTE
+async def test_backend_ref_header_filters_after_rule_filters(gw: Group) -> None:
+    e, m = await gw.both(get("/bkhdr", headers=[("x-both", "client")]))
+    for r in (e.at("v1")[0], e.at("ma")[0]):
+        assert r.header_values("x-both") == ["backend"] and r.header("x-bk") == "b1"
+    assert e.got.header("x-bk-resp") == "r"
+    gw.compare(e, m)
+
+
 # --------------------------------------------------------------------------- backendRefs and timeouts
 
 
