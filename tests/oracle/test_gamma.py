@@ -236,6 +236,15 @@ async def test_host_set_by_header_modifier_is_a_host_rewrite(gw: Group) -> None:
     gw.compare(e, m)
 
 
+@HTTPROUTE
+async def test_backend_ref_header_filters_after_rule_filters(gw: Group) -> None:
+    e, m = await gw.both(get("/bkhdr", headers=[("x-both", "client")]))
+    for r in (e.at("v1")[0], e.at("ma")[0]):
+        assert r.header_values("x-both") == ["backend"] and r.header("x-bk") == "b1"
+    assert e.got.header("x-bk-resp") == "r"
+    gw.compare(e, m)
+
+
 # --------------------------------------------------------------------------- backendRefs and timeouts
 
 
@@ -400,3 +409,30 @@ async def test_no_catch_all_is_404(gw: Group) -> None:
     e, m = await gw.both(get("/nothing", host="other:8000"))
     assert e.got.status == 404 and e.got.body == b"" and not any(e.seen.values())
     gw.compare(e, m)
+
+
+# --------------------------------------------------------------------------- redirects, name order
+
+
+@HTTPROUTE
+async def test_redirect_prefix_and_request_port(gw: Group) -> None:
+    e, m = await gw.both(get("/redir/x?q=1"))
+    # ReplacePrefixMatch "/moved/" is not trimmed for redirects, and replaces the matched "/redir"
+    # (path_separated_prefix): a double slash; no port in the filter: the listener's port
+    assert e.got.status == 302 and not any(e.seen.values())
+    assert e.got.header("location") == "http://elsewhere.example:8000/moved//x?q=1"
+    gw.compare(e, m)
+
+
+@HTTPROUTE
+async def test_redirect_scheme_and_full_path(gw: Group) -> None:
+    e, m = await gw.both(get("/redir-https/a?q=1"))
+    # statusCode left out: the CRD default 302 (not Istio's 301); scheme without port: no
+    # port_redirect, and Envoy keeps the Host's non-default port
+    assert e.got.status == 302 and e.got.header("location") == "https://httpbin:8000/full?q=1"
+    gw.compare(e, m)
+
+
+@HTTPROUTE
+async def test_route_whose_name_extends_another_sorts_first(gw: Group) -> None:
+    await both_compare(gw, get("/pf"), b"v2")  # "pf-z~0~..." < "pf~0~..."
