@@ -152,7 +152,8 @@ def convert(routes: list[g.HTTPRoute], gateways: list[g.K8sGateway], services: l
         out.diagnostics.extend(ctx.diagnostics)
     merged: dict[str, list[tuple[int, m.HTTPRoute, m.VirtualService]]] = {}
     # sortRoutesByCreationTime: creationTimestamp (unset = the oldest), then namespace/name
-    for order, route in enumerate(sorted(routes, key=lambda r: (r.created, r.meta.namespace, r.meta.name))):
+    # (the names compared are the generated VirtualServices' "NAME~COUNT~...": "pf-z~" < "pf~")
+    for order, route in enumerate(sorted(routes, key=lambda r: (r.created, r.meta.namespace, r.meta.name + "~"))):
         ctx = Ctx(source=route.src, resource=f"HTTPRoute {route.meta.namespace}/{route.meta.name}",
                   namespace=route.meta.namespace)
         for key, vs in _route_virtual_services(route, world, ctx):
@@ -453,8 +454,10 @@ def _redirect(r: g.Redirect) -> m.HTTPRedirect:
         else:
             prefix = r.path.replace_prefix_match
     derive = None
-    if r.port is None:
-        derive = "FROM_PROTOCOL_DEFAULT" if r.scheme is not None else "FROM_REQUEST_PORT"
+    if r.port is None and r.scheme is None:
+        # with a scheme istiod's FROM_PROTOCOL_DEFAULT sets no port_redirect: Envoy keeps
+        # the Host's port unless it is the new scheme's default (oracle: test_gamma.py)
+        derive = "FROM_REQUEST_PORT"
     return m.HTTPRedirect(uri=uri, authority=r.hostname, port=r.port, derive_port=derive, scheme=r.scheme,
                           redirect_code=r.status_code, prefix_rewrite=prefix)
 
