@@ -454,10 +454,8 @@ def _redirect(r: g.Redirect) -> m.HTTPRedirect:
         else:
             prefix = r.path.replace_prefix_match
     derive = None
-    if r.port is None and r.scheme is None:
-        # with a scheme istiod's FROM_PROTOCOL_DEFAULT sets no port_redirect: Envoy keeps
-        # the Host's port unless it is the new scheme's default (oracle: test_gamma.py)
-        derive = "FROM_REQUEST_PORT"
+    if r.port is None:  # "When empty, port (if specified) of the request is used."
+        derive = "FROM_PROTOCOL_DEFAULT" if r.scheme is not None else "FROM_REQUEST_PORT"
     return m.HTTPRedirect(uri=uri, authority=r.hostname, port=r.port, derive_port=derive, scheme=r.scheme,
                           redirect_code=r.status_code, prefix_rewrite=prefix)
 

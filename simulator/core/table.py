@@ -655,12 +655,8 @@ def _redirect(
     host, port = split_host_port(authority)
     if a.host is not None:
         host, port = split_host_port(a.host)
-    if a.port is not None:
+    if a.port is not None:  # translation sets FROM_REQUEST_PORT's: the listener port
         port = a.port
-    elif a.derive_port == "FROM_PROTOCOL_DEFAULT":
-        port = None
-    elif a.derive_port == "FROM_REQUEST_PORT":
-        port = split_host_port(authority)[1]
     if port is not None and ((new_scheme == "http" and port == 80) or (new_scheme == "https" and port == 443)):
         port = None
     if a.path is not None:

@@ -532,7 +532,10 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
     elif rule.redirect is not None:
         rd = rule.redirect
         action = RedirectAction(
-            scheme=rd.scheme, host=rd.authority, port=rd.port, derive_port=rd.derive_port,
+            # route.go: FROM_REQUEST_PORT is the port the routes are built for (port_redirect);
+            # FROM_PROTOCOL_DEFAULT sets nothing (Envoy keeps a non-default request port)
+            scheme=rd.scheme, host=rd.authority, derive_port=rd.derive_port,
+            port=ctx.listener_port if rd.port is None and rd.derive_port == "FROM_REQUEST_PORT" else rd.port,
             path=rd.uri, prefix_rewrite=rd.prefix_rewrite,
             response_code=rd.redirect_code or 301,
         )
