@@ -214,15 +214,17 @@ def _route_virtual_services(route: g.HTTPRoute, world: _World, ctx: Ctx) -> list
                 _not_accepted(ctx, path, "NoMatchingParent", f'parent gateway "{pns}/{ref.name}" not found '
                                                             "(or not of gatewayClassName istio)")
                 continue
-            if not _gateway_accepts(route, ref, gw, ctx, path):
+            listeners = _gateway_accepts(route, ref, gw, ctx, path)
+            converted = rules_for(False) if listeners else None
+            if not converted:
                 continue
-            converted = rules_for(False)
-            gw_ref = f"{pns}/{ref.name}"
-            if not converted or gw_ref in seen_gw:
-                continue
-            seen_gw.add(gw_ref)
-            for h in route.hostnames or ("*",):
-                out.append((f"{gw_ref}/{h}", _vs(route, h, gw_ref, converted)))
+            for lst in listeners:  # istiod: an Istio Gateway per listener, a VirtualService per host
+                gw_ref = f"{pns}/{ref.name}/{lst.name}"
+                if gw_ref in seen_gw:
+                    continue
+                seen_gw.add(gw_ref)
+                for h in route.hostnames or ("*",):
+                    out.append((f"{gw_ref}/{h}", _vs(route, h, gw_ref, converted)))
         else:
             ctx.warn(path, f"{path}: parent {ref.group}/{ref.kind} ignored: Istio binds HTTPRoutes to "
                            "Gateways, Services and ServiceEntries only")
@@ -240,8 +242,10 @@ def _parent_host(ref: g.ParentRef, pns: str, world: _World) -> str | None:
     return None
 
 
-def _gateway_accepts(route: g.HTTPRoute, ref: g.ParentRef, gw: g.K8sGateway, ctx: Ctx, path: str) -> bool:
-    """referenceAllowed for a Gateway parent: port, sectionName, hostnames, namespaces, kind."""
+def _gateway_accepts(route: g.HTTPRoute, ref: g.ParentRef, gw: g.K8sGateway, ctx: Ctx,
+                     path: str) -> list[g.Listener]:
+    """referenceAllowed for a Gateway parent, per listener (port, sectionName, hostnames,
+    namespaces, kind): the listeners the route binds to; none -> a NotAccepted warning."""
     listeners = list(gw.listeners)
     if ref.port is not None:
         listeners = [lst for lst in listeners if lst.port == ref.port]
@@ -252,24 +256,20 @@ def _gateway_accepts(route: g.HTTPRoute, ref: g.ParentRef, gw: g.K8sGateway, ctx
         if not listeners:
             return _not_accepted(ctx, path, "NoMatchingParent", f'sectionName "{ref.section_name}" not found')
     hostnames = route.hostnames or ("*",)
-    host_matched = ns_matched = False
-    for lst in listeners:
-        lh = lst.hostname or "*"
-        if any(_host_overlap(lh, h) for h in hostnames):
-            host_matched = True
-            if lst.allowed_from != "Same" or route.meta.namespace == gw.meta.namespace:
-                ns_matched = True
-    if not host_matched:
+    by_host = [lst for lst in listeners if any(_host_overlap(lst.hostname or "*", h) for h in hostnames)]
+    if not by_host:
         return _not_accepted(ctx, path, "NoMatchingListenerHostname",
                              f'no hostnames matched parent hostname "{listeners[0].hostname or "*"}"')
-    if not ns_matched:
+    by_ns = [lst for lst in by_host if lst.allowed_from != "Same" or route.meta.namespace == gw.meta.namespace]
+    if not by_ns:
         return _not_accepted(ctx, path, "NotAllowedByListeners",
-                             f'hostnames matched parent hostname, but namespace "{route.meta.namespace}" '
-                             "is not allowed by the parent")
-    if not any(lst.protocol in ("HTTP", "HTTPS") for lst in listeners):
+                             f'hostnames matched parent hostname "{by_host[0].hostname or "*"}", but namespace '
+                             f'"{route.meta.namespace}" is not allowed by the parent')
+    accepted = [lst for lst in by_ns if lst.protocol in ("HTTP", "HTTPS")]
+    if not accepted:
         return _not_accepted(ctx, path, "NotAllowedByListeners",
                              f"kind {g.GROUP}/v1, Kind=HTTPRoute is not allowed")
-    return True
+    return accepted
 
 
 def _host_overlap(a: str, b: str) -> bool:
@@ -281,10 +281,10 @@ def _host_overlap(a: str, b: str) -> bool:
     return b.startswith("*.") and a.endswith(b[1:])
 
 
-def _not_accepted(ctx: Ctx, path: str, reason: str, message: str) -> bool:
+def _not_accepted(ctx: Ctx, path: str, reason: str, message: str) -> list[g.Listener]:
     ctx.warn(path, f"{path}: not accepted by this parent (status Accepted=False, reason {reason}): {message}",
              code=reason)
-    return False
+    return []
 
 
 def _vs(route: g.HTTPRoute, host: str, gateway_ref: str, http: list[m.HTTPRoute]) -> m.VirtualService:

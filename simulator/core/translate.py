@@ -900,7 +900,9 @@ def translate_gateway(
     by_host: dict[str, list[Route]] = {}
     origins: dict[str, list[str]] = {}
     for vs in sorted(cfg.virtual_services, key=lambda v: v.meta.order):
-        if gw_ref not in _resolve_gateways(vs.gateways, vs):
+        bound = _resolve_gateways(vs.gateways, vs)
+        # a route from a Gateway API route names the listener it is bound to: ns/gateway/listener
+        if gw_ref not in bound and not (server.name and f"{gw_ref}/{server.name}" in bound):
             continue
         for h in vs.hosts:
             for sh in server.hosts:

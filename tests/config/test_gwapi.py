@@ -245,12 +245,13 @@ spec:
   gatewayClassName: istio
   listeners:
   - {name: web, port: 8080, protocol: HTTP, hostname: "*.example.com"}
+  - {name: alt, port: 9090, protocol: HTTP}
 ---
 apiVersion: gateway.networking.k8s.io/v1beta1
 kind: HTTPRoute
 metadata: {name: r}
 spec:
-  parentRefs: [{name: gw}]
+  parentRefs: [{name: gw, sectionName: web}]
   hostnames: [a.example.com]
   rules:
   - matches: [{path: {value: /v1}}]
@@ -271,6 +272,9 @@ spec:
     d = table.route("GET", "a.example.com", "/v1/x", {}, 0)
     assert isinstance(d, Forward) and d.cluster == "outbound|80||web-v1.default.svc.cluster.local"
     assert isinstance(table.route("GET", "b.example.com", "/v1/x", {}, 0), LocalReply)
+    # bound to listener "web" only: the other listener does not serve it (an Istio Gateway per listener)
+    alt = translate_gateway(result.config, gw, gw.servers[1])
+    assert isinstance(alt.route("GET", "a.example.com", "/v1/x", {}, 0), LocalReply)
 
 
 def test_consumer_namespace_route_overrides_the_producer_one() -> None:
