@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.config import model as m
 from simulator.config.schema import (
     INVALID,
     Ctx,
@@ -30,7 +29,8 @@ from simulator.config.schema import (
     string,
     string_map,
 )
-from simulator.config.syntax import RE2_NOTE, check_re2
+from simulator.model import istio as m
+from simulator.model.syntax import RE2_NOTE, check_re2
 
 GROUP = "gateway.networking.k8s.io"
 API_VERSIONS = ("v1", "v1beta1")

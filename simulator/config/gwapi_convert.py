@@ -34,9 +34,9 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from simulator.config import gwapi as g
-from simulator.config import model as m
 from simulator.config.schema import Ctx
 from simulator.diagnostics import Diagnostic
+from simulator.model import istio as m
 
 DOMAIN = "cluster.local"
 ISTIO_CLASSES = ("istio",)

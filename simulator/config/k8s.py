@@ -8,17 +8,15 @@ and, once every file is read, their conversion into the Istio model
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from simulator.config import gwapi
-from simulator.config import model as m
 from simulator.config.gwapi_convert import convert
 from simulator.config.schema import Ctx
 from simulator.diagnostics import Diagnostic
-
-if TYPE_CHECKING:
-    from simulator.config.loader import _Loader
+from simulator.model import istio as m
 
 
 def handles(group: str, version: str, kind: str) -> bool:
@@ -31,7 +29,9 @@ def skipped(group: str, kind: str) -> bool:
     return not group.endswith("istio.io") and group != gwapi.GROUP
 
 
-def add(loader: _Loader, kind: str, value: Any, ctx: Ctx) -> None:
+def reader(value: Any, ctx: Ctx) -> tuple[Callable[[str, m.Meta, Any, Ctx], Any], str]:
+    """How the loader reads this object: its spec parser (with the object's
+    creationTimestamp) and the key it is stored under (``group/kind``)."""
     group = str(value.get("apiVersion", "")).rpartition("/")[0]
     meta = value.get("metadata")
     created = meta.get("creationTimestamp") if isinstance(meta, dict) else None
@@ -44,7 +44,11 @@ def add(loader: _Loader, kind: str, value: Any, ctx: Ctx) -> None:
     def parse(kind: str, meta: m.Meta, spec: Any, ctx: Ctx) -> Any:
         return gwapi.parse(kind, meta, spec, ctx, created=stamp)
 
-    loader._add_resource(kind, value, ctx, parse=parse, store_as=f"{group}/{kind}")
+    return parse, f"{group}/{kind_of(value)}"
+
+
+def kind_of(value: Any) -> str:
+    return str(value.get("kind", ""))
 
 
 def _utc(value: Any) -> str | None:

@@ -19,13 +19,13 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from simulator.config import k8s
-from simulator.config import model as m
 from simulator.config.parse import SPECS, parse_spec
 from simulator.config.schema import Ctx, F, Obj, any_value, string, string_map, suggest
-from simulator.config.syntax import is_dns1123_label
 from simulator.config.validate import analyze
 from simulator.config.yamlio import STDIN, STDIN_NAME, Expansion, InputError, compose, read_stdin, read_text
 from simulator.diagnostics import Diagnostic, Diagnostics
+from simulator.model import istio as m
+from simulator.model.syntax import is_dns1123_label
 
 GROUP = "networking.istio.io"
 API_VERSIONS = ("v1", "v1beta1", "v1alpha3")
@@ -299,7 +299,8 @@ class _Loader:
             ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else self.default_namespace
             ctx.resource = f"{kind} {ns}/{meta['name']}"
         if k8s.handles(group, version, kind):
-            k8s.add(self, kind, value, ctx)
+            parse, store_as = k8s.reader(value, ctx)
+            self._add_resource(kind, value, ctx, parse=parse, store_as=store_as)
         elif k8s.skipped(group, kind):
             self.skipped.append(f"{kind} {ctx.resource.partition(' ')[2] or '<unnamed>'} ({api_version})")
         elif group != GROUP:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from simulator.config import load, load_text
-from simulator.config import model as m
 from simulator.core.hosts import fqdn
+from simulator.model import istio as m
 
 from .helpers import find, load_yaml, only
 
