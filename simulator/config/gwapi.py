@@ -184,25 +184,6 @@ class K8sGateway:
     src: m.Source = field(default_factory=m.Source, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class K8sServicePort:
-    port: int
-    name: str = ""
-    target_port: int | str | None = None
-    protocol: str = "TCP"
-    app_protocol: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class K8sService:
-    meta: m.Meta
-    ports: tuple[K8sServicePort, ...] = ()
-    selector: dict[str, str] | None = None
-    cluster_ip: str = ""
-    type: str = "ClusterIP"
-    src: m.Source = field(default_factory=m.Source, compare=False)
-
-
 # ------------------------------------------------------------------ scalar rules
 
 _HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -578,7 +559,7 @@ _SERVICE_PORT = Obj(
     "ServicePort",
     [F("name", string), F("port", _ranged(1, 65535)), F("targetPort", any_value), F("protocol", string),
      F("appProtocol", string), F("nodePort", any_value, attr="")],
-    required=("port",), defaults={"port": 0}, build=K8sServicePort,
+    required=("port",), defaults={"port": 0}, build=m.KubernetesServicePort,
 )
 # Only ports, selector, clusterIP and type of a Service matter here; the rest of its spec
 # is left to the API server.
@@ -592,7 +573,7 @@ def parse(kind: str, meta: m.Meta, spec: Any, ctx: Ctx, created: str = "") -> An
         selector = values.get("selector")
         sel = string_map(ctx, selector, "spec.selector") if selector is not None else None
         cip = values.get("clusterIP")
-        return K8sService(meta=meta, ports=ports if ports is not INVALID else (),
+        return m.KubernetesService(meta=meta, ports=ports if ports is not INVALID else (),
                           selector=sel if isinstance(sel, dict) else None,
                           cluster_ip=cip if isinstance(cip, str) else "",
                           type=str(values.get("type") or "ClusterIP"), src=ctx.source)

@@ -30,7 +30,6 @@ with its reasons and messages) are warnings at the line of the parentRef or back
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from dataclasses import dataclass, field
 
 from simulator.config import gwapi as g
@@ -48,7 +47,6 @@ ISTIO_GROUP = "networking.istio.io"
 class Converted:
     virtual_services: list[m.VirtualService] = field(default_factory=list)
     gateways: list[m.Gateway] = field(default_factory=list)
-    service_entries: list[m.ServiceEntry] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
@@ -61,40 +59,6 @@ class _RouteError(Exception):
 
 
 # ------------------------------------------------------------------ Services, Gateways
-
-
-def service_entry(svc: g.K8sService) -> m.ServiceEntry | None:
-    """A Kubernetes Service as a registry entry: its host ``name.ns.svc.cluster.local``,
-    its TCP ports, and as endpoints the WorkloadEntries in its namespace its selector
-    selects (a WorkloadEntry's port named like the Service port wins over targetPort)."""
-    if svc.type == "ExternalName":
-        return None
-    # serviceInstanceFromWorkloadInstance: a numeric targetPort (default: the port) is the
-    # endpoint port; a named one is the WorkloadEntry's port of that name.  The registry
-    # looks a WorkloadEntry's port up by the ServicePort's name, so that name carries it.
-    ports = tuple(
-        m.ServicePort(number=p.port, protocol=_protocol(p),
-                      name=p.target_port if isinstance(p.target_port, str) else "",
-                      target_port=p.target_port if isinstance(p.target_port, int) else p.port)
-        for p in svc.ports if p.protocol.upper() in ("TCP", "")
-    )
-    addresses: tuple[str, ...] = ()
-    try:
-        ipaddress.ip_address(svc.cluster_ip)
-        addresses = (svc.cluster_ip,)
-    except ValueError:
-        pass
-    host = f"{svc.meta.name}.{svc.meta.namespace}.svc.{DOMAIN}"
-    return m.ServiceEntry(meta=svc.meta, hosts=(host,), addresses=addresses, ports=ports,
-                          location="MESH_INTERNAL", resolution="STATIC",
-                          workload_selector=dict(svc.selector) if svc.selector else None,
-                          src=svc.src)
-
-
-def _protocol(p: g.K8sServicePort) -> str:
-    """Istio's protocol selection: appProtocol, else the port name's prefix."""
-    name = (p.app_protocol or p.name.split("-")[0]).lower()
-    return {"http": "HTTP", "http2": "HTTP2", "grpc": "GRPC", "https": "HTTPS", "h2c": "HTTP2"}.get(name, "TCP")
 
 
 def gateway(gw: g.K8sGateway) -> m.Gateway:
@@ -117,7 +81,7 @@ def gateway(gw: g.K8sGateway) -> m.Gateway:
 
 @dataclass(slots=True)
 class _World:
-    services: dict[tuple[str, str], g.K8sService]
+    services: dict[tuple[str, str], m.KubernetesService]
     gateways: dict[tuple[str, str], g.K8sGateway]
     service_entries: tuple[m.ServiceEntry, ...]
 
@@ -125,15 +89,11 @@ class _World:
         return any(host in se.hosts for se in self.service_entries)
 
 
-def convert(routes: list[g.HTTPRoute], gateways: list[g.K8sGateway], services: list[g.K8sService],
+def convert(routes: list[g.HTTPRoute], gateways: list[g.K8sGateway], services: list[m.KubernetesService],
             service_entries: tuple[m.ServiceEntry, ...] = ()) -> Converted:
     out = Converted()
     world = _World({(s.meta.namespace, s.meta.name): s for s in services},
                     {(gw.meta.namespace, gw.meta.name): gw for gw in gateways}, service_entries)
-    for svc in services:
-        se = service_entry(svc)
-        if se is not None:
-            out.service_entries.append(se)
     for gw in gateways:
         ctx = Ctx(source=gw.src, resource=f"Gateway {gw.meta.namespace}/{gw.meta.name}")
         if gw.gateway_class_name not in ISTIO_CLASSES:

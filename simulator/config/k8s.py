@@ -65,7 +65,7 @@ def _utc(value: Any) -> str | None:
 def finish(config: m.Config, objs: list[Any], diagnostics: list[Diagnostic]) -> m.Config:
     routes = [o for o in objs if isinstance(o, gwapi.HTTPRoute)]
     gateways = [o for o in objs if isinstance(o, gwapi.K8sGateway)]
-    services = [o for o in objs if isinstance(o, gwapi.K8sService)]
+    services = [o for o in objs if isinstance(o, m.KubernetesService)]
     if not (routes or gateways or services):
         return config
     out = convert(routes, gateways, services, config.service_entries)
@@ -74,7 +74,7 @@ def finish(config: m.Config, objs: list[Any], diagnostics: list[Diagnostic]) -> 
         config,
         virtual_services=config.virtual_services + tuple(out.virtual_services),
         gateways=config.gateways + tuple(out.gateways),
-        service_entries=config.service_entries + tuple(out.service_entries),
+        kubernetes_services=tuple(services),
     )
 
 

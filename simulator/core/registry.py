@@ -6,9 +6,9 @@ VirtualService bound to".  ``translate`` builds its clusters and routes from it 
 warning "undefined subset" (IST0101) and the 503 NC the proxy answers cannot disagree.
 
 Services come from a list of ``Service`` values; ``service_entry_services`` makes them
-from the ServiceEntries (and the WorkloadEntries they select).  Another source of
-services (Kubernetes Services) makes its own list and passes both to ``build_registry``:
-the first declaration of a host wins.
+from the ServiceEntries (and the WorkloadEntries they select), ``kubernetes_services``
+from core v1 Services (and the WorkloadEntries their selector selects); ``build_registry``
+takes both, Kubernetes first: the first declaration of a host wins.
 
 Hosts are FQDNs (``simulator.core.hosts.fqdn``, relative to the namespace of the
 resource that names them).  Not modelled: ``exportTo`` (every resource is visible
@@ -78,6 +78,42 @@ def service_entry_services(cfg: m.Config, domain: str = DEFAULT_DOMAIN) -> list[
             out.append(Service(fqdn(h, ns, domain), ns, se.ports, list(specs), se.resolution,
                                addresses, se.workload_selector, origin))
     return out
+
+
+def kubernetes_services(cfg: m.Config, domain: str = DEFAULT_DOMAIN) -> list[Service]:
+    """One Service per Kubernetes Service (``name.ns.svc.<domain>``, its TCP ports, its
+    ClusterIP as an address); its endpoints are the WorkloadEntries of its namespace that
+    its selector selects (the kube controller's serviceInstancesFromWorkloadInstances):
+    on a numeric ``targetPort`` (default: the port), or on the WorkloadEntry's port named by
+    a named one.  ``endpoints`` looks a WorkloadEntry's port up by the ServicePort's name,
+    so the port carries the targetPort's name there, and its number as ``target_port``.
+    An ExternalName Service is left out."""
+    out: list[Service] = []
+    for ks in cfg.kubernetes_services:
+        if ks.type == "ExternalName":
+            continue
+        ns = ks.meta.namespace
+        origin = f"Service {ns}/{ks.meta.name}"
+        ports = tuple(
+            m.ServicePort(number=p.port, protocol=_kube_protocol(p),
+                          name=p.target_port if isinstance(p.target_port, str) else "",
+                          target_port=p.target_port if isinstance(p.target_port, int) else p.port)
+            for p in ks.ports if p.protocol.upper() in ("TCP", "")
+        )
+        specs: list[tuple[m.WorkloadEntrySpec, str]] = []
+        if ks.selector:  # a Service without a selector has no endpoints here (no Endpoints objects)
+            specs = [(we.spec, f"WorkloadEntry {ns}/{we.meta.name}") for we in cfg.workload_entries
+                     if we.meta.namespace == ns and labels_select(ks.selector, we.spec.labels)]
+        addresses = (ks.cluster_ip,) if is_ip(ks.cluster_ip) else ()
+        out.append(Service(fqdn(ks.meta.name, ns, domain), ns, ports, specs, "STATIC", addresses,
+                           dict(ks.selector) if ks.selector else None, origin))
+    return out
+
+
+def _kube_protocol(p: m.KubernetesServicePort) -> str:
+    """Istio's protocol of a Service port: ``appProtocol``, else the port name's prefix."""
+    name = (p.app_protocol or p.name.split("-")[0]).lower()
+    return {"http": "HTTP", "http2": "HTTP2", "grpc": "GRPC", "https": "HTTPS", "h2c": "HTTP2"}.get(name, "TCP")
 
 
 def merge_destination_rules(rules: Iterable[m.DestinationRule], domain: str = DEFAULT_DOMAIN,
@@ -218,11 +254,16 @@ class Registry:
         for spec in self.selected(svc, labels):
             if spec.address.startswith("unix://"):
                 continue
-            number = spec.ports.get(port.name) if port.name else None
-            if number is None:
-                number = port.target_port or port.number
-            eps.append(Endpoint(spec.address, number, tuple(sorted(spec.labels.items())), spec.weight or 1))
+            eps.append(Endpoint(spec.address, self.endpoint_port(spec, port),
+                                tuple(sorted(spec.labels.items())), spec.weight or 1))
         return tuple(eps)
+
+    @staticmethod
+    def endpoint_port(spec: m.WorkloadEntrySpec, port: m.ServicePort) -> int:
+        """An endpoint's port for a service port: its ``ports[port name]``, else the
+        port's targetPort, else its number."""
+        number = spec.ports.get(port.name) if port.name else None
+        return number if number is not None else (port.target_port or port.number)
 
     def gateway(self, ref: str) -> m.Gateway | None:
         """Gateway ``ns/name`` (see ``gateway_ref``)."""
@@ -235,10 +276,13 @@ class Registry:
 
 def build_registry(cfg: m.Config, domain: str = DEFAULT_DOMAIN,
                    services: Iterable[Service] | None = None) -> Registry:
-    """The registry of ``cfg``.  ``services`` (default: ``service_entry_services(cfg)``)
-    is every service in priority order: another source adds its own to the list."""
+    """The registry of ``cfg``.  ``services`` (default: ``kubernetes_services(cfg)`` then
+    ``service_entry_services(cfg)``, Kubernetes first as in istiod's aggregate registry) is
+    every service in priority order: another source adds its own to the list."""
+    if services is None:
+        services = kubernetes_services(cfg, domain) + service_entry_services(cfg, domain)
     by_host: dict[str, Service] = {}
-    for svc in services if services is not None else service_entry_services(cfg, domain):
+    for svc in services:
         by_host.setdefault(svc.host, svc)  # the first declaration wins
     return Registry(
         services=by_host,

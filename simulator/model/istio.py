@@ -424,6 +424,32 @@ class Gateway:
     src: Source = field(default_factory=Source, compare=False)
 
 
+# --------------------------------------------------------------------------- Kubernetes Service
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesServicePort:
+    """A core v1 ServicePort (``targetPort``: a number, a port name, or unset)."""
+
+    port: int
+    name: str = ""
+    target_port: int | str | None = None
+    protocol: str = "TCP"
+    app_protocol: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesService:
+    """A core v1 Service: a registry source beside ServiceEntries (core/registry.py)."""
+
+    meta: Meta
+    ports: tuple[KubernetesServicePort, ...] = ()
+    selector: dict[str, str] | None = field(default=None, compare=False, hash=False)
+    cluster_ip: str = ""
+    type: str = "ClusterIP"
+    src: Source = field(default_factory=Source, compare=False)
+
+
 # --------------------------------------------------------------------------- the whole config
 
 
@@ -436,3 +462,4 @@ class Config:
     service_entries: tuple[ServiceEntry, ...] = ()
     workload_entries: tuple[WorkloadEntry, ...] = ()
     gateways: tuple[Gateway, ...] = ()
+    kubernetes_services: tuple[KubernetesService, ...] = ()

@@ -323,3 +323,25 @@ data: {a: b}
 """)
     assert result.ok and not result.diagnostics
     assert result.skipped == ("ConfigMap default/cfg (v1)",)
+
+
+def test_kubernetes_service_is_a_registry_source_for_analysis_and_backends() -> None:
+    from simulator.backend import backends_for
+    from simulator.core.registry import build_registry
+
+    result = load_yaml(SERVICES + """---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web-v1}
+spec:
+  hosts: [web-v1]
+  http: [{route: [{destination: {host: web-v1, port: {number: 80}}}]}]
+""")
+    assert result.ok and not result.diagnostics, result.diagnostics  # no IST0101: the registry has it
+    svc = build_registry(result.config).service("web-v1.default.svc.cluster.local")
+    assert svc is not None and svc.origin == "Service default/web-v1"
+    specs, notes = backends_for(result.config)
+    # Service web: numeric targetPort 8080; web-v1: the WorkloadEntry's port named "http"
+    assert [(b.name, b.host, b.port) for b in specs] == [("web-v1", "127.0.0.1", 8080),
+                                                         ("web-v1-v1", "127.0.0.1", 18081)]
+    assert any(n.startswith("Service default/web-v2: endpoint 127.0.0.2 is not a loopback") for n in notes)
