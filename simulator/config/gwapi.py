@@ -34,7 +34,7 @@ from simulator.model.syntax import RE2_NOTE, check_re2
 
 GROUP = "gateway.networking.k8s.io"
 API_VERSIONS = ("v1", "v1beta1")
-KINDS = ("HTTPRoute", "Gateway")
+KINDS = ("HTTPRoute", "Gateway", "ReferenceGrant")
 
 # ------------------------------------------------------------------ typed objects
 
@@ -164,6 +164,30 @@ class HTTPRoute:
     rules: tuple[Rule, ...] = (Rule(),)
     src: m.Source = field(default_factory=m.Source, compare=False)
     created: str = ""  # metadata.creationTimestamp, RFC 3339 in UTC ("" = unset)
+
+
+@dataclass(frozen=True, slots=True)
+class GrantFrom:
+    group: str
+    kind: str
+    namespace: str
+
+
+@dataclass(frozen=True, slots=True)
+class GrantTo:
+    group: str
+    kind: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceGrant:
+    """Lets routes of ``from`` namespaces reference the ``to`` objects of its own namespace."""
+
+    meta: m.Meta
+    from_: tuple[GrantFrom, ...] = ()
+    to: tuple[GrantTo, ...] = ()
+    src: m.Source = field(default_factory=m.Source, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,6 +589,18 @@ _SERVICE_PORT = Obj(
 # is left to the API server.
 
 
+_GRANT_SPEC = Obj(
+    "ReferenceGrantSpec",
+    [F("from", _checked_list(Obj("ReferenceGrantFrom", [F("group", string), F("kind", string),
+                                                         F("namespace", _pattern(_SECTION, "namespace", 63))],
+                                 build=GrantFrom, required=("group", "kind", "namespace"),
+                                 defaults={"group": "", "kind": "", "namespace": ""}), 16), attr="from_"),
+     F("to", _checked_list(Obj("ReferenceGrantTo", [F("group", string), F("kind", string), F("name", string)],
+                               build=GrantTo, required=("group", "kind"), defaults={"group": "", "kind": ""}), 16))],
+    required=("from", "to"),
+)
+
+
 def parse(kind: str, meta: m.Meta, spec: Any, ctx: Ctx, created: str = "") -> Any:
     """HTTPRoute / Gateway (gateway.networking.k8s.io) or Service (v1) -> typed object."""
     if kind == "Service":
@@ -579,6 +615,10 @@ def parse(kind: str, meta: m.Meta, spec: Any, ctx: Ctx, created: str = "") -> An
                           type=str(values.get("type") or "ClusterIP"), src=ctx.source)
     if spec is None:
         spec = {}
+    if kind == "ReferenceGrant":
+        v = _GRANT_SPEC(ctx, spec, "spec")
+        v = v if isinstance(v, dict) else {}
+        return ReferenceGrant(meta=meta, from_=v.get("from_", ()), to=v.get("to", ()), src=ctx.source)
     if kind == "Gateway":
         v = _GATEWAY_SPEC(ctx, spec, "spec")
         v = v if isinstance(v, dict) else {}

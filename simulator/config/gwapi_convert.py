@@ -83,17 +83,28 @@ def gateway(gw: g.K8sGateway) -> m.Gateway:
 class _World:
     services: dict[tuple[str, str], m.KubernetesService]
     gateways: dict[tuple[str, str], g.K8sGateway]
+    grants: list[g.ReferenceGrant]
     service_entries: tuple[m.ServiceEntry, ...]
+
+    def backend_allowed(self, route_ns: str, backend_ns: str, name: str) -> bool:
+        """AllowedReferences.BackendAllowed: a ReferenceGrant in the backend's namespace
+        lets HTTPRoutes of ``route_ns`` reference Service ``name`` (or every Service)."""
+        return any(
+            gr.meta.namespace == backend_ns
+            and any(f.group == g.GROUP and f.kind == "HTTPRoute" and f.namespace == route_ns for f in gr.from_)
+            and any(t.group in ("", "core") and t.kind == "Service" and t.name in (None, name) for t in gr.to)
+            for gr in self.grants)
 
     def hostname_known(self, host: str) -> bool:
         return any(host in se.hosts for se in self.service_entries)
 
 
 def convert(routes: list[g.HTTPRoute], gateways: list[g.K8sGateway], services: list[m.KubernetesService],
-            service_entries: tuple[m.ServiceEntry, ...] = ()) -> Converted:
+            service_entries: tuple[m.ServiceEntry, ...] = (), grants: list[g.ReferenceGrant] | None = None,
+            ) -> Converted:
     out = Converted()
     world = _World({(s.meta.namespace, s.meta.name): s for s in services},
-                    {(gw.meta.namespace, gw.meta.name): gw for gw in gateways}, service_entries)
+                    {(gw.meta.namespace, gw.meta.name): gw for gw in gateways}, grants or [], service_entries)
     for gw in gateways:
         ctx = Ctx(source=gw.src, resource=f"Gateway {gw.meta.namespace}/{gw.meta.name}")
         if gw.gateway_class_name not in ISTIO_CLASSES:
@@ -319,7 +330,7 @@ def _convert_rule(rule: g.Rule, mt: g.RouteMatch | None, world: _World, ctx: Ctx
             redirect = _redirect(f.request_redirect)
         elif f.type == "RequestMirror" and f.request_mirror is not None:
             mf = f.request_mirror
-            dest, problem = _destination(mf.backend_ref, world, ns, f"{fpath}.requestMirror.backendRef")
+            dest, problem = _destination(mf.backend_ref, world, ns, f"{fpath}.requestMirror.backendRef", mesh)
             if problem is not None:  # the mirror is left out; the route stays
                 _unresolved(ctx, *problem)
                 continue
@@ -360,7 +371,7 @@ def _convert_rule(rule: g.Rule, mt: g.RouteMatch | None, world: _World, ctx: Ctx
     dests = []
     for i, b in live:
         bpath = f"{rpath}.backendRefs[{i}]"
-        dest, problem = _destination(b, world, ns, bpath)
+        dest, problem = _destination(b, world, ns, bpath, mesh)
         if problem is not None:
             _unresolved(ctx, *problem)
         bh = None
@@ -382,11 +393,16 @@ def _unresolved(ctx: Ctx, path: str, reason: str, message: str) -> None:
              code=reason)
 
 
-def _destination(b: g.BackendRef, world: _World, ns: str,
-                 path: str) -> tuple[m.Destination, tuple[str, str, str] | None]:
+def _destination(b: g.BackendRef, world: _World, ns: str, path: str,
+                 mesh: bool = True) -> tuple[m.Destination, tuple[str, str, str] | None]:
     """buildDestination: the Istio destination of a backendRef and, when it does not
-    resolve, (path, reason, message).  A hard error raises _RouteError."""
+    resolve, (path, reason, message).  A hard error raises _RouteError.  On a Gateway
+    (not the mesh) a backendRef to another namespace needs a ReferenceGrant."""
     bns = b.namespace or ns
+    if not mesh and b.namespace is not None and b.namespace != ns and not world.backend_allowed(ns, bns, b.name):
+        return m.Destination(host=""), (
+            path, "RefNotPermitted", f"backendRef {b.name}/{bns} not accessible to a HTTPRoute in namespace "
+                                     f'"{ns}" (missing a ReferenceGrant?)')
     if b.group in ("", "core") and b.kind == "Service":
         if "." in b.name:
             raise _RouteError("InvalidDestination",

@@ -68,7 +68,8 @@ def finish(config: m.Config, objs: list[Any], diagnostics: list[Diagnostic]) -> 
     services = [o for o in objs if isinstance(o, m.KubernetesService)]
     if not (routes or gateways or services):
         return config
-    out = convert(routes, gateways, services, config.service_entries)
+    grants = [o for o in objs if isinstance(o, gwapi.ReferenceGrant)]
+    out = convert(routes, gateways, services, config.service_entries, grants)
     diagnostics.extend(out.diagnostics)
     return dataclasses.replace(
         config,

@@ -345,3 +345,44 @@ spec:
     assert [(b.name, b.host, b.port) for b in specs] == [("web-v1", "127.0.0.1", 8080),
                                                          ("web-v1-v1", "127.0.0.1", 18081)]
     assert any(n.startswith("Service default/web-v2: endpoint 127.0.0.2 is not a loopback") for n in notes)
+
+
+@pytest.mark.parametrize("grant, status", [("", 500), ("to: [{group: '', kind: Service, name: api}]", 200),
+                                           ("to: [{group: '', kind: Service, name: other}]", 500)])
+def test_gateway_route_to_another_namespace_needs_a_reference_grant(grant: str, status: int) -> None:
+    text = """
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: backend}
+spec: {selector: {app: api}, ports: [{port: 80}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec: {gatewayClassName: istio, listeners: [{name: http, port: 8080, protocol: HTTP}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: api, namespace: backend, port: 80}]}]
+"""
+    if grant:
+        text += f"""---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {{name: g, namespace: backend}}
+spec:
+  from: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}}]
+  {grant}
+"""
+    result = load_yaml(text)
+    assert result.ok, result.diagnostics
+    refused = [d for d in result.diagnostics if d.code == "RefNotPermitted"]
+    assert bool(refused) == (status == 500)
+    (gw,) = result.config.gateways
+    d = translate_gateway(result.config, gw, gw.servers[0]).route("GET", "x.example", "/", {}, 0)
+    assert isinstance(d, Forward)
+    found = d.cluster == "outbound|80||api.backend.svc.cluster.local"
+    assert found == (status == 200) and d.route.action.cluster_not_found_status == 500
