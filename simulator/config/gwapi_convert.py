@@ -129,7 +129,8 @@ def convert(routes: list[g.HTTPRoute], gateways: list[g.K8sGateway], services: l
                   namespace=route.meta.namespace)
         for key, vs in _route_virtual_services(route, world, ctx):
             merged.setdefault(key, []).extend((order, r, vs) for r in vs.http)
-        out.diagnostics.extend(ctx.diagnostics)
+        # a route bound to the mesh and to a Gateway is converted twice: report once
+        out.diagnostics.extend(dict.fromkeys(ctx.diagnostics))
     for key, parts in merged.items():
         first = parts[0][2]
         http = sorted((r for _, r, _ in parts), key=_precedence)
@@ -164,8 +165,8 @@ def _route_virtual_services(route: g.HTTPRoute, world: _World, ctx: Ctx) -> list
         pns = ref.namespace or ns
         if (ref.group in ("", "core") and ref.kind == "Service"
                 or ref.group == ISTIO_GROUP and ref.kind == "ServiceEntry"):
-            host = _parent_host(ref, pns, world)
-            if host is None:
+            hosts = _parent_hosts(ref, pns, world)
+            if hosts is None:
                 kind = "service" if ref.kind == "Service" else "service entry"
                 _not_accepted(ctx, path, "NoMatchingParent", f'parent {kind}: "{ref.name}" not found')
                 continue
@@ -178,7 +179,8 @@ def _route_virtual_services(route: g.HTTPRoute, world: _World, ctx: Ctx) -> list
                 http = [dataclasses.replace(r, match=tuple(dataclasses.replace(mt, port=ref.port) for mt in r.match)
                                             or (m.HTTPMatchRequest(port=ref.port),)) for r in http]
                 key += f"/{ref.port}"
-            out.append((f"{key}/{host}", _vs(route, host, "mesh", http)))
+            for host in hosts:  # a ServiceEntry parent: a VirtualService per host
+                out.append((f"{key}/{host}", _vs(route, host, "mesh", http)))
         elif ref.group == g.GROUP and ref.kind == "Gateway":
             gw = world.gateways.get((pns, ref.name))
             if gw is None or gw.gateway_class_name not in ISTIO_CLASSES:
@@ -202,14 +204,15 @@ def _route_virtual_services(route: g.HTTPRoute, world: _World, ctx: Ctx) -> list
     return out
 
 
-def _parent_host(ref: g.ParentRef, pns: str, world: _World) -> str | None:
+def _parent_hosts(ref: g.ParentRef, pns: str, world: _World) -> tuple[str, ...] | None:
+    """The hosts a mesh parent binds: the Service's, or every host of the ServiceEntry."""
     if ref.kind == "Service":
         if (pns, ref.name) in world.services:
-            return f"{ref.name}.{pns}.svc.{DOMAIN}"
+            return (f"{ref.name}.{pns}.svc.{DOMAIN}",)
         return None
     for se in world.service_entries:
-        if se.meta.namespace == pns and se.meta.name == ref.name and se.hosts:
-            return se.hosts[0]
+        if se.meta.namespace == pns and se.meta.name == ref.name:
+            return se.hosts
     return None
 
 
