@@ -396,6 +396,20 @@ async def test_header_regex_match(gw: Group) -> None:
 
 
 @HTTPROUTE
+async def test_query_regex_match(gw: Group) -> None:
+    await both_compare(gw, get("/qre/x?id=42", host="other:8000"), b"v2")
+    e, m = await gw.both(get("/qre/x?id=4x", host="other:8000"))
+    assert e.got.status == 404
+    gw.compare(e, m)
+
+
+async def test_hostnames_ignored_for_a_service_parent(gw: Group) -> None:
+    e, m = await gw.both(get("/get-only", host="nowhere.example"))
+    assert e.got.status == 502 and not any(e.seen.values())  # block_all: not a route host
+    gw.compare(e, m)
+
+
+@HTTPROUTE
 async def test_method_and_exact_path(gw: Group) -> None:
     await both_compare(gw, get("/get-only", host="other:8000"), b"v1")
     e, m = await gw.both(get("/get-only", host="other:8000", method="POST", body=b"p"))
