@@ -300,6 +300,15 @@ async def test_backend_request_timeout_replaces_request_timeout(gw: Group) -> No
 
 
 @HTTPROUTE
+async def test_mirror_sent_when_primary_times_out(gw: Group) -> None:
+    e, m = await gw.both(get("/slowm", method="POST", body=b"late"))
+    assert e.got.status == 504 and len(e.at("slow")) == 1
+    [s] = e.at("ma")
+    assert s.body == b"late"
+    gw.compare(e, m)
+
+
+@HTTPROUTE
 async def test_service_with_named_target_port(gw: Group) -> None:
     await both_compare(gw, get("/named/z"), b"nm")
 
@@ -443,6 +452,14 @@ async def test_redirect_scheme_and_full_path(gw: Group) -> None:
     # statusCode left out: the CRD default 302 (not Istio's 301); scheme without port: no
     # port_redirect, and Envoy keeps the Host's non-default port
     assert e.got.status == 302 and e.got.header("location") == "https://httpbin:8000/full?q=1"
+    gw.compare(e, m)
+
+
+@HTTPROUTE
+async def test_redirect_drops_the_mirror(gw: Group) -> None:
+    e, m = await gw.both(get("/redirm/x"))
+    assert e.got.status == 301 and not any(e.seen.values())
+    assert e.got.header("location") == "http://elsewhere.example:8000/redirm/x"
     gw.compare(e, m)
 
 
