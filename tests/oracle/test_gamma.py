@@ -378,6 +378,11 @@ async def test_regex_path_ranks_below_catch_all_prefix(gw: Group) -> None:
     await both_compare(gw, get("/rx/12"), b"base")
 
 
+@HTTPROUTE
+async def test_consumer_route_of_another_namespace_not_applied(gw: Group) -> None:
+    await both_compare(gw, get("/team/x"), b"base")  # team/consumer's /team rule is not this client's
+
+
 # ----------------------------------------------------------------- service "other" (no catch-all)
 
 
