@@ -283,9 +283,10 @@ async def test_missing_backend_service_is_500(gw: Group) -> None:
 @HTTPROUTE
 async def test_request_timeout(gw: Group) -> None:
     t0 = time.monotonic()
+    e = await gw.envoy_only(get("/slow"))
+    assert time.monotonic() - t0 < 3.5  # the 200 ms route timeout, not the client's 5 s
+    assert e.got.status == 504 and e.got.body == b"upstream request timeout" and len(e.at("slow")) == 1
     e, m = await gw.both(get("/slow"))
-    assert e.got.status == 504 and e.got.body == b"upstream request timeout"
-    assert len(e.at("slow")) == 1 and time.monotonic() - t0 < 4.0
     gw.compare(e, m)
 
 
@@ -293,7 +294,7 @@ async def test_request_timeout(gw: Group) -> None:
 async def test_backend_request_timeout_replaces_request_timeout(gw: Group) -> None:
     t0 = time.monotonic()
     e = await gw.envoy_only(get("/slowbk"))
-    assert time.monotonic() - t0 < 2.0  # 200 ms backendRequest, not the 5 s request timeout
+    assert time.monotonic() - t0 < 3.5  # 200 ms backendRequest, not the 5 s request timeout
     assert e.got.status == 504 and e.got.body == b"upstream request timeout"
     e, m = await gw.both(get("/slowbk"))
     gw.compare(e, m)
