@@ -34,8 +34,11 @@ def _route(r: dict[str, Any]) -> dict[str, Any]:
     """What routing depends on: the match, the action's targets, rewrites, mirrors, replies."""
     match = {k: v for k, v in r.get("match", {}).items() if k != "case_sensitive"}
     a = r.get("route") or {}
+    # Envoy's defaults written out or not: an empty path_redirect, a 301
+    redirect = {k: v for k, v in (r.get("redirect") or {}).items()
+                if (k, v) not in (("path_redirect", ""), ("response_code", "MOVED_PERMANENTLY"))}
     return {
-        "match": match, "redirect": r.get("redirect"), "direct": (r.get("direct_response") or {}).get("status"),
+        "match": match, "redirect": redirect, "direct": (r.get("direct_response") or {}).get("status"),
         **{k: a.get(k) for k in ("cluster", "weighted_clusters", "regex_rewrite", "prefix_rewrite", "timeout",
                                  "cluster_not_found_response_code", "host_rewrite_literal")},
         "mirrors": [(p["cluster"], p.get("runtime_fraction")) for p in a.get("request_mirror_policies", [])],
