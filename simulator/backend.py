@@ -407,14 +407,15 @@ def backends_for(config: m.Config) -> tuple[list[BackendSpec], list[str]]:
     WorkloadEntries a Kubernetes Service selects) and per service port, on the port the proxy
     would send to (``Registry.endpoint_port``), named ``<service short name>-<version label>``
     (``reviews-v2``; just ``reviews`` without a ``version`` label). An address:port declared
-    twice gets one backend, named after its first declaration.
+    twice gets one backend, named after its first declaration (a WorkloadEntry several
+    Services select is one workload: named after the first, without a note).
 
     Returns the backends, in registry order, and notes on the endpoints that get none."""
     from simulator.core.registry import Registry, build_registry
 
     specs: list[BackendSpec] = []
     notes: list[str] = []
-    seen: dict[tuple[str, int], str] = {}
+    seen: dict[tuple[str, int], tuple[str, str]] = {}  # (address, port) -> (backend, endpoint origin)
     done: set[str] = set()
     for svc in build_registry(config).services.values():
         what = svc.origin
@@ -426,7 +427,7 @@ def backends_for(config: m.Config) -> tuple[list[BackendSpec], list[str]]:
                 notes.append(f"{what}: resolution {svc.resolution}, not STATIC: no backend started")
             continue
         short = svc.host.removeprefix("*.").split(".")[0]
-        for ep, _ in svc.endpoints:
+        for ep, ep_origin in svc.endpoints:
             address = ep.address.strip("[]")
             version = ep.labels.get("version")
             name = f"{short}-{version}" if version else short
@@ -438,11 +439,14 @@ def backends_for(config: m.Config) -> tuple[list[BackendSpec], list[str]]:
                 port = Registry.endpoint_port(ep, sp)
                 key = (address, port)
                 if key in seen:
-                    if seen[key] != name:
+                    first, first_origin = seen[key]
+                    # one WorkloadEntry selected by several Services is one workload: no note
+                    same_workload = first_origin == ep_origin and ep_origin.startswith("WorkloadEntry ")
+                    if first != name and not same_workload:
                         notes.append(f"{what}: {name} on {_fmt_host(address)}:{port} is served by "
-                                     f"{seen[key]} (same address)")
+                                     f"{first} (same address)")
                     continue
-                seen[key] = name
+                seen[key] = (name, ep_origin)
                 specs.append(BackendSpec(name, address, port))
     return specs, notes
 
