@@ -32,9 +32,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from simulator.config import gwapi as g
 from simulator.config.schema import Ctx
 from simulator.diagnostics import Diagnostic
+from simulator.model import gatewayapi as g
 from simulator.model import istio as m
 
 DOMAIN = "cluster.local"

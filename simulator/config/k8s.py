@@ -16,17 +16,18 @@ from simulator.config import gwapi
 from simulator.config.gwapi_convert import convert
 from simulator.config.schema import Ctx
 from simulator.diagnostics import Diagnostic
+from simulator.model import gatewayapi as gw
 from simulator.model import istio as m
 
 
 def handles(group: str, version: str, kind: str) -> bool:
-    return ((group == gwapi.GROUP and version in gwapi.API_VERSIONS and kind in gwapi.KINDS)
+    return ((group == gw.GROUP and version in gw.API_VERSIONS and kind in gw.KINDS)
             or (group == "" and version == "v1" and kind == "Service"))
 
 
 def skipped(group: str, kind: str) -> bool:
     """Kinds that cannot change routing: skipped without a warning."""
-    return not group.endswith("istio.io") and group != gwapi.GROUP
+    return not group.endswith("istio.io") and group != gw.GROUP
 
 
 def reader(value: Any, ctx: Ctx) -> tuple[Callable[[str, m.Meta, Any, Ctx], Any], str]:
@@ -63,12 +64,12 @@ def _utc(value: Any) -> str | None:
 
 
 def finish(config: m.Config, objs: list[Any], diagnostics: list[Diagnostic]) -> m.Config:
-    routes = [o for o in objs if isinstance(o, gwapi.HTTPRoute)]
-    gateways = [o for o in objs if isinstance(o, gwapi.K8sGateway)]
+    routes = [o for o in objs if isinstance(o, gw.HTTPRoute)]
+    gateways = [o for o in objs if isinstance(o, gw.K8sGateway)]
     services = [o for o in objs if isinstance(o, m.KubernetesService)]
     if not (routes or gateways or services):
         return config
-    grants = [o for o in objs if isinstance(o, gwapi.ReferenceGrant)]
+    grants = [o for o in objs if isinstance(o, gw.ReferenceGrant)]
     out = convert(routes, gateways, services, config.service_entries, grants)
     diagnostics.extend(out.diagnostics)
     return dataclasses.replace(
