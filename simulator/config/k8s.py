@@ -26,8 +26,9 @@ def handles(group: str, version: str, kind: str) -> bool:
 
 
 def skipped(group: str, kind: str) -> bool:
-    """Kinds that cannot change routing: skipped without a warning."""
-    return not group.endswith("istio.io") and group != gw.GROUP
+    """Kinds that cannot change routing: skipped without a warning (a GatewayClass: every
+    Gateway read is taken as Istio's when its gatewayClassName is ``istio``)."""
+    return (not group.endswith("istio.io") and group != gw.GROUP) or (group == gw.GROUP and kind == "GatewayClass")
 
 
 def reader(value: Any, ctx: Ctx) -> tuple[Callable[[str, m.Meta, Any, Ctx], Any], str]:

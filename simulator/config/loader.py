@@ -307,7 +307,8 @@ class _Loader:
             ctx.warn(
                 "kind",
                 f"{kind} ({api_version}) ignored: mirrorsim reads only networking.istio.io "
-                f"VirtualService, DestinationRule, ServiceEntry, WorkloadEntry and Gateway",
+                f"VirtualService, DestinationRule, ServiceEntry, WorkloadEntry and Gateway, "
+                f"Gateway API HTTPRoute, Gateway and ReferenceGrant, and core v1 Service",
             )
         elif kind in OTHER_GROUP_KINDS:
             ctx.warn("kind", f"{kind} ignored: mirrorsim does not simulate {kind} resources")

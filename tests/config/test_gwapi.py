@@ -320,9 +320,14 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: cfg}
 data: {a: b}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: istio}
+spec: {controllerName: istio.io/gateway-controller}
 """)
     assert result.ok and not result.diagnostics
-    assert result.skipped == ("ConfigMap default/cfg (v1)",)
+    assert result.skipped == ("ConfigMap default/cfg (v1)", "GatewayClass default/istio (gateway.networking.k8s.io/v1)")
 
 
 def test_kubernetes_service_is_a_registry_source_for_analysis_and_backends() -> None:
