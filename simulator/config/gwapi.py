@@ -22,6 +22,7 @@ from simulator.config.schema import (
     F,
     Obj,
     any_value,
+    boolean,
     enum,
     int32,
     list_of,
@@ -31,6 +32,7 @@ from simulator.config.schema import (
 from simulator.model import istio as m
 from simulator.model.gatewayapi import (
     BackendRef,
+    Cors,
     Filter,
     Fraction,
     GrantFrom,
@@ -130,6 +132,8 @@ def _checked_list(item: Any, max_items: int, check: Any = None) -> Any:
 
 # ------------------------------------------------------------------ HTTPRoute schema
 
+_METHODS_CORS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "*")
+
 _HEADER = Obj("HTTPHeader", [F("name", _pattern(_HEADER_NAME, "header name", 256)), F("value", string)],
               build=lambda name, value: (name, value), required=("name", "value"),
               defaults={"name": "", "value": ""})
@@ -221,6 +225,24 @@ def _status(ctx: Ctx, value: Any, path: str) -> Any:
 _REWRITE = Obj("HTTPURLRewriteFilter",
                [F("hostname", _pattern(_PRECISE_HOSTNAME, "hostname")), F("path", _PATH_MODIFIER)],
                build=Rewrite)
+def _star_alone(what: str) -> Any:
+    def check(ctx: Ctx, items: Any, path: str) -> None:
+        if "*" in items and len(items) > 1:
+            ctx.error(path, f"{path}: {what} cannot contain '*' alongside other {what[5:].lower()}")
+    return check
+
+
+_ORIGIN = re.compile(r"(^\*$)|(^(http(s)?):\/\/(((\*\.)?([a-zA-Z0-9\-]+\.)*[a-zA-Z0-9-]+|\*)(:([0-9]{1,5}))?)$)")
+_CORS = Obj(
+    "HTTPCORSFilter",
+    [F("allowOrigins", _checked_list(_pattern(_ORIGIN, "origin"), 64, _star_alone("AllowOrigins"))),
+     F("allowCredentials", boolean),
+     F("allowMethods", _checked_list(enum(*_METHODS_CORS), 9, _star_alone("AllowMethods"))),
+     F("allowHeaders", _checked_list(_pattern(_HEADER_NAME, "header name", 256), 64, _star_alone("AllowHeaders"))),
+     F("exposeHeaders", _checked_list(_pattern(_HEADER_NAME, "header name", 256), 64)),
+     F("maxAge", _ranged(1, 2**31 - 1))],
+    build=Cors,
+)
 _FILTER_TYPES = ("RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "RequestRedirect",
                  "URLRewrite", "ExtensionRef", "CORS")
 _FILTER_FIELDS = {"RequestHeaderModifier": "requestHeaderModifier", "ResponseHeaderModifier": "responseHeaderModifier",
@@ -245,7 +267,7 @@ _FILTER_OBJ = Obj(
     [F("type", enum(*_FILTER_TYPES)),
      F("requestHeaderModifier", _HEADER_FILTER), F("responseHeaderModifier", _HEADER_FILTER),
      F("requestMirror", _MIRROR), F("requestRedirect", _REDIRECT), F("urlRewrite", _REWRITE),
-     F("extensionRef", any_value, attr=""), F("cors", any_value, attr="")],
+     F("extensionRef", any_value, attr=""), F("cors", _CORS)],
     build=Filter, required=("type",), defaults={"type": ""},
 )
 

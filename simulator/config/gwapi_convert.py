@@ -33,6 +33,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from simulator.config.schema import Ctx
+from simulator.core.matchers import quote_meta
 from simulator.diagnostics import Diagnostic
 from simulator.model import gatewayapi as g
 from simulator.model import istio as m
@@ -322,6 +323,7 @@ def _convert_rule(rule: g.Rule, mt: g.RouteMatch | None, world: _World, ctx: Ctx
                   rpath: str, mesh: bool) -> m.HTTPRoute:
     headers_req = headers_resp = None
     redirect = rewrite = None
+    cors = None
     mirrors: list[m.HTTPMirrorPolicy] = []
     for k, f in enumerate(rule.filters):
         fpath = f"{rpath}.filters[{k}]"
@@ -345,7 +347,9 @@ def _convert_rule(rule: g.Rule, mt: g.RouteMatch | None, world: _World, ctx: Ctx
             mirrors.append(m.HTTPMirrorPolicy(dest, pct))
         elif f.type == "URLRewrite" and f.url_rewrite is not None:
             rewrite = _rewrite(f.url_rewrite)
-        elif f.type not in ("RequestRedirect", "RequestMirror", "URLRewrite"):
+        elif f.type == "CORS" and f.cors is not None:
+            cors = _cors(f.cors)
+        elif f.type not in ("RequestRedirect", "RequestMirror", "URLRewrite", "CORS"):
             raise _RouteError("InvalidFilter", f'unsupported filter type "{f.type}"', fpath)
     retries = None
     if rule.retry is not None:
@@ -365,7 +369,8 @@ def _convert_rule(rule: g.Rule, mt: g.RouteMatch | None, world: _World, ctx: Ctx
                 timeout = rule.timeouts.backend_request
     headers = m.Headers(headers_req, headers_resp) if headers_req or headers_resp else None
     base = m.HTTPRoute(match=(_match(mt),) if mt is not None else (), redirect=redirect, rewrite=rewrite,
-                       timeout=timeout, retries=retries, mirrors=tuple(mirrors), headers=headers)
+                       timeout=timeout, retries=retries, mirrors=tuple(mirrors), headers=headers,
+                       cors_policy=cors)
     if sum(b.weight for b in rule.backend_refs) == 0 and redirect is None:
         return dataclasses.replace(base, direct_response=m.HTTPDirectResponse(500))  # the spec's 500
     if redirect is not None:
@@ -450,3 +455,22 @@ def _rewrite(r: g.Rewrite) -> m.HTTPRewrite | None:
     if uri is None and regex is None and not r.hostname:
         return None
     return m.HTTPRewrite(uri=uri, authority=r.hostname, uri_regex_rewrite=regex)
+
+
+def _cors(c: g.Cors) -> m.CorsPolicy:
+    """createCorsFilter: ``*`` is any well-formed origin, an origin without ``*`` is exact,
+    one trailing ``*`` a prefix, other wildcards a regex; unmatched preflights IGNORE."""
+    origins = []
+    for o in c.allow_origins:
+        if o == "*":
+            origins.append(m.StringMatch("regex", r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s?#]+$"))
+        elif "*" not in o:
+            origins.append(m.StringMatch("exact", o))
+        elif o.count("*") == 1 and o.endswith("*"):
+            origins.append(m.StringMatch("prefix", o[:-1]))
+        else:
+            origins.append(m.StringMatch("regex", "^" + quote_meta(o).replace("\\*", ".*") + "$"))
+    return m.CorsPolicy(allow_origins=tuple(origins), allow_methods=c.allow_methods, allow_headers=c.allow_headers,
+                        expose_headers=c.expose_headers, max_age=float(c.max_age) if c.max_age > 0 else None,
+                        allow_credentials=True if c.allow_credentials else None, unmatched_preflights="IGNORE")
+

@@ -370,3 +370,8 @@ def parse_query(query: str) -> dict[str, str]:
         k, _, v = part.partition("=")
         out.setdefault(k, v)
     return out
+
+
+def quote_meta(s: str) -> str:
+    """Go's regexp.QuoteMeta: ``s`` as a regex that matches it literally."""
+    return "".join("\\" + c if c in "\\.+*?()|[]{}^$" else c for c in s)

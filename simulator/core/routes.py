@@ -19,6 +19,7 @@ from simulator.core.matchers import (
     QueryParameterMatcher,
     StringMatcher,
     compile_regex,
+    quote_meta,
 )
 from simulator.core.options import TranslateOptions
 from simulator.core.registry import Registry, gateway_refs
@@ -286,7 +287,7 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
             regex_rewrite = (compile_regex(regex_src, captures=True), rewrite.uri_regex_rewrite.rewrite)
         elif gw_semantics and prefix_rewrite == "/":
             # route.go: a Gateway API ReplacePrefixMatch "/" removes the matched prefix
-            regex_src = f"^{_quote_meta(_separated_prefix(rule))}(/?)(.*)"
+            regex_src = f"^{quote_meta(_separated_prefix(rule))}(/?)(.*)"
             regex_rewrite = (compile_regex(regex_src, captures=True), "/\\2")
             prefix_rewrite = None
         host_rewrite = (rewrite.authority if rewrite and rewrite.authority else None) or authority
@@ -362,10 +363,6 @@ def _separated_prefix(rule: m.HTTPRoute) -> str:
         return ""
     return uri.value.removesuffix("/")
 
-
-def _quote_meta(s: str) -> str:
-    """Go's regexp.QuoteMeta."""
-    return "".join("\\" + c if c in "\\.+*?()|[]{}^$" else c for c in s)
 
 
 def translate_virtual_service(

@@ -80,6 +80,16 @@ class Rewrite:
 
 
 @dataclass(frozen=True, slots=True)
+class Cors:
+    allow_origins: tuple[str, ...] = ()
+    allow_credentials: bool = False
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int = 5  # the CRD's default
+
+
+@dataclass(frozen=True, slots=True)
 class Filter:
     type: str
     request_header_modifier: HeaderFilter | None = None
@@ -87,6 +97,7 @@ class Filter:
     request_mirror: Mirror | None = None
     request_redirect: Redirect | None = None
     url_rewrite: Rewrite | None = None
+    cors: Cors | None = None
 
 
 @dataclass(frozen=True, slots=True)

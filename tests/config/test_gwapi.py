@@ -391,3 +391,39 @@ spec:
     assert isinstance(d, Forward)
     found = d.cluster == "outbound|80||api.backend.svc.cluster.local"
     assert found == (status == 200) and d.route.action.cluster_not_found_status == 500
+
+
+def test_cors_filter_as_create_cors_filter() -> None:
+    result = load_yaml(route("""
+        - filters:
+          - type: CORS
+            cors:
+              allowOrigins: ["https://*.example.com", "https://app.example.org:8443", "http://*"]
+              allowMethods: [GET, POST]
+              allowHeaders: [x-a]
+              allowCredentials: true
+          backendRefs: [{name: web-v1, port: 80}]
+        """))
+    assert result.ok, result.diagnostics
+    cors = result.config.virtual_services[0].http[0].cors_policy
+    assert cors is not None
+    assert [(o.kind, o.value) for o in cors.allow_origins] == [
+        ("regex", r"^https://.*\.example\.com$"), ("exact", "https://app.example.org:8443"), ("prefix", "http://")]
+    assert cors.max_age == 5.0 and cors.allow_credentials is True and cors.unmatched_preflights == "IGNORE"
+    table = translate(result.config)
+    pre = table.route("OPTIONS", "web:8000", "/", {"origin": "https://a.example.com",
+                                                    "access-control-request-method": "GET"}, 0)
+    assert isinstance(pre, Forward) and pre.route.cors is not None
+    got = pre.route.cors.evaluate("OPTIONS", {"origin": "https://a.example.com",
+                                              "access-control-request-method": "GET"})
+    assert got is not None and got.allowed
+
+
+def test_cors_origin_star_must_stand_alone() -> None:
+    text = route("""
+        - filters: [{type: CORS, cors: {allowOrigins: ["*", "https://a.example"]}}]  #<
+          backendRefs: [{name: web-v1, port: 80}]
+        """)
+    result = load_yaml(text)
+    (e,) = [d for d in result.diagnostics if d.severity == "error"]
+    assert "cannot contain '*' alongside other origins" in e.message and e.line == marked_line(text)
