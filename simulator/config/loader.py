@@ -9,15 +9,16 @@ map travels with each resource as ``model.Source.lines``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulator.config import k8s
 from simulator.config.parse import SPECS, parse_spec
 from simulator.config.schema import Ctx, F, Obj, any_value, string, string_map, suggest
 from simulator.config.validate import analyze
-from simulator.config.yamlio import Document, InputError, parse_documents, read_text
+from simulator.config.yamlio import STDIN, STDIN_NAME, Document, InputError, parse_documents, read_stdin, read_text
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.model import istio as m
 from simulator.model.names import DEFAULT_NAMESPACE
@@ -38,6 +39,7 @@ class LoadResult:
     files: tuple[str, ...] = ()  # every file (or path) read, in order
     # with load(..., keep_specs=True): each resource's spec as written, by (kind, namespace, name)
     specs: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()  # Kubernetes objects read and skipped (Deployment ns/name (apps/v1))
 
     @property
     def ok(self) -> bool:
@@ -94,10 +96,17 @@ class _Loader:
         self.resources: dict[tuple[str, str, str], Any] = {}  # (kind, ns, name) -> model, load order
         self.specs: dict[tuple[str, str, str], Any] | None = None  # (kind, ns, name) -> spec as written
         self.order = 0
+        self.skipped: list[str] = []  # Kubernetes objects of kinds mirrorsim has no use for
 
     # ----------------------------------------------------------------- inputs
 
     def add_path(self, path: Path) -> None:
+        if str(path) == STDIN:
+            try:
+                self.add_text(read_stdin(), STDIN_NAME)
+            except InputError as exc:
+                self._file_error(STDIN_NAME, exc.line, exc.message)
+            return
         if path.is_dir():
             # route-test files (*.test.yaml, read by `mirrorsim check`) may live beside the config
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in YAML_SUFFIXES
@@ -180,11 +189,17 @@ class _Loader:
         if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
             ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else self.default_namespace
             ctx.resource = f"{kind} {ns}/{meta['name']}"
-        if group != GROUP:
+        if k8s.handles(group, version, kind):
+            parse, store_as = k8s.reader(value, ctx)
+            self._add_resource(kind, value, ctx, parse=parse, store_as=store_as)
+        elif k8s.skipped(group, kind):
+            self.skipped.append(f"{kind} {ctx.resource.partition(' ')[2] or '<unnamed>'} ({api_version})")
+        elif group != GROUP:
             ctx.warn(
                 "kind",
                 f"{kind} ({api_version}) ignored: mirrorsim reads only networking.istio.io "
-                f"VirtualService, DestinationRule, ServiceEntry, WorkloadEntry and Gateway",
+                f"VirtualService, DestinationRule, ServiceEntry, WorkloadEntry and Gateway, "
+                f"Gateway API HTTPRoute, Gateway and ReferenceGrant, and core v1 Service",
             )
         elif kind in OTHER_GROUP_KINDS:
             ctx.warn("kind", f"{kind} ignored: mirrorsim does not simulate {kind} resources")
@@ -204,14 +219,15 @@ class _Loader:
             self._add_resource(kind, value, ctx)
         self.diagnostics.extend(ctx.diagnostics)
 
-    def _add_resource(self, kind: str, value: Mapping[str, Any], ctx: Ctx) -> None:
+    def _add_resource(self, kind: str, value: Mapping[str, Any], ctx: Ctx,
+                      parse: Callable[[str, m.Meta, Any, Ctx], Any] = parse_spec, store_as: str = "") -> None:
         for key in value:
             if key not in _TOP_LEVEL:
                 Obj(kind, [F(k, any_value) for k in _TOP_LEVEL]).unknown_field(ctx, key, key)
         meta = self._meta(value.get("metadata"), ctx)
         ctx.resource = f"{kind} {meta.namespace}/{meta.name or '<unnamed>'}"
         ctx.namespace = meta.namespace
-        rkey = (kind, meta.namespace, meta.name)
+        rkey = (store_as or kind, meta.namespace, meta.name)
         previous = self.resources.get(rkey)
         if previous is not None:
             meta = m.Meta(
@@ -225,13 +241,13 @@ class _Loader:
                 f"{ctx.resource} is defined again (first at {previous.src.file}:"
                 f"{previous.src.line}); like kubectl apply, this definition replaces it",
             )
-        obj = parse_spec(kind, meta, value.get("spec"), ctx)
+        obj = parse(kind, meta, value.get("spec"), ctx)
         if meta.name:
             self.resources[rkey] = obj
             if self.specs is not None:
                 self.specs[rkey] = value.get("spec")
         else:
-            self.resources[(kind, meta.namespace, f"<unnamed {self.order}>")] = obj
+            self.resources[(store_as or kind, meta.namespace, f"<unnamed {self.order}>")] = obj
 
     def _meta(self, raw: Any, ctx: Ctx) -> m.Meta:
         values = _METADATA(ctx, raw, "metadata") if raw is not None else {}
@@ -265,7 +281,8 @@ class _Loader:
             workload_entries=tuple(o for o in objs if isinstance(o, m.WorkloadEntry)),
             gateways=tuple(o for o in objs if isinstance(o, m.Gateway)),
         )
-        diagnostics = self.diagnostics + analyze(config)
+        config = k8s.finish(config, objs, self.diagnostics)
+        diagnostics = self.diagnostics + analyze(k8s.analyzable(config))
         diagnostics.sort(key=lambda d: (self.file_order.get(d.file, -1), d.line))
         return LoadResult(config=config, diagnostics=Diagnostics(items=diagnostics), files=tuple(self.file_order),
-                          specs=self.specs or {})
+                          specs=self.specs or {}, skipped=tuple(self.skipped))

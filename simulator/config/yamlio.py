@@ -26,6 +26,7 @@ from __future__ import annotations
 import gc
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,9 +82,30 @@ def not_a_file(mode: int) -> str:
     return "not a regular file"
 
 
+STDIN = "-"  # ``-f -``: the YAML stream on standard input
+STDIN_NAME = "<stdin>"  # its name in diagnostics (<stdin>:LINE)
+_stdin_text: str | None = None
+
+
+def read_stdin() -> str:
+    """Standard input as UTF-8 text, read once per process (every later call gets the
+    same text) and within :func:`max_file_bytes` bytes."""
+    global _stdin_text
+    if _stdin_text is None:
+        limit = max_file_bytes()
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise InputError(_too_large(STDIN_NAME, len(data), limit))
+        _stdin_text = _decode(data, STDIN_NAME)
+    return _stdin_text
+
+
 def read_text(path: str | os.PathLike[str]) -> str:
-    """The UTF-8 text of a regular file of at most :func:`max_file_bytes` bytes."""
+    """The UTF-8 text of a regular file of at most :func:`max_file_bytes` bytes
+    (``-``: standard input)."""
     name = os.fspath(path)
+    if name == STDIN:
+        return read_stdin()
     limit = max_file_bytes()
     try:
         st = os.stat(name)
@@ -116,6 +138,10 @@ def read_text(path: str | os.PathLike[str]) -> str:
     data = b"".join(chunks)
     if len(data) > limit:  # it grew after the stat
         raise InputError(_too_large(name, len(data), limit))
+    return _decode(data, name)
+
+
+def _decode(data: bytes, name: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -6,9 +6,9 @@ VirtualService bound to".  ``translate`` builds its clusters and routes from it 
 warning "undefined subset" (IST0101) and the 503 NC the proxy answers cannot disagree.
 
 Services come from a list of ``Service`` values; ``service_entry_services`` makes them
-from the ServiceEntries (and the WorkloadEntries they select).  Another source of
-services (Kubernetes Services) makes its own list and passes both to ``build_registry``:
-the first declaration of a host wins.
+from the ServiceEntries (and the WorkloadEntries they select), ``kubernetes_services``
+from core v1 Services (and the WorkloadEntries their selector selects); ``build_registry``
+takes both, Kubernetes first: the first declaration of a host wins.
 
 Hosts are FQDNs (``simulator.core.hosts.fqdn``, relative to the namespace of the
 resource that names them).  Not modelled: ``exportTo`` (every resource is visible
@@ -92,6 +92,42 @@ def service_entry_services(cfg: m.Config, domain: str = DEFAULT_DOMAIN) -> list[
             out.append(Service(fqdn(h, ns, domain), ns, se.ports, list(specs), se.resolution,
                                addresses, se.workload_selector, origin))
     return out
+
+
+def kubernetes_services(cfg: m.Config, domain: str = DEFAULT_DOMAIN) -> list[Service]:
+    """One Service per Kubernetes Service (``name.ns.svc.<domain>``, its TCP ports, its
+    ClusterIP as an address); its endpoints are the WorkloadEntries of its namespace that
+    its selector selects (the kube controller's serviceInstancesFromWorkloadInstances):
+    on a numeric ``targetPort`` (default: the port), or on the WorkloadEntry's port named by
+    a named one.  ``endpoints`` looks a WorkloadEntry's port up by the ServicePort's name,
+    so the port carries the targetPort's name there, and its number as ``target_port``.
+    An ExternalName Service is left out."""
+    out: list[Service] = []
+    for ks in cfg.kubernetes_services:
+        if ks.type == "ExternalName":
+            continue
+        ns = ks.meta.namespace
+        origin = f"Service {ns}/{ks.meta.name}"
+        ports = tuple(
+            m.ServicePort(number=p.port, protocol=_kube_protocol(p),
+                          name=p.target_port if isinstance(p.target_port, str) else "",
+                          target_port=p.target_port if isinstance(p.target_port, int) else p.port)
+            for p in ks.ports if p.protocol.upper() in ("TCP", "")
+        )
+        specs: list[tuple[m.WorkloadEntrySpec, str]] = []
+        if ks.selector:  # a Service without a selector has no endpoints here (no Endpoints objects)
+            specs = [(we.spec, f"WorkloadEntry {ns}/{we.meta.name}") for we in cfg.workload_entries
+                     if we.meta.namespace == ns and labels_select(ks.selector, we.spec.labels)]
+        addresses = (ks.cluster_ip,) if is_ip(ks.cluster_ip) else ()
+        out.append(Service(fqdn(ks.meta.name, ns, domain), ns, ports, specs, "STATIC", addresses,
+                           dict(ks.selector) if ks.selector else None, origin))
+    return out
+
+
+def _kube_protocol(p: m.KubernetesServicePort) -> str:
+    """Istio's protocol of a Service port: ``appProtocol``, else the port name's prefix."""
+    name = (p.app_protocol or p.name.split("-")[0]).lower()
+    return {"http": "HTTP", "http2": "HTTP2", "grpc": "GRPC", "https": "HTTPS", "h2c": "HTTP2"}.get(name, "TCP")
 
 
 def merge_destination_rules(rules: Iterable[m.DestinationRule], domain: str = DEFAULT_DOMAIN,
@@ -237,15 +273,30 @@ class Registry:
                                 spec.weight or 1))
         return tuple(eps)
 
-    def mesh_virtual_service(self, host: str) -> m.VirtualService | None:
+    def mesh_virtual_service(self, host: str, service_namespace: str | None = None,
+                             client_namespace: str | None = None) -> m.VirtualService | None:
         """The VirtualService whose routes sidecars use for ``host``: the oldest mesh-bound one
         naming it exactly, else the one of the most specific wildcard host covering it (the
-        oldest of those).  A younger one for the same host is ignored (IST0109)."""
-        for h, vs in self.mesh_hosts:
+        oldest of those).  A younger one for the same host is ignored (IST0109).
+
+        Gateway API routes (``semantics == "gateway"``) of ``client_namespace`` come first (the
+        consumer override: push_context.go, UnifiedSidecarScoping); one applies only in its
+        own namespace, the service's (``service_namespace``) or the client's (route.go), and
+        never through a wildcard host (separateVSHostsAndServices)."""
+        hosts = self.mesh_hosts
+        if client_namespace is not None:
+            hosts = sorted(hosts, key=lambda hv: not (hv[1].semantics == "gateway"
+                                                      and hv[1].meta.namespace == client_namespace))
+        for h, vs in hosts:
             if h == host:
+                if (vs.semantics == "gateway" and service_namespace is not None
+                        and vs.meta.namespace not in (service_namespace, client_namespace)):
+                    continue
                 return vs
         best: tuple[int, m.VirtualService] | None = None
-        for h, vs in self.mesh_hosts:
+        for h, vs in hosts:
+            if vs.semantics == "gateway":
+                continue
             if h.startswith("*") and wildcard_matches(h, host):
                 if best is None or len(h) > best[0]:
                     best = (len(h), vs)
@@ -263,12 +314,13 @@ class Registry:
 def build_registry(cfg: m.Config, domain: str = DEFAULT_DOMAIN,
                    services: Iterable[Service] | None = None) -> Registry:
     """The registry of ``cfg``, for ``translate`` and ``analyze`` alike.  ``services``
-    (default: ``service_entry_services(cfg, domain)``) is every service in priority order.
-    A second source of services (Kubernetes Services) writes a function like
-    ``service_entry_services`` and joins its list to the default here, ahead of the
-    ServiceEntries' (istiod: a Kubernetes Service wins over a ServiceEntry for one host)."""
+    (default: ``kubernetes_services(cfg)`` then ``service_entry_services(cfg)``, Kubernetes
+    first as in istiod's aggregate registry) is every service in priority order: another
+    source writes a function like these and adds its list."""
+    if services is None:
+        services = kubernetes_services(cfg, domain) + service_entry_services(cfg, domain)
     by_host: dict[str, Service] = {}
-    for svc in services if services is not None else service_entry_services(cfg, domain):
+    for svc in services:
         by_host.setdefault(svc.host, svc)  # the first declaration wins
     mesh = sorted((vs for vs in cfg.virtual_services if is_mesh_bound(vs) and vs.hosts),
                   key=lambda v: v.meta.order)

@@ -71,11 +71,18 @@ def service_domains(host: str, client_ns: str, domain: str, addresses: tuple[str
     return tuple(doms)
 
 
+def vs_origin(vs: m.VirtualService) -> str:
+    """``VirtualService ns/name``, or the HTTPRoutes a generated one was made from."""
+    routes = dict.fromkeys(r.origin for r in vs.http if r.origin)
+    return ", ".join(routes) if routes else f"VirtualService {vs.meta.namespace}/{vs.meta.name}"
+
+
 def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable:
     """Compile a loaded config into the immutable RouteTable (delegates already merged)."""
     opts = opts or TranslateOptions()
     reg = build_registry(cfg, opts.domain)
     clusters = build_clusters(reg)
+    client_ns = opts.client_namespace
     ports: set[int] = {p.number for s in reg.services.values() for p in s.ports}
     ports.add(80)
     route_configs: dict[int, RouteConfiguration] = {}
@@ -85,10 +92,10 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
         for svc in reg.services.values():
             if svc.port_by_number(port) is None:
                 continue
-            svc_vs = reg.mesh_virtual_service(svc.host)
+            svc_vs = reg.mesh_virtual_service(svc.host, svc.namespace, client_ns)
             routes = (translate_virtual_service(reg, opts, svc_vs, port)
                       if svc_vs is not None else [])
-            origin = (f"VirtualService {svc_vs.meta.namespace}/{svc_vs.meta.name}"
+            origin = (vs_origin(svc_vs)
                       if svc_vs and routes else "")
             if not routes:
                 routes = [_default_route(svc.host, port)]
@@ -100,12 +107,12 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
             for h, vs in reg.mesh_hosts:
                 if h in seen or h in reg.services:
                     continue
-                if reg.mesh_virtual_service(h) is not vs:
+                if reg.mesh_virtual_service(h, client_namespace=client_ns) is not vs:
                     continue
                 routes = translate_virtual_service(reg, opts, vs, port)
                 vhosts.append(VirtualHost(
                     f"{h}:{port}", (h,), tuple(routes),
-                    f"VirtualService {vs.meta.namespace}/{vs.meta.name}"))
+                    vs_origin(vs)))
                 seen.add(h)
         route_configs[port] = RouteConfiguration.build(port, tuple(vhosts))
     return RouteTable(route_configs, clusters, opts.shadow_suffix,
@@ -157,7 +164,9 @@ def translate_gateway(
     by_host: dict[str, list[Route]] = {}
     origins: dict[str, list[str]] = {}
     for vs in sorted(cfg.virtual_services, key=lambda v: v.meta.order):
-        if gw_ref not in gateway_refs(vs.gateways, vs):
+        bound = gateway_refs(vs.gateways, vs)
+        # a route from a Gateway API route names the listener it is bound to: ns/gateway/listener
+        if gw_ref not in bound and not (server.name and f"{gw_ref}/{server.name}" in bound):
             continue
         for h in vs.hosts:
             for sh in server.hosts:
@@ -167,7 +176,7 @@ def translate_gateway(
                 routes = translate_virtual_service(reg, opts, vs, port, gateway=gw_ref,
                                                    stop_at_catch_all=False)
                 by_host.setdefault(host, []).extend(routes)
-                origins.setdefault(host, []).append(f"VirtualService {vs.meta.namespace}/{vs.meta.name}")
+                origins.setdefault(host, []).append(vs_origin(vs))
                 break
     vhosts = []
     for host, routes in by_host.items():

@@ -53,6 +53,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         diags += source_warnings(result.config, translate_options(args))
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
+    if args.verbose:
+        print_skipped(result.skipped)
     if args.output == "json":
         print(json.dumps({"ok": result.ok, "errors": errors, "warnings": warnings,
                           "diagnostics": [dict(d.as_dict(), code=d.display_code, message=d.display_message)
@@ -62,6 +64,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(d.format())
         print(f"{errors} error(s), {warnings} warning(s)", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+def print_skipped(skipped: tuple[str, ...]) -> None:
+    """The Kubernetes objects the loader skipped (Deployment, ConfigMap, ...), once, on stderr."""
+    if skipped:
+        print(f"skipped {len(skipped)} Kubernetes object(s) that do not route: {', '.join(skipped)}",
+              file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- explain
@@ -126,6 +135,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     mesh = _mesh(args)
     if mesh is None:
         return 1
+    if args.verbose:
+        print_skipped(mesh.skipped)
     paths = test_paths(args.tests)
     missing = [p for p in paths if not Path(p).exists()]
     for p in missing:
@@ -178,6 +189,8 @@ def register(sub: Any) -> None:
     add_config_args(val)
     add_routing_args(val)
     _add_output(val)
+    val.add_argument("-v", "--verbose", action="store_true",
+                     help="also list the Kubernetes objects skipped (kinds that do not route)")
     val.set_defaults(func=cmd_validate)
 
     ex = sub.add_parser(

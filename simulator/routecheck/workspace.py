@@ -120,6 +120,7 @@ class Mesh:
         self.shadow_suffix = shadow_suffix
         self.config: m.Config = result.config
         self.diagnostics: Diagnostics = result.diagnostics
+        self.skipped = result.skipped  # Kubernetes objects of other kinds (listed by check -v)
         if not result.ok and not allow_errors:
             raise ConfigError(list(result.diagnostics))
         src = as_source(source)
@@ -204,10 +205,18 @@ class Mesh:
         once each (their routes are merged with the delegating rule's matches);
         delegating rules themselves are left out."""
         out = []
+        seen: set[tuple[str, str, str]] = set()
         for vs in self.config.virtual_services:
             origin = f"VirtualService {vs.meta.namespace}/{vs.meta.name}"
             for i, rule in enumerate(vs.http):
                 if rule.delegate is not None:
+                    continue
+                if rule.src is not None:  # translated from an HTTPRoute: its rule's match, once
+                    r = Rule(rule.src.file, rule.src.line_of(rule.origin_path), rule.origin, rule.origin_path,
+                             rule.name)
+                    if r.key not in seen:
+                        seen.add(r.key)
+                        out.append(r)
                     continue
                 blocks: list[tuple[str, str]] = [
                     (f"spec.http[{i}].match[{j}]", mt.name) for j, mt in enumerate(rule.match)
