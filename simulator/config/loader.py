@@ -102,6 +102,8 @@ class _Loader:
 
     def add_path(self, path: Path) -> None:
         if str(path) == STDIN:
+            if STDIN_NAME in self.file_order:  # `-f - -f -`: one stream, read once
+                return
             try:
                 self.add_text(read_stdin(), STDIN_NAME)
             except InputError as exc:
