@@ -149,3 +149,21 @@ def test_stdin_past_the_limit_does_not_claim_an_exact_size(stdin, capsys):
     code, out = _validate_stdin(capsys)
     assert code == 1
     assert "<stdin> is more than the limit of 1000 bytes" in out, out
+
+
+def test_replace_prefix_match_of_the_longest_prefix_with_regex_metacharacters(tmp_path, capsys):
+    # ReplacePrefixMatch "/" becomes a generated regex rewrite; the quoted 1024-character prefix
+    # is longer than Istio's limit for regexes users write, not than Envoy's program size
+    prefix = "/" + "a." * 511 + "a"
+    assert len(prefix) == 1024
+    rewrite = {"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}
+    config = tmp_path / "c.yaml"
+    config.write_text(_route(rules=[{"matches": [{"path": {"type": "PathPrefix", "value": prefix}}],
+                                     "filters": [rewrite], "backendRefs": [BACKEND]}]))
+    assert load_text(config.read_text(), "c.yaml").ok
+    t0 = time.perf_counter()
+    code = cli.main(["explain", "-f", str(config), f"http://svc{prefix}/rest"])
+    out = capsys.readouterr()
+    assert code == 0, out
+    assert "/rest" in out.out and "Traceback" not in out.err
+    assert time.perf_counter() - t0 < 3.0
