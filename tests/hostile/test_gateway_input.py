@@ -167,3 +167,20 @@ def test_replace_prefix_match_of_the_longest_prefix_with_regex_metacharacters(tm
     assert code == 0, out
     assert "/rest" in out.out and "Traceback" not in out.err
     assert time.perf_counter() - t0 < 3.0
+
+
+def test_a_service_with_thousands_of_ports_translates_in_linear_time():
+    # a Kubernetes Service has no maxItems on its ports: every port was looked up in every
+    # service's list for every port number (20,000 ports: 25 s)
+    from simulator.core.translate import translate
+
+    many = {**SVC, "metadata": {"name": "many"},
+            "spec": {"ports": [{"port": p, "name": f"http-{p}"} for p in range(1, 20_001)], "selector": {"app": "x"}}}
+    others = [{**SVC, "metadata": {"name": f"s{i}"}} for i in range(50)]
+    res = load_text(yaml.safe_dump_all([many, *others]), "ports.yaml")
+    assert res.ok, res.diagnostics
+    t0 = time.perf_counter()
+    table = translate(res.config)
+    assert time.perf_counter() - t0 < 5.0
+    assert 20_000 in table.route_configs and len(table.route_configs[80].virtual_hosts) == 51
+    _normal_still_loads()
