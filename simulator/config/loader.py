@@ -258,6 +258,8 @@ class _Loader:
         name = values.get("name", "")
         if not name:
             ctx.error("metadata", "metadata.name is required")
+        elif len(name) > 253:  # the API server's limit on an object's name (a DNS subdomain)
+            ctx.error("metadata.name", f"metadata.name: must be no more than 253 characters (has {len(name)})")
         namespace = values.get("namespace") or self.default_namespace
         if not is_dns1123_label(namespace):
             ctx.error(

@@ -184,3 +184,23 @@ def test_a_service_with_thousands_of_ports_translates_in_linear_time():
     assert time.perf_counter() - t0 < 5.0
     assert 20_000 in table.route_configs and len(table.route_configs[80].virtual_hosts) == 51
     _normal_still_loads()
+
+
+@pytest.mark.parametrize("kind", ["HTTPRoute", "VirtualService", "Service"])
+def test_a_name_of_100k_characters_is_an_error_and_no_line_repeats_it(kind):
+    name = "n" * 100_000
+    if kind == "HTTPRoute":
+        text = _route(parentRefs=[{"group": "", "kind": "Service", "name": "a" * 100_000}],
+                      rules=[{"backendRefs": [{"name": "b" * 100_000, "port": 80}]}])
+        text = text.replace("name: r\n", f"name: {name}\n")
+    elif kind == "VirtualService":
+        text = ("apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+                f"metadata: {{name: {name}}}\nspec:\n  hosts: [{'h' * 100_000}]\n")
+    else:
+        text = yaml.safe_dump({**SVC, "metadata": {"name": name}})
+    res = load_text(text, "long.yaml")
+    assert any(d.severity == "error" and d.path == "metadata.name" and "253" in d.message
+               for d in res.diagnostics), res.diagnostics
+    for d in res.diagnostics:
+        assert len(d.format()) < 10_000, d.format()[:300]
+    _normal_still_loads()
