@@ -134,12 +134,17 @@ def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = F
               file=sys.stderr)
         return None
     c = result.config
-    if require_resources and not (c.virtual_services or c.destination_rules or c.service_entries
-                                  or c.workload_entries or c.gateways):
+    if require_resources and not has_resources(c):
         print("mirrorsim: no VirtualService, DestinationRule, ServiceEntry, WorkloadEntry or Gateway "
               f"in {', '.join(result.files) or ', '.join(files)}; nothing was started.", file=sys.stderr)
         return None
     return result.config
+
+
+def has_resources(c) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a loaded config holds a resource ``run`` serves."""
+    return bool(c.virtual_services or c.destination_rules or c.service_entries or c.workload_entries
+                or c.gateways)
 
 
 def build_table(config, namespace: str, shadow_suffix: bool, options=None):  # type: ignore[no-untyped-def]
@@ -209,6 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.banner += f"; routes of a workload with {labels} in namespace {options.client_namespace}"
     if options.path_normalization != "BASE":
         args.banner += f"; path normalization {options.path_normalization}"
+    args.config_source = _config_source(args, options)
     if args.workers > 1:
         print(args.banner, file=sys.stderr)
         return _run_workers(args, table, gateways)
@@ -222,6 +228,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _config_source(args: argparse.Namespace, options):  # type: ignore[no-untyped-def]
+    """What SIGHUP and ``--watch`` re-read (simulator/proxy/reload.py)."""
+    from simulator.proxy.reload import ConfigSource
+
+    def gateways(config, table):  # type: ignore[no-untyped-def]
+        return build_gateways(config, args.gateway, args.namespace, not args.no_shadow_suffix, table, options)
+
+    return ConfigSource(args.files, args.namespace, options, gateways, has_resources)
+
+
 def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | None):  # type: ignore[no-untyped-def]
     """RunOptions from ``mirrorsim run`` flags; the access log is opened on ``loop`` if given."""
     from simulator.proxy.accesslog import AccessLog, open_access_log
@@ -232,7 +248,10 @@ def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | Non
     return RunOptions(
         listen_host=lhost, listen_port=lport,
         admin_host=ahost or "127.0.0.1", admin_port=aport,
-        seed=args.seed, access_log=AccessLog(open_access_log(args.access_log), loop) if loop else None,
+        seed=args.seed, access_log=(AccessLog(open_access_log(args.access_log), loop, args.access_log_format)
+                                    if loop else None),
+        access_log_format=args.access_log_format, watch=args.watch,
+        config_source=getattr(args, "config_source", None),
         local_address=args.local_address,
         max_shadow_inflight=args.max_shadow_inflight, max_shadow_bytes=args.max_shadow_bytes,
         max_request_bytes=args.max_request_bytes, shadow_timeout=args.shadow_timeout,
@@ -273,6 +292,10 @@ async def _serve(args: argparse.Namespace, table, gateways) -> int:  # type: ign
     lhost = args.listen[0]
     opts = _run_options(args, loop)
     rp = await start_proxy(table, opts, gateways)
+    if opts.config_source is not None:
+        from simulator.proxy.reload import serve_reloads
+
+        serve_reloads(rp, opts.config_source, loop, opts.watch)
     freeze_startup_objects()
     print(args.banner, file=sys.stderr)
     for gw in gateways:
@@ -358,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "sampling, load balancing) for reproducible runs")
     run.add_argument("--access-log", default="-", metavar="PATH",
                      help="access log destination: - (stdout, default), off, or a file")
+    run.add_argument("--access-log-format", choices=("envoy", "istio", "json"), default="envoy",
+                     help="envoy: Envoy's default format; istio: Istio's mesh default (with the upstream "
+                     "cluster and response code details); json: Istio's JSON, one object per line")
+    run.add_argument("--watch", action="store_true",
+                     help="re-read the -f files when they change (SIGHUP always re-reads them); a config "
+                     "with errors is rejected and the last good one keeps serving")
     run.add_argument("--no-shadow-suffix", action="store_true",
                      help="send shadow copies with the original Host (Envoy's "
                           "disable_shadow_host_suffix_append; Istio >= 1.28's default)")

@@ -370,4 +370,4 @@ class ShadowExchange(Exchange):
             al.log(self.start_time, self.method, self.path, protocol(self.version), status, flags,
                    self.nbytes, self.bytes_in, int((now - self.start_time) * 1000),
                    self.upstream_time, xff, self.user_agent, self.request_id,
-                   self.authority, self.upstream_host)
+                   self.authority, self.upstream_host, self.pool.cluster.name)

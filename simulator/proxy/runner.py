@@ -10,6 +10,7 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -67,6 +68,9 @@ class RunOptions:
     max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
     reuse_port: bool = False
     sock: socket.socket | None = None  # a pre-bound listening socket (--workers)
+    config_source: Any = None  # reload.ConfigSource: SIGHUP / --watch re-read it (reload.py)
+    watch: bool = False
+    access_log_format: str = "envoy"  # envoy | istio | json (accesslog.py)
 
 
 @dataclass(slots=True)
@@ -161,7 +165,7 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
     access_log = opts.access_log
     if access_log is None:
         access_log = AccessLog(open_access_log(opts.access_log_spec) if opts.access_log_spec else None,
-                               loop)
+                               loop, opts.access_log_format)
     proxy = Proxy(table, access_log=access_log, options=popts,
                   loop=loop)
     proxy.shadows = ShadowDispatcher(proxy, max_inflight=opts.max_shadow_inflight,
@@ -178,7 +182,8 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
     admin = None
     admin_port = None
     if opts.admin_port is not None:
-        admin = web.AppRunner(build_admin_app(proxy, time.time()), access_log=None)
+        app = build_admin_app(proxy, time.time(), opts.config_source, (opts.listen_host, port))
+        admin = web.AppRunner(app, access_log=None)
         await admin.setup()
         site = web.TCPSite(admin, opts.admin_host, opts.admin_port)
         await site.start()

@@ -1359,7 +1359,8 @@ class Stream(Exchange):
         al.log(req.start, req.method, path, protocol(req.version), self.response_code,
                flags, len(req.body), self.bytes_sent, int((now - req.start) * 1000),
                self.upstream_time, self.xff, self.user_agent, self.request_id, self.authority,
-               self.upstream_host)
+               self.upstream_host, d.cluster if isinstance(d, Forward) else "",
+               d.route.name if d is not None and d.route is not None else "")
 
 
 _NO_TOKENS: Final[frozenset[bytes]] = frozenset()
