@@ -155,7 +155,7 @@ class Reloader:
     proxy, or the supervisor telling its workers), ``count`` bumps a counter."""
 
     def __init__(self, source: ConfigSource, apply: Callable[[Loaded, int], None],
-                 count: Callable[[str], None], out: TextIO = sys.stderr) -> None:
+                 count: Callable[[str], None], out: TextIO | None = None) -> None:
         self.source = source
         self.state = source.state
         self.apply = apply
@@ -166,7 +166,7 @@ class Reloader:
 
     def say(self, msg: str) -> None:
         try:
-            print(msg, file=self.out, flush=True)
+            print(msg, file=self.out or sys.stderr, flush=True)
         except (OSError, ValueError):  # a closed stderr: keep serving
             pass
 
@@ -270,7 +270,7 @@ def _close(pool: ClusterPool) -> None:
 
 
 def serve_reloads(rp: RunningProxy, source: ConfigSource, loop: asyncio.AbstractEventLoop,
-                  watch: bool, interval: float = WATCH_INTERVAL, out: TextIO = sys.stderr) -> Reloader:
+                  watch: bool, interval: float = WATCH_INTERVAL, out: TextIO | None = None) -> Reloader:
     """SIGHUP (and with ``watch`` a change of the files) reloads ``rp``."""
     reloader = Reloader(source, lambda loaded, version: apply(rp, loaded), rp.proxy.stats.inc, out)
     reloader.install(loop, watch, interval)
