@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
+from typing import Any
 
 from aiohttp import web
 
@@ -160,6 +161,42 @@ def build_admin_app(proxy: Proxy, started: float | None = None, source: ConfigSo
     app.router.add_get("/config_dump", config_dump)
     app.router.add_get("/server_info", server_info)
     return app
+
+
+def add_supervisor_routes(app: web.Application, sup: Any) -> None:
+    """``--workers``: the parent's /server_info (each worker's config version), /config_dump
+    (the parent's table, which every worker loads) and /reset_counters (every worker's)."""
+    t0 = time.time()
+    build = build_info()
+
+    async def server_info(request: web.Request) -> web.Response:
+        snap = await sup.gather_stats()
+        state: ConfigState = sup.reloader.state if sup.reloader is not None else ConfigState(loaded_at=t0)
+        config = state.describe()
+        config["workers"] = {str(s.index): snap.get(f"mirrorsim.worker.{s.index}.config_version")
+                             for s in sup.slots}
+        return web.json_response({"state": sup.state(), "uptime_seconds": int(time.time() - t0),
+                                  "envoy_semantics": "1.40", "build": build, "config": config})
+
+    async def config_dump(request: web.Request) -> web.Response:
+        state = sup.reloader.state if sup.reloader is not None else ConfigState(loaded_at=t0)
+        dump = envoy_config_dump(sup.table, state, listen=(sup.opts.listen_host, sup.port),
+                                 admin=_admin_address(request))
+        return web.json_response(dump, dumps=_indented)
+
+    async def reset(request: web.Request) -> web.Response:
+        refused = post_only(request)
+        if refused is not None:
+            return refused
+        sup.counters.clear()
+        for slot in sup.slots:
+            if slot.state == "ready":
+                slot.send(b"reset\n")
+        return web.Response(text="OK\n")
+
+    app.router.add_get("/server_info", server_info)
+    app.router.add_get("/config_dump", config_dump)
+    app.router.add_route("*", "/reset_counters", reset)
 
 
 def _indented(o: object) -> str:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # runner imports admin, which imports this module
 WATCH_INTERVAL: Final = 0.25  # seconds between two looks at the files' metadata
 RETIRE_INTERVAL: Final = 1.0  # how often a retired pool is checked for its last request
 MAX_WATCHED: Final = 10_000  # files looked at under the -f directories
+CONFIG_VERSION_STAT: Final = "mirrorsim.config_version"  # a worker's, in its stats reply
 OK_STAT: Final = "mirrorsim.config_reload_ok"
 REJECTED_STAT: Final = "mirrorsim.config_reload_rejected"
 
@@ -275,3 +276,18 @@ def serve_reloads(rp: RunningProxy, source: ConfigSource, loop: asyncio.Abstract
     reloader = Reloader(source, lambda loaded, version: apply(rp, loaded), rp.proxy.stats.inc, out)
     reloader.install(loop, watch, interval)
     return reloader
+
+
+def worker_reload(rp: RunningProxy, source: ConfigSource, version: int, index: int) -> bool:
+    """A worker told ``reload V``: read the files (the parent accepted them) and serve them as
+    version V.  Should they have changed again in between and no longer load, the worker keeps
+    its table and says so; the parent's next reload (``--watch`` sees the change) catches up."""
+    attempt = source.read()
+    if attempt.loaded is None:
+        print(f"mirrorsim worker {index}: config version {version} did not load here "
+              f"({attempt.summary}); still serving version {source.state.version}", file=sys.stderr, flush=True)
+        return False
+    apply(rp, attempt.loaded)
+    source.state.version = version
+    source.state.loaded_at = time.time()
+    return True
