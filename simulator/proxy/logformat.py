@@ -55,7 +55,9 @@ _NUMERIC: Final = frozenset({"RESPONSE_CODE", "BYTES_RECEIVED", "BYTES_SENT", "D
 _DETAILS: Final = {
     "NR": "route_not_found", "NC": "cluster_not_found", "UH": "no_healthy_upstream",
     "UO": "upstream_reset_before_response_started{overflow}", "UT": "upstream_response_timeout",
-    "UF": "upstream_reset_before_response_started{remote_connection_failure}",
+    # Envoy adds the transport failure: a refused connection (a connect timeout would be
+    # {connection_timeout}; mirrorsim's log does not tell them apart: docs/deviations.md)
+    "UF": "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}",
     "UC": "upstream_reset_before_response_started{connection_termination}",
     "UPE": "upstream_reset_before_response_started{protocol_error}",
     "DC": "downstream_remote_disconnect", "FI": "fault_filter_abort", "DPE": "http1.codec_error",
@@ -143,7 +145,8 @@ def _value(c: Command, line: Line) -> str | int | None:
     if n == "UPSTREAM_HOST":
         return line.upstream_host or None
     if n == "UPSTREAM_CLUSTER" or n == "UPSTREAM_CLUSTER_RAW":
-        return line.cluster or None
+        # the router's cluster: none when it does not exist (NC)
+        return None if "NC" in line.flags.split(",") else (line.cluster or None)
     if n == "ROUTE_NAME":
         return line.route_name or None
     return None  # addresses, TLS, termination details: not modelled (docs/deviations.md)

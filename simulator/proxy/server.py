@@ -1188,7 +1188,7 @@ class Stream(Exchange):
         self.cancel_timer()
         flags = flag
         if self.attempt > 1:
-            flags += ",URX"
+            flags = "URX," + flag  # Envoy lists flags in the order they were set: URX, then the reset's
         # Envoy's router: a protocol error (a response that is not HTTP) is a 502, other resets 503
         code = 502 if flag == "UPE" else 503
         self.pool.stats.response(code, self.internal)  # type: ignore[union-attr]
