@@ -39,7 +39,7 @@ SCENARIOS = [
     Scenario("adm-redirect", http="- redirect: {uri: /elsewhere}"),
 ]
 FIELDS = ("method", "path", "authority", "response_code", "response_flags", "response_code_details",
-          "upstream_cluster")
+          "upstream_cluster", "route_name")
 LOG = "envoy-access.json"
 
 
