@@ -240,7 +240,7 @@ def _config_source(args: argparse.Namespace, options):  # type: ignore[no-untype
 
 def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | None):  # type: ignore[no-untyped-def]
     """RunOptions from ``mirrorsim run`` flags; the access log is opened on ``loop`` if given."""
-    from simulator.proxy.accesslog import AccessLog, open_access_log
+    from simulator.proxy.accesslog import access_log_for
     from simulator.proxy.runner import RunOptions
 
     lhost, lport = args.listen
@@ -248,8 +248,7 @@ def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | Non
     return RunOptions(
         listen_host=lhost, listen_port=lport,
         admin_host=ahost or "127.0.0.1", admin_port=aport,
-        seed=args.seed, access_log=(AccessLog(open_access_log(args.access_log), loop, args.access_log_format)
-                                    if loop else None),
+        seed=args.seed, access_log=access_log_for(args.access_log, loop, args.access_log_format) if loop else None,
         access_log_format=args.access_log_format, watch=args.watch,
         config_source=getattr(args, "config_source", None),
         local_address=args.local_address,

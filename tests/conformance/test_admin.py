@@ -63,7 +63,7 @@ def _log_path(tmp_path_factory: pytest.TempPathFactory) -> None:
 async def mirrorsim_log(env: Env) -> io.StringIO:
     buf = io.StringIO()
     assert env.mirrorsim is not None
-    env.mirrorsim.rp.proxy.access_log = AccessLog(buf, asyncio.get_running_loop(), "json")
+    env.mirrorsim.rp.proxy.access_log = AccessLog(buf, asyncio.get_running_loop(), fmt="json")
     return buf
 
 

@@ -97,7 +97,7 @@ async def test_access_log_istio_and_json_formats_name_the_mirror_cluster(run_pro
         out = io.StringIO()
         async with Recorder("v1") as a, Recorder("v2") as b:
             table = table_from_yaml(registry_yaml({"v1": a.port, "v2": b.port}) + virtual_service(MIRROR))
-            rp = await run_proxy(table, access_log=AccessLog(out, asyncio.get_running_loop(), fmt))
+            rp = await run_proxy(table, access_log=AccessLog(out, asyncio.get_running_loop(), fmt=fmt))
             assert (await get(rp.port, "/status", headers=[("x-request-id", "r1")])).status == 200
             stats = rp.stats
             await until(lambda: stats.snapshot().get(f"cluster.{V2}.upstream_rq_completed") == 1,  # noqa: B023
