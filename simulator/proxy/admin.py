@@ -14,7 +14,7 @@ from simulator.build import build_info
 from simulator.core.table import RedirectAction, RouteAction
 from simulator.proxy.envoy_admin import cluster_statuses, clusters_text, envoy_config_dump
 from simulator.proxy.prometheus import FilterError, prometheus_text, select
-from simulator.proxy.reload import ConfigSource, ConfigState
+from simulator.proxy.reload import OK_STAT, REJECTED_STAT, ConfigSource, ConfigState
 from simulator.proxy.server import Proxy
 
 PROXY_KEY = web.AppKey("proxy", Proxy)
@@ -39,13 +39,14 @@ def stats_response(request: web.Request, snap: dict[str, int]) -> web.Response:
     """Envoy's /stats: ``name: value`` lines, ``?filter=REGEX`` (RE2, partial match),
     ``?usedonly``, ``?format=json``; ``/stats/prometheus`` takes the same filters."""
     snap.setdefault("mirrorsim.shadow_dropped", 0)
+    snap.setdefault(OK_STAT, 0)  # before the first reload too (scrapers want the series)
+    snap.setdefault(REJECTED_STAT, 0)
     try:
         snap = select(dict(sorted(snap.items())), request.query)
     except FilterError as exc:
         return web.Response(status=400, text=str(exc))
     if request.path.endswith("/prometheus"):
-        return web.Response(text=prometheus_text(snap), content_type="text/plain",
-                            headers={"x-mirrorsim-format": "prometheus-0.0.4"})
+        return web.Response(text=prometheus_text(snap), content_type="text/plain")
     if request.query.get("format") == "json":
         return web.json_response({"stats": [{"name": k, "value": v} for k, v in snap.items()]})
     return web.Response(text="".join(f"{k}: {v}\n" for k, v in snap.items()))

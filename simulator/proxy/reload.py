@@ -174,7 +174,10 @@ class Reloader:
     def reload(self, why: str) -> bool:
         """One attempt; True when the new config is now serving."""
         state = self.state
-        attempt = self.source.read()
+        try:
+            attempt = self.source.read()
+        except Exception as exc:  # noqa: BLE001 - a reload must never take the proxy down
+            attempt = Attempt(None, (f"mirrorsim: reading the config failed: {exc!r}",), (), "internal error")
         for m in attempt.messages:
             self.say(m)
         if attempt.loaded is None:
