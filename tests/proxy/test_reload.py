@@ -14,6 +14,7 @@ import aiohttp
 
 from simulator.core.translate import TranslateOptions
 from simulator.proxy.reload import ConfigSource, serve_reloads
+from simulator.proxy.runner import RunOptions, start_proxy
 from tests.conftest import registry_yaml, table_from_yaml, virtual_service
 from tests.support.client import Client, get, request
 from tests.support.recorder import Recorder
@@ -132,3 +133,71 @@ async def test_sighup_reloads_and_the_admin_shows_the_envoy_config(tmp_path):
             (vh,) = [v for v in rc["route_config"]["virtual_hosts"] if "httpbin:8000" in v["domains"]]
             assert vh["routes"][0]["route"]["cluster"] == "outbound|8000|v2|httpbin.default.svc.cluster.local"
         assert "config version 2 loaded (SIGHUP)" in sp.stderr()
+
+
+GATEWAY = """
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: web-gateway, namespace: default}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: web, namespace: default}}
+spec:
+  hosts: ["*"]
+  gateways: [web-gateway]
+  http:
+  - route:
+    - destination: {{host: httpbin, subset: {subset}}}
+"""
+
+
+async def test_a_gateway_listener_serves_the_new_config(tmp_path):
+    from simulator.cli import build_gateways
+
+    async with Recorder("v1") as a, Recorder("v2") as b:
+        ports = {"v1": a.port, "v2": b.port}
+        path = tmp_path / "gw.yaml"
+        path.write_text(registry_yaml(ports) + GATEWAY.format(subset="v1"))
+        options = TranslateOptions()
+
+        def gateways(config, table):  # type: ignore[no-untyped-def]
+            return build_gateways(config, ["web-gateway:80=127.0.0.1:0"], "default", True, table, options)
+
+        source = ConfigSource([str(path)], "default", options, gateways)
+        config, table = _config_and_table(path, options)
+        rp = await start_proxy(table, RunOptions(listen_port=0, admin_port=0, config_source=source,
+                                                 local_address="192.0.2.2"), gateways(config, table))
+        reloader = serve_reloads(rp, source, asyncio.get_running_loop(), watch=True, interval=0.02)
+        try:
+            gw_port = rp.gateway_ports["default/web-gateway:80"]
+            assert (await get(gw_port, "/p", host="shop.example")).status == 200 and len(a.requests) == 1
+            write(path, registry_yaml(ports) + GATEWAY.format(subset="v2"))
+            await wait_version(rp.admin_port, 2)
+            assert (await get(gw_port, "/p", host="shop.example")).status == 200
+            assert len(b.requests) == 1 and len(a.requests) == 1
+            # a --gateway that no longer names a server is a rejected config
+            write(path, registry_yaml(ports))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while "last_error" not in (await server_info(rp.admin_port))["config"]:
+                assert loop.time() < deadline, "the config without the Gateway was never read"
+                await asyncio.sleep(0.02)
+            assert (await get(gw_port, "/p", host="shop.example")).status == 200 and len(b.requests) == 2
+        finally:
+            await reloader.close()
+            await rp.close()
+
+
+def _config_and_table(path: Path, options: TranslateOptions):  # type: ignore[no-untyped-def]
+    from simulator.config import load
+    from simulator.core.translate import translate
+
+    result = load([str(path)])
+    return result.config, translate(result.config, options)
