@@ -20,7 +20,7 @@ With ``--workers N`` the parent reads and validates (its messages, its counters)
 every worker ``reload V``; each worker reads the files itself and applies them as version V.
 A worker forked later (a restart) starts from the parent's newest table.
 
-Pure bookkeeping plus the one clock read for "loaded at"; the I/O is the ``ConfigSource``'s.
+The file I/O (reading, and ``--watch``'s stat calls) is the ``ConfigSource``'s.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class ConfigState:
 
     version: int = 1
     loaded_at: float = field(default_factory=time.time)
-    files: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # the -f paths
     last_rejected_at: float | None = None
     last_error: tuple[str, ...] = ()
     listeners: list[Callable[[ConfigState, bool], None]] = field(default_factory=list)
@@ -191,7 +191,6 @@ class Reloader:
         self.apply(attempt.loaded, state.version + 1)
         state.version += 1
         state.loaded_at = time.time()
-        state.files = attempt.files or state.files
         self.count(OK_STAT)
         t = attempt.loaded.table
         nhosts = sum(len(rc.virtual_hosts) for rc in t.route_configs.values())
