@@ -13,8 +13,10 @@ cluster in ``%UPSTREAM_CLUSTER%``.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C-accelerated
+from operator import attrgetter
 from typing import Final
 
 from simulator.core.header_format import Command, Template, parse
@@ -100,56 +102,55 @@ def details(line: Line) -> str:
     return "direct_response" if line.code else "-"
 
 
-def _value(c: Command, line: Line) -> str | int | None:
-    """One operator's value ("" or None: nothing, written ``-`` or ``null``)."""
+def _getter(c: Command) -> Callable[[Line], str | int | None]:
+    """The reader of one operator's value from a line ("" or None: nothing, written ``-``
+    or ``null``), chosen once when the format is parsed."""
     n = c.name
-    if n == "START_TIME":
-        return line.start_time
     if n == "REQ" or n == "RESP":
+        fields = []
         for h in c.args:
-            v: str | None
             if n == "RESP":
-                v = line.upstream_service_time if h == "x-envoy-upstream-service-time" else None
-                v = None if v == "-" else v
-            elif h == ":method":
-                v = line.method
-            elif h == ":path":
-                v = line.path
-            elif h == ":authority" or h == "host":
-                v = line.authority
-            elif h == "x-forwarded-for":
-                v = line.xff
-            elif h == "user-agent":
-                v = line.user_agent
-            elif h == "x-request-id":
-                v = line.request_id
-            else:
-                v = None
-            if v:
-                return v
-        return None
-    if n == "PROTOCOL":
-        return line.protocol
-    if n == "RESPONSE_CODE":
-        return line.code
-    if n == "RESPONSE_FLAGS":
-        return line.flags
+                if h == "x-envoy-upstream-service-time":
+                    fields.append("upstream_service_time")
+            elif h in _REQUEST_FIELDS:
+                fields.append(_REQUEST_FIELDS[h])
+        if not fields:
+            return _none
+        if n == "RESP":
+            return lambda line: None if line.upstream_service_time == "-" else line.upstream_service_time
+        if len(fields) == 1:
+            return attrgetter(fields[0])
+        first, second = fields[0], fields[1]
+        return lambda line: getattr(line, first) or getattr(line, second)
+    if n in _FIELDS:
+        return attrgetter(_FIELDS[n])
     if n == "RESPONSE_CODE_DETAILS":
-        return details(line)
-    if n == "BYTES_RECEIVED":
-        return line.bytes_received
-    if n == "BYTES_SENT":
-        return line.bytes_sent
-    if n == "DURATION":
-        return line.duration_ms
+        return details
     if n == "UPSTREAM_HOST":
-        return line.upstream_host or None
+        return lambda line: line.upstream_host or None
     if n == "UPSTREAM_CLUSTER" or n == "UPSTREAM_CLUSTER_RAW":
-        # the router's cluster: none when it does not exist (NC)
-        return None if "NC" in line.flags.split(",") else (line.cluster or None)
+        return _cluster
     if n == "ROUTE_NAME":
-        return line.route_name or None
-    return None  # addresses, TLS, termination details: not modelled (docs/deviations.md)
+        return lambda line: line.route_name or None
+    return _none  # addresses, TLS, termination details: not modelled (docs/deviations.md)
+
+
+def _none(line: Line) -> None:
+    return None
+
+
+def _cluster(line: Line) -> str | None:
+    """The router's cluster: none when it does not exist (NC)."""
+    if not line.cluster or (line.flags != "-" and "NC" in line.flags.split(",")):
+        return None
+    return line.cluster
+
+
+_REQUEST_FIELDS: Final = {":method": "method", ":path": "path", ":authority": "authority", "host": "authority",
+                          "x-forwarded-for": "xff", "user-agent": "user_agent", "x-request-id": "request_id"}
+_FIELDS: Final = {"START_TIME": "start_time", "PROTOCOL": "protocol", "RESPONSE_CODE": "code",
+                  "RESPONSE_FLAGS": "flags", "BYTES_RECEIVED": "bytes_received", "BYTES_SENT": "bytes_sent",
+                  "DURATION": "duration_ms"}
 
 
 class Formatter:
@@ -159,29 +160,42 @@ class Formatter:
         if fmt not in FORMATS[1:]:
             raise ValueError(f"access log format {fmt!r}: expected one of {', '.join(FORMATS)}")
         self.json = fmt == "json"
+        # text: (literal before, operator) pairs and the literal after the last operator
         text = parse(ISTIO_TEXT)
         assert isinstance(text, Template)
-        self.parts = text.parts
-        self.fields: list[tuple[str, tuple[str | Command, ...]]] = []
-        for key, value in ISTIO_JSON:
+        self.pairs: list[tuple[str, Callable[[Line], str | int | None]]] = []
+        literal = ""
+        for p in text.parts:
+            if isinstance(p, str):
+                literal += p
+            else:
+                self.pairs.append((literal, _getter(p)))
+                literal = ""
+        self.tail = literal
+        # json: ('"key":' with the separator before it, operator)
+        self.fields: list[tuple[str, Callable[[Line], str | int | None]]] = []
+        for i, (key, value) in enumerate(ISTIO_JSON):
             t = parse(value)
-            self.fields.append((key, t.parts if isinstance(t, Template) else (t,)))
+            assert isinstance(t, Template) and len(t.parts) == 1 and isinstance(t.parts[0], Command)
+            self.fields.append((("{" if i == 0 else ",") + encode_basestring(key) + ":", _getter(t.parts[0])))
 
     def render(self, line: Line) -> str:
-        if self.json:
-            obj: dict[str, str | int | None] = {}
-            for key, parts in self.fields:
-                if len(parts) == 1 and isinstance(parts[0], Command):
-                    v = _value(parts[0], line)
-                    obj[key] = None if v == "" else v
-                else:
-                    obj[key] = "".join(p if isinstance(p, str) else str(_value(p, line) or "-") for p in parts)
-            return json.dumps(obj, separators=(",", ":")) + "\n"
         out = []
-        for p in self.parts:
-            if isinstance(p, str):
-                out.append(p)
-            else:
-                v = _value(p, line)
-                out.append("-" if v is None or v == "" else str(v))
+        if self.json:  # Envoy's JSON formatter: numbers as numbers, an empty value as null
+            for key, get in self.fields:
+                out.append(key)
+                v = get(line)
+                if v is None or v == "":
+                    out.append("null")
+                elif isinstance(v, int):
+                    out.append(str(v))
+                else:
+                    out.append(encode_basestring(v))
+            out.append("}\n")
+            return "".join(out)
+        for literal, get in self.pairs:
+            out.append(literal)
+            v = get(line)
+            out.append("-" if v is None or v == "" else str(v))
+        out.append(self.tail)
         return "".join(out)
