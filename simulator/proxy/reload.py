@@ -32,15 +32,32 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, Protocol, TextIO
 
 from simulator.core.table import RouteTable
 from simulator.envoy.export import cluster as envoy_cluster
 from simulator.proxy.tasks import TaskSet
 
-if TYPE_CHECKING:  # runner imports admin, which imports this module
-    from simulator.proxy.runner import GatewayListener, RunningProxy
+if TYPE_CHECKING:
+    from simulator.proxy.server import Proxy
     from simulator.proxy.upstream import ClusterPool
+
+
+# What this module needs of runner's classes (runner imports admin, which imports this module)
+class GatewayListener(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def table(self) -> RouteTable: ...
+
+
+class RunningProxy(Protocol):
+    @property
+    def proxy(self) -> Proxy: ...
+    @property
+    def proxies(self) -> list[Proxy]: ...
+    @property
+    def gateway_ports(self) -> dict[str, int]: ...
 
 WATCH_INTERVAL: Final = 0.25  # seconds between two looks at the files' metadata
 RETIRE_INTERVAL: Final = 1.0  # how often a retired pool is checked for its last request
