@@ -367,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", type=hostport, default=("127.0.0.1", 15001),
                      metavar="HOST:PORT", help="data-plane address (default 127.0.0.1:15001)")
     run.add_argument("--admin", type=hostport, default=("127.0.0.1", 15000),
-                     metavar="HOST:PORT", help="admin address: /stats, /ready, /clusters, "
-                     "/config_dump (default 127.0.0.1:15000)")
+                     metavar="HOST:PORT", help="admin address: /stats, /stats/prometheus, /ready, /clusters, "
+                     "/config_dump, /server_info, POST /reset_counters (default 127.0.0.1:15000)")
     run.add_argument("--gateway", action="append", default=[], metavar="[NS/]NAME[:PORT]=HOST:PORT",
                      help="serve a Gateway's HTTP server on a local address, e.g. "
                           "bookinfo-gateway=127.0.0.1:8080 (repeatable)")
