@@ -123,7 +123,12 @@ class ConfigSource:
 
     def read(self) -> Attempt:
         from simulator.config import load
+        from simulator.config.yamlio import STDIN
         from simulator.core.translate import translate
+
+        if STDIN in self.paths:  # read once, at start: there is nothing to read again
+            return Attempt(None, ("mirrorsim: -f - (standard input) cannot be read again; reload reads "
+                                  "files only",), (), "the config came from standard input")
 
         result = load(self.paths, default_namespace=self.namespace)
         messages = tuple(d.format() for d in result.diagnostics)
