@@ -11,6 +11,7 @@ from aiohttp import web
 
 from simulator.build import build_info
 from simulator.core.table import RedirectAction, RouteAction
+from simulator.proxy.diff import diffs_view
 from simulator.proxy.server import Proxy
 
 PROXY_KEY = web.AppKey("proxy", Proxy)
@@ -129,6 +130,11 @@ def build_admin_app(proxy: Proxy, started: float | None = None) -> web.Applicati
     app.router.add_get("/clusters", clusters)
     app.router.add_get("/config_dump", config_dump)
     app.router.add_get("/server_info", server_info)
+
+    async def diffs(request: web.Request) -> web.Response:  # --diff's mismatches (proxy/diff.py)
+        return web.json_response(diffs_view(proxy.diff, request.query.get("n")))
+
+    app.router.add_get("/diffs", diffs)
     return app
 
 

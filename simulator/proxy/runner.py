@@ -16,6 +16,7 @@ from aiohttp import web
 from simulator.core.table import RouteTable
 from simulator.proxy.accesslog import AccessLog, open_access_log
 from simulator.proxy.admin import build_admin_app
+from simulator.proxy.diff import DiffOptions, DiffRecorder
 from simulator.proxy.limits import DEFAULT_MAX_BUFFERED_BYTES
 from simulator.proxy.mirror import (
     DEFAULT_MAX_BYTES,
@@ -67,6 +68,7 @@ class RunOptions:
     max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
     reuse_port: bool = False
     sock: socket.socket | None = None  # a pre-bound listening socket (--workers)
+    diff: DiffOptions | None = None  # --diff: compare the copies' responses (proxy/diff.py)
 
 
 @dataclass(slots=True)
@@ -146,6 +148,8 @@ class RunningProxy:
             await self.admin.cleanup()
         await asyncio.sleep(0)  # the closed connections' connection_lost: their access-log lines
         self.proxy.access_log.flush()
+        if self.proxy.diff is not None:
+            self.proxy.diff.close()
 
 
 async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
@@ -167,6 +171,8 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
     proxy.shadows = ShadowDispatcher(proxy, max_inflight=opts.max_shadow_inflight,
                                      max_bytes=opts.max_shadow_bytes,
                                      default_timeout=opts.shadow_timeout)
+    if opts.diff is not None:
+        proxy.diff = DiffRecorder(proxy.stats, loop, opts.diff)
     if opts.sock is not None:
         server = await loop.create_server(proxy.protocol_factory, sock=opts.sock, backlog=1024)
     else:
