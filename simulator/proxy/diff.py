@@ -70,14 +70,17 @@ class DiffOptions:
 
 
 class Side:
-    """One response as it arrives (the primary's or a copy's)."""
+    """One response as it arrives: a copy's (``cluster`` its mirror cluster), or the
+    primary's (:class:`PrimaryCapture`).  ``primary`` is the capture it is compared with."""
 
-    __slots__ = ("recorder", "capture", "status", "headers", "chunks", "length", "hasher", "state",
-                 "failure", "held")
+    __slots__ = ("recorder", "primary", "cluster", "status", "headers", "chunks", "length", "hasher",
+                 "state", "failure", "held")
 
-    def __init__(self, recorder: DiffRecorder, capture: PrimaryCapture) -> None:
+    def __init__(self, recorder: DiffRecorder, primary: PrimaryCapture | None, cluster: str) -> None:
         self.recorder = recorder
-        self.capture = capture  # the primary this side belongs to or is compared with
+        # the primary's own side is the PrimaryCapture itself
+        self.primary: PrimaryCapture = primary if primary is not None else self  # type: ignore[assignment]
+        self.cluster = cluster
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunks: list[bytes] = []
@@ -96,12 +99,13 @@ class Side:
     def on_body(self, data: bytes) -> None:
         if self.state != HEADERS:
             return
-        self.length += len(data)
+        n = len(data)
+        self.length += n
         if self.hasher is not None:
             self.hasher.update(data)
             return
         rec = self.recorder
-        if self.length > rec.rules.body_cap:
+        if self.length > rec.body_cap:
             h = hashlib.sha256()
             for c in self.chunks:
                 h.update(c)
@@ -110,111 +114,79 @@ class Side:
             self.chunks = []
             rec.release(self)
             return
-        if rec.pending_bytes + len(data) > rec.options.max_pending_bytes:
-            self.capture.abandon(PENDING_LIMIT)
+        if rec.pending_bytes + n > rec.max_pending_bytes:
+            self.primary.abandon()
             return
         self.chunks.append(data)
-        self.held += len(data)
-        rec.pending_bytes += len(data)
+        self.held += n
+        rec.pending_bytes += n
 
     def ended(self, status: int, flags: str) -> None:
         """A copy's exchange ended (ShadowExchange._end): complete, or failed with ``flags``."""
-        if self.state >= DONE:
+        state = self.state
+        if state >= DONE:
             return
-        if self.state == WAITING and flags == "-":  # an upgrade's 101: nothing to compare
-            flags = "101"
-        if flags == "-" and self.state == HEADERS:
+        if flags == "-" and state == HEADERS:
             self.state = DONE
         else:
             self.state = FAILED
-            self.failure = flags
+            self.failure = "101" if flags == "-" else flags  # a 101 (upgrade): nothing to compare
             if not self.headers:
                 self.status = status
-        rec = self.recorder
-        pair = rec.pairs_of.get(self)
-        if pair is not None:
-            rec.side_ended(pair)
+        primary = self.primary
+        if primary.state >= DONE:
+            self.recorder.both_ended(self)
+        else:
+            self.recorder.wait(self)
+
+    def body(self) -> bytes:
+        chunks = self.chunks
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def response(self) -> Response:
         return Response(self.status,
                         [(n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in self.headers],
-                        b"".join(self.chunks), self.length,
+                        self.body(), self.length,
                         self.hasher.hexdigest() if self.hasher is not None else "", self.failure)
 
 
-class Pair:
-    __slots__ = ("primary", "cluster", "mirror", "deadline", "closed")
+class PrimaryCapture(Side):
+    """The primary's response, the request it answers, and the copies compared with it."""
 
-    def __init__(self, primary: PrimaryCapture, cluster: str, mirror: Side) -> None:
-        self.primary = primary
-        self.cluster = cluster
-        self.mirror = mirror
-        self.deadline = 0.0
-        self.closed = False
-
-
-class PrimaryCapture:
-    """The primary's response and the copies it is compared with."""
-
-    __slots__ = ("recorder", "side", "pairs", "method", "path", "authority", "request_id", "version",
-                 "abandoned", "released", "start")
+    __slots__ = ("mirrors", "method", "path", "authority", "request_id", "version", "released", "start")
 
     def __init__(self, recorder: DiffRecorder, method: str, path: str, authority: str,
                  request_id: str, version: str) -> None:
-        self.recorder = recorder
-        self.side = Side(recorder, self)
-        self.pairs: list[Pair] = []
+        super().__init__(recorder, None, "")
+        self.mirrors: list[Side] = []  # the copies not yet compared or skipped
         self.method = method
         self.path = path
         self.authority = authority
         self.request_id = request_id
         self.version = version
-        self.abandoned = False
         self.released = False  # counted out of recorder.pending
         self.start = time.time()
 
     # the primary's stream
-    def on_headers(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.side.on_headers(status, headers)
-
-    def on_body(self, data: bytes) -> None:
-        self.side.on_body(data)
-
     def end(self, complete: bool, flags: str) -> None:
         """The primary's stream ended: ``complete`` when its whole response was relayed."""
-        side = self.side
-        if side.state >= DONE:
+        if self.state >= DONE:
             return
-        if complete and side.state == HEADERS:
-            side.state = DONE
+        if complete and self.state == HEADERS:
+            self.state = DONE
         else:
-            side.state = FAILED
-            side.failure = flags
-        rec = self.recorder
-        for pair in list(self.pairs):
-            rec.side_ended(pair)
-        if not self.pairs:
+            self.state = FAILED
+            self.failure = flags
+        mirrors = self.mirrors
+        if not mirrors:
             self.settle()
-
-    def abandon(self, reason: str) -> None:
-        """Stop pairing this primary (over max_pending_bytes): its pairs are skipped."""
-        self.abandoned = True
-        for pair in list(self.pairs):
-            self.recorder.close_pair(pair, reason)
-        self.settle()
-
-    def settle(self) -> None:
-        """No pair is left: free the primary's bytes and its place in pending."""
-        if self.released:
             return
-        self.released = True
-        self.side.state = CLOSED
         rec = self.recorder
-        rec.release(self.side)
-        self.side.chunks = []
-        rec.pending -= 1
-        if rec.pending == 0 and rec.idle_waiters:
-            rec.wake()
+        for side in list(mirrors):
+            if side.state >= DONE:
+                rec.both_ended(side)
+            else:
+                rec.wait(side)
 
     # the shadow dispatcher
     def mirror(self, cluster: str) -> Side | None:
@@ -222,10 +194,8 @@ class PrimaryCapture:
         if self.released:
             self.recorder.skip(cluster, PENDING_LIMIT)
             return None
-        side = Side(self.recorder, self)
-        pair = Pair(self, cluster, side)
-        self.pairs.append(pair)
-        self.recorder.pairs_of[side] = pair
+        side = Side(self.recorder, self, cluster)
+        self.mirrors.append(side)
         return side
 
     def refused(self, cluster: str, reason: str) -> None:
@@ -238,26 +208,50 @@ class PrimaryCapture:
             return
         self.recorder.skip(cluster, reason)
 
+    def abandon(self) -> None:
+        """Stop pairing this primary (over max_pending_bytes): its copies are skipped."""
+        rec = self.recorder
+        for side in list(self.mirrors):
+            rec.close_side(side, PENDING_LIMIT)
+        self.settle()
+
+    def settle(self) -> None:
+        """No copy is left to compare: free the primary's bytes and its place in pending."""
+        if self.released:
+            return
+        self.released = True
+        self.state = CLOSED
+        rec = self.recorder
+        rec.release(self)
+        self.chunks = []
+        rec.pending -= 1
+        if rec.pending == 0 and rec.idle_waiters:
+            rec.wake()
+
 
 class DiffRecorder:
-    """One per process: pending pairs, limits, results."""
+    """One per process: pending comparisons, limits, results."""
 
     def __init__(self, stats: Stats, loop: asyncio.AbstractEventLoop, options: DiffOptions | None = None) -> None:
         self.stats = stats
         self.loop = loop
-        self.options = options or DiffOptions()
-        self.rules = self.options.rules
+        self.options = options = options or DiffOptions()
+        self.rules = options.rules
+        self.body_cap = options.rules.body_cap
+        self.max_pending_bytes = options.max_pending_bytes
+        self.ignored = frozenset(n.encode("latin-1") for n in options.rules.ignore_headers)
         self.pending = 0  # primaries being paired
         self.pending_bytes = 0
-        self.pairs_of: dict[Side, Pair] = {}
-        self.waiting: dict[Pair, float] = {}  # pairs with one side ended -> deadline (in order)
+        self.waiting: dict[Side, float] = {}  # copies whose other side ended -> deadline (in order)
         self._timer: asyncio.TimerHandle | None = None
-        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=max(1, self.options.keep))
+        self.ready: list[Side] = []  # copies to compare at the next turn of the loop
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=max(1, options.keep))
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.idle_waiters: list[asyncio.Future[None]] = []
+        self._names: dict[str, tuple[str, str, str]] = {}
         self._log_fd = -1
-        if self.options.log_path:
-            self._log_fd = os.open(self.options.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if options.log_path:
+            self._log_fd = os.open(options.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def close(self) -> None:
         if self._timer is not None:
@@ -274,7 +268,7 @@ class DiffRecorder:
         self.idle_waiters.clear()
 
     async def settled(self, timeout: float | None = None) -> None:
-        """Wait until every pair begun is compared or skipped (for shutdown and tests)."""
+        """Wait until every primary begun is compared or skipped (for shutdown and tests)."""
         import asyncio
 
         if self.pending == 0:
@@ -283,7 +277,7 @@ class DiffRecorder:
         self.idle_waiters.append(fut)
         await asyncio.wait_for(fut, timeout)
 
-    # -- the data plane's seams
+    # -- the data plane's seam
     def begin(self, stream: Any, d: Forward) -> PrimaryCapture | None:
         """A capture for ``stream``'s primary, whose route mirrors to ``d.mirrors``; None
         (the copies counted as skipped) when max_pending primaries are being paired."""
@@ -301,82 +295,104 @@ class DiffRecorder:
         self.pending_bytes -= side.held
         side.held = 0
 
-    def skip(self, cluster: str, reason: str) -> None:
-        inc = self.stats.inc
-        inc(f"mirrorsim.diff.{cluster}.skipped")
-        inc(f"mirrorsim.diff.{cluster}.skipped.{reason}")
+    def names(self, cluster: str) -> tuple[str, str, str]:
+        n = self._names.get(cluster)
+        if n is None:
+            p = f"mirrorsim.diff.{cluster}."
+            n = self._names[cluster] = (p + "match", p + "mismatch", p + "skipped")
+        return n
 
-    def side_ended(self, pair: Pair) -> None:
-        if pair.closed:
-            return
-        p, m = pair.primary.side, pair.mirror
-        if p.state >= DONE and m.state >= DONE:
-            self.waiting.pop(pair, None)
-            if p.state == FAILED:
-                self.close_pair(pair, PRIMARY_FAILED)
-            else:
-                pair.closed = True
-                self.loop.call_soon(self._compare, pair)
-            return
-        if pair not in self.waiting:
+    def skip(self, cluster: str, reason: str) -> None:
+        name = self.names(cluster)[2]
+        inc = self.stats.inc
+        inc(name)
+        inc(f"{name}.{reason}")
+
+    def wait(self, side: Side) -> None:
+        """One of ``side``'s pair ended: the other has ``wait`` seconds to."""
+        if side not in self.waiting:
             deadline = self.loop.time() + self.options.wait
-            self.waiting[pair] = deadline
+            self.waiting[side] = deadline
             if self._timer is None:
                 self._timer = self.loop.call_at(deadline, self._sweep)
+
+    def both_ended(self, side: Side) -> None:
+        """The copy ``side`` and its primary have both ended: compare them soon."""
+        if side.state == CLOSED:
+            return
+        if self.waiting:
+            self.waiting.pop(side, None)
+        if side.primary.state == FAILED:
+            self.close_side(side, PRIMARY_FAILED)
+            return
+        side.state = CLOSED  # nothing more is kept; compared by _flush
+        ready = self.ready
+        ready.append(side)
+        if len(ready) == 1:
+            self.loop.call_soon(self._flush)
 
     def _sweep(self) -> None:
         self._timer = None
         now = self.loop.time()
         expired = []
-        for pair, deadline in self.waiting.items():
+        for side, deadline in self.waiting.items():
             if deadline > now:
                 break
-            expired.append(pair)
-        for pair in expired:
-            del self.waiting[pair]
-            self.close_pair(pair, TIMEOUT)
+            expired.append(side)
+        for side in expired:
+            del self.waiting[side]
+            self.close_side(side, TIMEOUT)
         for deadline in self.waiting.values():
             self._timer = self.loop.call_at(deadline, self._sweep)
             break
 
-    def close_pair(self, pair: Pair, reason: str | None) -> None:
-        """``pair`` is done (compared, or skipped for ``reason``): free what it held."""
+    def close_side(self, side: Side, reason: str | None) -> None:
+        """The copy ``side`` is done (compared, or skipped for ``reason``): free what it held."""
         if reason is not None:
-            if pair.closed:
+            if side.state == CLOSED:
                 return
-            self.skip(pair.cluster, reason)
-        pair.closed = True
-        self.waiting.pop(pair, None)
-        self.pairs_of.pop(pair.mirror, None)
-        self.release(pair.mirror)
-        pair.mirror.state = CLOSED
-        pair.mirror.chunks = []
-        primary = pair.primary
-        if pair in primary.pairs:
-            primary.pairs.remove(pair)
-            if not primary.pairs and (primary.side.state >= DONE or primary.abandoned):
+            self.skip(side.cluster, reason)
+            if self.waiting:
+                self.waiting.pop(side, None)
+        side.state = CLOSED
+        self.release(side)
+        side.chunks = []
+        primary = side.primary
+        mirrors = primary.mirrors
+        if side in mirrors:
+            mirrors.remove(side)
+            if not mirrors and primary.state >= DONE:
                 primary.settle()
 
-    def _compare(self, pair: Pair) -> None:
-        primary = pair.primary
-        try:
-            result = compare(primary.side.response(), pair.mirror.response(), self.rules)
-        finally:
-            self.close_pair(pair, None)
-        cluster = pair.cluster
-        if result.match:
-            self.stats.inc(f"mirrorsim.diff.{cluster}.match")
+    def _flush(self) -> None:
+        ready = self.ready
+        self.ready = []
+        for side in ready:
+            try:
+                self._compare(side)
+            finally:
+                self.close_side(side, None)
+
+    def _compare(self, m: Side) -> None:
+        p = m.primary
+        names = self.names(m.cluster)
+        if p.status == m.status and p.hasher is None and m.hasher is None and not m.failure and not p.failure \
+                and p.body() == m.body() and _same_headers(p.headers, m.headers, self.ignored):
+            self.stats.inc(names[0])  # the common case: equal, without building the comparison
             return
-        self.stats.inc(f"mirrorsim.diff.{cluster}.mismatch")
+        result = compare(p.response(), m.response(), self.rules)
+        if result.match:
+            self.stats.inc(names[0])
+            return
+        self.stats.inc(names[1])
         record = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(primary.start))
-            + f".{int(primary.start * 1000) % 1000:03d}Z",
-            "request": f"{primary.method} {primary.path} {primary.version}",
-            "authority": primary.authority,
-            "x_request_id": primary.request_id,
-            "cluster": cluster,
-            "primary_status": primary.side.status,
-            "mirror_status": pair.mirror.status,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(p.start)) + f".{int(p.start * 1000) % 1000:03d}Z",
+            "request": f"{p.method} {p.path} {p.version}",
+            "authority": p.authority,
+            "x_request_id": p.request_id,
+            "cluster": m.cluster,
+            "primary_status": p.status,
+            "mirror_status": m.status,
             "differences": [d.as_dict() for d in result.differences],
             "body_diff": result.body_diff,
             "notes": list(result.notes),
@@ -391,6 +407,11 @@ class DiffRecorder:
         """The last ``n`` mismatches (all kept when None), oldest first."""
         items = list(self.recent)
         return items if n is None else items[-n:] if n > 0 else []
+
+
+def _same_headers(a: list[tuple[bytes, bytes]], b: list[tuple[bytes, bytes]], ignored: frozenset[bytes]) -> bool:
+    """The same headers in the same order, the ignored ones left out (names lower-case)."""
+    return [h for h in a if h[0] not in ignored] == [h for h in b if h[0] not in ignored]
 
 
 def diffs_view(recorder: DiffRecorder | None, n: str | None) -> dict[str, Any]:
