@@ -73,3 +73,52 @@ def test_run_refuses_bad_rules(tmp_path, capsys):
     assert main(["run", "-f", CONFIG, "--diff", "--diff-rules", str(rules), "--admin", "127.0.0.1:0",
                  "--listen", "127.0.0.1:0"]) == 1
     assert f"{rules}:1: error" in capsys.readouterr().err
+
+
+async def test_run_with_diff_end_to_end(tmp_path):
+    """``mirrorsim run --diff --diff-log``: counters in /stats, records in /diffs and the log."""
+    import asyncio
+    import json
+    import re
+    import sys
+
+    import aiohttp
+
+    from tests.conftest import registry_yaml, virtual_service
+    from tests.integration.test_mirroring import MIRROR_V2
+    from tests.support.client import get
+    from tests.support.recorder import Recorder
+
+    log = tmp_path / "diffs.jsonl"
+    async with Recorder("v1") as a, Recorder("v2", status=500) as b:
+        cfg = tmp_path / "httpbin.yaml"
+        cfg.write_text(registry_yaml({"v1": a.port, "v2": b.port}) + virtual_service(MIRROR_V2))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "simulator", "run", "-f", str(cfg), "--listen", "127.0.0.1:0",
+            "--admin", "127.0.0.1:0", "--access-log", "off", "--diff", "--diff-log", str(log),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        try:
+            line = ""
+            while "listening on" not in line:
+                line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()  # type: ignore[union-attr]
+                assert line, "mirrorsim exited"
+            port, admin = map(int, re.findall(r"http://127\.0\.0\.1:(\d+)", line))
+            for _ in range(2):
+                assert (await get(port, "/get")).status == 200
+            async with aiohttp.ClientSession() as s:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 10
+                while True:  # the comparisons follow the mirror's answers
+                    async with s.get(f"http://127.0.0.1:{admin}/diffs") as r:
+                        diffs = await r.json()
+                    if len(diffs["mismatches"]) == 2 or loop.time() > deadline:
+                        break
+                async with s.get(f"http://127.0.0.1:{admin}/stats?filter=mirrorsim.diff") as r:
+                    stats = await r.text()
+        finally:
+            proc.terminate()
+            await proc.wait()
+    assert [m["differences"] for m in diffs["mismatches"]] == [
+        [{"field": "status", "primary": "200", "mirror": "500"}]] * 2
+    assert "mirrorsim.diff.outbound|8000|v2|httpbin.default.svc.cluster.local.mismatch: 2" in stats
+    assert [json.loads(ln) for ln in log.read_text().splitlines()] == diffs["mismatches"]
