@@ -48,6 +48,7 @@ DEFAULT_MAX_PENDING = 1024  # primaries being paired at once
 DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024  # body bytes kept by pending captures
 DEFAULT_KEEP = 100  # mismatches kept for GET /diffs
 
+_NO_HEADERS: list[tuple[bytes, bytes]] = []  # never changed: a Side's headers until it has some
 # Side.state (CLOSED: its pairs are settled, nothing more is kept)
 WAITING, HEADERS, DONE, FAILED, CLOSED = 0, 1, 2, 3, 4
 # skip reasons (mirrorsim.diff.<cluster>.skipped.<reason>)
@@ -73,8 +74,8 @@ class Side:
     """One response as it arrives: a copy's (``cluster`` its mirror cluster), or the
     primary's (:class:`PrimaryCapture`).  ``primary`` is the capture it is compared with."""
 
-    __slots__ = ("recorder", "primary", "cluster", "status", "headers", "chunks", "length", "hasher",
-                 "state", "failure", "held")
+    __slots__ = ("recorder", "primary", "cluster", "status", "headers", "first", "chunks", "length",
+                 "hasher", "state", "failure", "held", "waiting")
 
     def __init__(self, recorder: DiffRecorder, primary: PrimaryCapture | None, cluster: str) -> None:
         self.recorder = recorder
@@ -82,13 +83,15 @@ class Side:
         self.primary: PrimaryCapture = primary if primary is not None else self  # type: ignore[assignment]
         self.cluster = cluster
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.chunks: list[bytes] = []
+        self.headers: list[tuple[bytes, bytes]] = _NO_HEADERS  # the upstream's list, kept as is
+        self.first = b""  # the body while it is one piece (the common case: no list)
+        self.chunks: list[bytes] | None = None  # the body's pieces from the second on
         self.length = 0
         self.hasher: Any = None  # hashlib.sha256 once the body went over the cap
         self.state = WAITING
         self.failure = ""
         self.held = 0  # bytes counted in recorder.pending_bytes
+        self.waiting = False  # in recorder.waiting
 
     def on_headers(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         if self.state == WAITING:
@@ -107,17 +110,21 @@ class Side:
         rec = self.recorder
         if self.length > rec.body_cap:
             h = hashlib.sha256()
-            for c in self.chunks:
-                h.update(c)
+            h.update(self.body())
             h.update(data)
             self.hasher = h
-            self.chunks = []
+            self.drop_body()
             rec.release(self)
             return
         if rec.pending_bytes + n > rec.max_pending_bytes:
             self.primary.abandon()
             return
-        self.chunks.append(data)
+        if self.held == 0:
+            self.first = data
+        elif self.chunks is None:
+            self.chunks = [self.first, data]
+        else:
+            self.chunks.append(data)
         self.held += n
         rec.pending_bytes += n
 
@@ -141,7 +148,11 @@ class Side:
 
     def body(self) -> bytes:
         chunks = self.chunks
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return self.first if chunks is None else b"".join(chunks)
+
+    def drop_body(self) -> None:
+        self.first = b""
+        self.chunks = None
 
     def response(self) -> Response:
         return Response(self.status,
@@ -153,19 +164,18 @@ class Side:
 class PrimaryCapture(Side):
     """The primary's response, the request it answers, and the copies compared with it."""
 
-    __slots__ = ("mirrors", "method", "path", "authority", "request_id", "version", "released", "start")
+    __slots__ = ("mirrors", "request", "decision", "authority", "request_id", "released")
 
-    def __init__(self, recorder: DiffRecorder, method: str, path: str, authority: str,
-                 request_id: str, version: str) -> None:
+    def __init__(self, recorder: DiffRecorder, request: Any, decision: Forward, authority: str,
+                 request_id: str | None) -> None:
         super().__init__(recorder, None, "")
         self.mirrors: list[Side] = []  # the copies not yet compared or skipped
-        self.method = method
-        self.path = path
+        # what a mismatch record says about the request, read only when there is one
+        self.request = request  # the proxy's Request: method, target, version, start
+        self.decision = decision
         self.authority = authority
         self.request_id = request_id
-        self.version = version
         self.released = False  # counted out of recorder.pending
-        self.start = time.time()
 
     # the primary's stream
     def end(self, complete: bool, flags: str) -> None:
@@ -182,7 +192,7 @@ class PrimaryCapture(Side):
             self.settle()
             return
         rec = self.recorder
-        for side in list(mirrors):
+        for side in mirrors.copy() if len(mirrors) > 1 else mirrors:
             if side.state >= DONE:
                 rec.both_ended(side)
             else:
@@ -223,7 +233,7 @@ class PrimaryCapture(Side):
         self.state = CLOSED
         rec = self.recorder
         rec.release(self)
-        self.chunks = []
+        self.drop_body()
         rec.pending -= 1
         if rec.pending == 0 and rec.idle_waiters:
             rec.wake()
@@ -239,6 +249,7 @@ class DiffRecorder:
         self.rules = options.rules
         self.body_cap = options.rules.body_cap
         self.max_pending_bytes = options.max_pending_bytes
+        self.wait_seconds = options.wait
         self.ignored = frozenset(n.encode("latin-1") for n in options.rules.ignore_headers)
         self.pending = 0  # primaries being paired
         self.pending_bytes = 0
@@ -286,9 +297,7 @@ class DiffRecorder:
                 self.skip(policy.cluster, PENDING_LIMIT)
             return None
         self.pending += 1
-        req = stream.req
-        return PrimaryCapture(self, req.method, d.original_path or d.path, stream.authority,
-                              stream.request_id or "", f"HTTP/{req.version}")
+        return PrimaryCapture(self, stream.req, d, stream.authority, stream.request_id)
 
     # -- accounting
     def release(self, side: Side) -> None:
@@ -310,8 +319,9 @@ class DiffRecorder:
 
     def wait(self, side: Side) -> None:
         """One of ``side``'s pair ended: the other has ``wait`` seconds to."""
-        if side not in self.waiting:
-            deadline = self.loop.time() + self.options.wait
+        if not side.waiting:
+            side.waiting = True
+            deadline = self.loop.time() + self.wait_seconds
             self.waiting[side] = deadline
             if self._timer is None:
                 self._timer = self.loop.call_at(deadline, self._sweep)
@@ -320,8 +330,9 @@ class DiffRecorder:
         """The copy ``side`` and its primary have both ended: compare them soon."""
         if side.state == CLOSED:
             return
-        if self.waiting:
-            self.waiting.pop(side, None)
+        if side.waiting:
+            side.waiting = False
+            del self.waiting[side]
         if side.primary.state == FAILED:
             self.close_side(side, PRIMARY_FAILED)
             return
@@ -341,6 +352,7 @@ class DiffRecorder:
             expired.append(side)
         for side in expired:
             del self.waiting[side]
+            side.waiting = False
             self.close_side(side, TIMEOUT)
         for deadline in self.waiting.values():
             self._timer = self.loop.call_at(deadline, self._sweep)
@@ -352,11 +364,12 @@ class DiffRecorder:
             if side.state == CLOSED:
                 return
             self.skip(side.cluster, reason)
-            if self.waiting:
-                self.waiting.pop(side, None)
+            if side.waiting:
+                side.waiting = False
+                del self.waiting[side]
         side.state = CLOSED
         self.release(side)
-        side.chunks = []
+        side.drop_body()
         primary = side.primary
         mirrors = primary.mirrors
         if side in mirrors:
@@ -385,11 +398,13 @@ class DiffRecorder:
             self.stats.inc(names[0])
             return
         self.stats.inc(names[1])
+        req, d = p.request, p.decision
+        start = req.start
         record = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(p.start)) + f".{int(p.start * 1000) % 1000:03d}Z",
-            "request": f"{p.method} {p.path} {p.version}",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start)) + f".{int(start * 1000) % 1000:03d}Z",
+            "request": f"{req.method} {d.original_path or d.path} HTTP/{req.version}",
             "authority": p.authority,
-            "x_request_id": p.request_id,
+            "x_request_id": p.request_id or "",
             "cluster": m.cluster,
             "primary_status": p.status,
             "mirror_status": m.status,
