@@ -181,3 +181,17 @@ async def test_diff_off_records_nothing(run_proxy):
         await rp.proxy.shadows.drain(5)
         assert rp.proxy.diff is None and counts(rp) == {}
         assert (await admin_diffs(rp))["diff"].startswith("off")
+
+
+async def test_bodies_in_many_pieces_under_the_cap(run_proxy):
+    big = b"line of text\n" * 30000  # 390 kB: read in many pieces, kept whole under the 1 MiB cap
+    async with Recorder("v1", body=big) as a, Recorder("v2", body=big) as b:
+        rp, (resp,) = await diff_run(run_proxy, a, b)
+        assert resp.body == big and counts(rp) == {"match": 1}
+    async with Recorder("v1", body=big) as a, Recorder("v2", body=big + b"one more\n") as b:
+        rp, _ = await diff_run(run_proxy, a, b)
+        (rec,) = rp.proxy.diff.mismatches()
+        assert rp.proxy.diff.pending_bytes == 0
+    assert rec["differences"] == [{"field": "body", "primary": "390000 bytes of text",
+                                   "mirror": "390009 bytes of text"}]
+    assert rec["body_diff"].endswith(" line of text\n+one more\n")
