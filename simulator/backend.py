@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from simulator.config import model as m
+    from simulator.model import istio as m
 
 __all__ = ["Backend", "BackendSpec", "ReceivedRequest", "backends_for", "create_app", "serve", "serve_many",
            "LOOPBACK_ADDRESSES", "MAX_DELAY"]
@@ -409,31 +409,32 @@ class BackendSpec:
 
 def backends_for(config: m.Config) -> tuple[list[BackendSpec], list[str]]:
     """The backends standing in for the workloads of ``config``: one per loopback endpoint
-    (127.0.0.1 or ::1) of a ``resolution: STATIC`` ServiceEntry (inline ``endpoints`` and the
-    WorkloadEntries its ``workloadSelector`` picks) and per service port, on the port the proxy
-    would send to (``ports[<port name>]``, else ``targetPort``, else ``number``), named
-    ``<service short name>-<version label>`` (``reviews-v2``; just ``reviews`` without a
-    ``version`` label). An address:port declared twice gets one backend, named after its first
-    declaration.
+    (127.0.0.1 or ::1) of a ``resolution: STATIC`` service of the registry (a ServiceEntry's
+    inline ``endpoints`` and the WorkloadEntries its ``workloadSelector`` picks, or the
+    WorkloadEntries a Kubernetes Service selects) and per service port, on the port the proxy
+    would send to (``registry.endpoint_port``), named ``<service short name>-<version label>``
+    (``reviews-v2``; just ``reviews`` without a ``version`` label). An address:port declared
+    twice gets one backend, named after its first declaration (a WorkloadEntry several
+    Services select is one workload: named after the first, without a note).
 
-    Returns the backends, in config order, and notes on the endpoints that get none."""
+    Returns the backends, in registry order, and notes on the endpoints that get none."""
+    from simulator.core.registry import build_registry, endpoint_port
+
     specs: list[BackendSpec] = []
     notes: list[str] = []
-    seen: dict[tuple[str, int], str] = {}
-    for se in config.service_entries:
-        what = f"ServiceEntry {se.meta.namespace}/{se.meta.name}"
-        if se.resolution != "STATIC":
-            if se.endpoints:
-                notes.append(f"{what}: resolution {se.resolution}, not STATIC: no backend started")
+    seen: dict[tuple[str, int], tuple[str, str]] = {}  # (address, port) -> (backend, endpoint origin)
+    done: set[str] = set()
+    for svc in build_registry(config).services.values():
+        what = svc.origin
+        if what in done:  # a ServiceEntry with several hosts: its first host names it
             continue
-        short = (se.hosts[0] if se.hosts else se.meta.name).removeprefix("*.").split(".")[0]
-        endpoints = list(se.endpoints)
-        if se.workload_selector is not None:
-            selector = se.workload_selector
-            endpoints += [we.spec for we in config.workload_entries
-                          if we.meta.namespace == se.meta.namespace
-                          and all(we.spec.labels.get(k) == v for k, v in selector.items())]
-        for ep in endpoints:
+        done.add(what)
+        if svc.resolution != "STATIC":
+            if svc.endpoints:
+                notes.append(f"{what}: resolution {svc.resolution}, not STATIC: no backend started")
+            continue
+        short = svc.host.removeprefix("*.").split(".")[0]
+        for ep, ep_origin in svc.endpoints:
             address = ep.address.strip("[]")
             version = ep.labels.get("version")
             name = f"{short}-{version}" if version else short
@@ -441,17 +442,18 @@ def backends_for(config: m.Config) -> tuple[list[BackendSpec], list[str]]:
                 notes.append(f"{what}: endpoint {ep.address} is not a loopback address: "
                              f"no backend started for {name}")
                 continue
-            for sp in se.ports:
-                port = ep.ports.get(sp.name) if sp.name else None
-                if port is None:
-                    port = sp.target_port or sp.number
+            for sp in svc.ports:
+                port = endpoint_port(ep, sp)
                 key = (address, port)
                 if key in seen:
-                    if seen[key] != name:
+                    first, first_origin = seen[key]
+                    # one WorkloadEntry selected by several Services is one workload: no note
+                    same_workload = first_origin == ep_origin and ep_origin.startswith("WorkloadEntry ")
+                    if first != name and not same_workload:
                         notes.append(f"{what}: {name} on {_fmt_host(address)}:{port} is served by "
-                                     f"{seen[key]} (same address)")
+                                     f"{first} (same address)")
                     continue
-                seen[key] = name
+                seen[key] = (name, ep_origin)
                 specs.append(BackendSpec(name, address, port))
     return specs, notes
 

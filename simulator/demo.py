@@ -16,9 +16,9 @@ import aiohttp
 
 from simulator.backend import Backend
 from simulator.config import load
-from simulator.config import model as m
 from simulator.core.translate import TranslateOptions, translate
 from simulator.demo_diff import diff_step
+from simulator.model import istio as m
 from simulator.proxy.runner import RunOptions, start_proxy
 
 # configs/examples/mirroring/ in a clone; a wheel carries the same file as package data
@@ -28,15 +28,14 @@ DEMO_DIR = _REPO_DEMO if _REPO_DEMO.is_dir() else Path(__file__).resolve().paren
 
 
 def rebind_endpoints(cfg: m.Config, ports: dict[int, int]) -> m.Config:
-    """Point ServiceEntry endpoints declared on the bundled ports at the ports actually bound."""
-    ses = []
-    for se in cfg.service_entries:
-        eps = tuple(
-            dataclasses.replace(e, ports={k: ports.get(v, v) for k, v in e.ports.items()})
-            for e in se.endpoints
-        )
-        ses.append(dataclasses.replace(se, endpoints=eps))
-    return dataclasses.replace(cfg, service_entries=tuple(ses))
+    """Point ServiceEntry endpoints and WorkloadEntries declared on the bundled ports at the
+    ports actually bound."""
+    def rebind(e: m.WorkloadEntrySpec) -> m.WorkloadEntrySpec:
+        return dataclasses.replace(e, ports={k: ports.get(v, v) for k, v in e.ports.items()})
+
+    ses = [dataclasses.replace(se, endpoints=tuple(rebind(e) for e in se.endpoints)) for se in cfg.service_entries]
+    wes = [dataclasses.replace(we, spec=rebind(we.spec)) for we in cfg.workload_entries]
+    return dataclasses.replace(cfg, service_entries=tuple(ses), workload_entries=tuple(wes))
 
 
 class _Style:

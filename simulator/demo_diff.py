@@ -11,9 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from simulator.core.response_diff import make_rules
+from simulator.core.response_diff import format_mismatch, make_rules
 from simulator.core.table import RouteTable
-from simulator.difftest import format_mismatch
 from simulator.proxy.diff import DiffOptions
 from simulator.proxy.runner import RunOptions, start_proxy
 

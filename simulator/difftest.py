@@ -14,26 +14,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from simulator.core.response_diff import DiffRules, make_rules
+from simulator.core.response_diff import DiffRules, format_mismatch, make_rules
 
 SETTLE_TIMEOUT = 10.0
 
 
 class DiffProxyError(Exception):
     """The config could not be loaded, or the proxy could not start."""
-
-
-def format_mismatch(rec: Mapping[str, Any]) -> str:
-    """One mismatch record (``GET /diffs``, ``--diff-log``) as text."""
-    lines = [f"{rec['request']} (host {rec['authority']}, x-request-id {rec['x_request_id']}) "
-             f"-> mirror {rec['cluster']}: primary {rec['primary_status']}, mirror {rec['mirror_status']}"]
-    for d in rec["differences"]:
-        lines.append(f"  {d['field']}: primary {d['primary']} | mirror {d['mirror']}")
-    for note in rec.get("notes", ()):
-        lines.append(f"  ({note})")
-    if rec.get("body_diff"):
-        lines.extend("    " + ln for ln in rec["body_diff"].rstrip("\n").split("\n"))
-    return "\n".join(lines)
 
 
 class DiffProxy:

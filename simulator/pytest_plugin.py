@@ -14,7 +14,7 @@ routes one request from another workload.
 
 Configs are loaded and compiled once per session and per (paths, namespace,
 shadow_suffix).  ``mesh.route("GET", "http://reviews:9080/", headers={...})``
-returns a ``Decision`` with ``.destination``, ``.host``, ``.subset``,
+returns a ``CheckedRoute`` (routecheck/assertions.py) with ``.destination``, ``.host``, ``.subset``,
 ``.cluster``, ``.split``, ``.mirrors``, ``.status``, ... and assertion helpers
 (``.check(**expectations)``, ``.assert_destination(...)``,
 ``.assert_mirrors(...)``, ``.assert_no_mirror()``, ``.assert_status(...)``)

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 from simulator.config import yamlio
-from simulator.config.model import Source
 from simulator.config.schema import INVALID, Ctx, F, Obj, boolean, string_list, uint32
-from simulator.config.syntax import check_re2
 from simulator.diagnostics import Diagnostic
+from simulator.model.istio import Source
+from simulator.model.syntax import check_re2
 
 FIELDS = {"ignoreHeaders": "ignore_headers", "ignoreJsonPaths": "json_paths",
           "ignoreRegexes": "regexes"}
@@ -61,24 +60,11 @@ SCHEMA = Obj("DiffRules", [
 ], check=_check)
 
 
-def _documents(text: str) -> list[Any]:
-    """The YAML documents of ``text`` with their lines, through the one reader: yamlio's
-    ``parse_documents`` once the one-reader restructure (issue 13) is in, else the
-    loader's converter it is moved from.  Raises InputError."""
-    parse = getattr(yamlio, "parse_documents", None)
-    if parse is not None:
-        return list(parse(text))
-    from simulator.config.loader import _to_document
-
-    expansion = yamlio.Expansion()
-    return [_to_document(node, expansion) for node in yamlio.compose(text, expansion)]
-
-
 def read_diff_rules(path: str | os.PathLike[str]) -> tuple[DiffRulesSpec, list[Diagnostic]]:
     """The rules in ``path`` (one YAML document; an empty file is no rules)."""
     name = os.fspath(path)
     try:
-        docs = _documents(yamlio.read_text(name))
+        docs = list(yamlio.parse_documents(yamlio.read_text(name)))
     except yamlio.InputError as exc:
         return DiffRulesSpec(), [Diagnostic("error", exc.message, name, exc.line)]
     if len(docs) > 1:

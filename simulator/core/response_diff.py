@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -378,3 +378,16 @@ def _unified(a: str, b: str) -> str:
     if len(lines) > MAX_DIFF_LINES:
         lines = lines[:MAX_DIFF_LINES] + [f"... {len(lines) - MAX_DIFF_LINES} more lines\n"]
     return "".join(ln if ln.endswith("\n") else ln + "\n" for ln in lines)
+
+
+def format_mismatch(rec: Mapping[str, Any]) -> str:
+    """One mismatch record (``GET /diffs``, ``--diff-log``) as text."""
+    lines = [f"{rec['request']} (host {rec['authority']}, x-request-id {rec['x_request_id']}) "
+             f"-> mirror {rec['cluster']}: primary {rec['primary_status']}, mirror {rec['mirror_status']}"]
+    for d in rec["differences"]:
+        lines.append(f"  {d['field']}: primary {d['primary']} | mirror {d['mirror']}")
+    for note in rec.get("notes", ()):
+        lines.append(f"  ({note})")
+    if rec.get("body_diff"):
+        lines.extend("    " + ln for ln in rec["body_diff"].rstrip("\n").split("\n"))
+    return "\n".join(lines)

@@ -279,7 +279,7 @@ def decorator_operation(r: Route, port: int) -> str:
         host = a.cluster.rpartition("|")[2] if isinstance(a, RouteAction) else ""
         return f"{host}:{port}/*"
     p = r.match.path
-    path = p.value + "*" if p.kind == "prefix" else p.value
+    path = p.value + "*" if p.kind in ("prefix", "sep_prefix") else p.value
     if isinstance(a, RouteAction) and a.cluster.count("|") == 3:
         _, cport, _, host = a.cluster.split("|")
         return f"{host}:{cport}{path}"
@@ -300,6 +300,8 @@ def _path(p: PathMatcher) -> dict[str, Any]:
     out: dict[str, Any]
     if p.kind == "prefix":
         out = {"prefix": p.value}
+    elif p.kind == "sep_prefix":
+        out = {"path_separated_prefix": p.value}
     elif p.kind == "exact":
         out = {"path": p.value}
     else:
@@ -365,6 +367,8 @@ def route_action(a: RouteAction, table: RouteTable) -> dict[str, Any]:
         c = table.clusters.get(a.cluster)
         if c is not None and c.hash_policy:
             out["hash_policy"] = [_hash_policy(kind, name) for kind, name in c.hash_policy]
+    if a.cluster_not_found_status == 500:  # istiod on Gateway API routes
+        out["cluster_not_found_response_code"] = "INTERNAL_SERVER_ERROR"
     out["timeout"] = duration(a.timeout)  # 0s = no timeout (Envoy's default would be 15s)
     out["max_grpc_timeout"] = out["timeout"]  # Istio's setTimeout: grpc-timeout honoured, capped by it
     if a.retry_policy is not None:

@@ -44,6 +44,7 @@ from simulator.core.table import (
     HeaderMutations,
     LocalReply,
     RetryPolicy,
+    RouteAction,
     RouteTable,
 )
 from simulator.proxy import expect, header_ops, tunnel
@@ -781,7 +782,9 @@ class Stream(Exchange):
         if ct is not None and is_grpc(ct):
             self._grpc_timeout(d, hdrs.get("grpc-timeout"), base)
         if pool is None:
-            self.local_reply(503, b"", "NC", early=True)  # Envoy: no copy either
+            action = d.route.action  # 500 on Gateway API routes (cluster_not_found_response_code)
+            status = action.cluster_not_found_status if isinstance(action, RouteAction) else 503
+            self.local_reply(status, b"", "NC", early=True)  # Envoy: no copy either
         else:
             self.pool = pool
             if self.timeout > 0 and not req.streaming:  # Expect: from the body's end (expect.py)

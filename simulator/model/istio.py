@@ -2,8 +2,8 @@
 
 Names follow the Istio API (networking.istio.io v1/v1beta1/v1alpha3, one schema);
 fields are the snake_case form of the YAML camelCase keys.  This module holds
-data only: parsing lives in ``parse.py``, cross-resource checks in
-``validate.py``, translation to the compiled route table in ``simulator.core``.
+data only: parsing lives in ``simulator.config``, cross-resource checks in
+``simulator.config.validate``, translation to the compiled route table in ``simulator.core``.
 
 Conventions:
 * Durations are float seconds (``"1.5s"`` -> 1.5); ``None`` means "not set".
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from simulator.model.names import DEFAULT_NAMESPACE
 
 # --------------------------------------------------------------------------- sources
 
@@ -52,7 +54,7 @@ def line_of(lines: dict[str, int], path: str, default: int) -> int:
 @dataclass(frozen=True, slots=True)
 class Meta:
     name: str
-    namespace: str = "default"
+    namespace: str = DEFAULT_NAMESPACE
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     # Order of appearance across all loaded files; stands in for creationTimestamp
     # ("oldest wins" on the mesh listener).
@@ -224,6 +226,11 @@ class HTTPRoute:
     mirrors: tuple[HTTPMirrorPolicy, ...] = ()
     cors_policy: CorsPolicy | None = None
     headers: Headers | None = None
+    # Set on rules translated from a Gateway API HTTPRoute (config/gwapi_convert.py):
+    # "HTTPRoute ns/name" and the rule's own source, for FILE:LINE in explain and check.
+    origin: str = field(default="", compare=False)
+    origin_path: str = field(default="", compare=False)
+    src: Source | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +244,9 @@ class VirtualService:
     tcp: tuple[dict[str, object], ...] = ()
     export_to: tuple[str, ...] = ()
     src: Source = field(default_factory=Source, compare=False)
+    # "gateway": istiod's route semantics for VirtualServices it generates from Gateway
+    # API routes (constants.RouteSemanticsGateway; core/translate.py applies them).
+    semantics: str = ""
 
 
 # --------------------------------------------------------------------------- DestinationRule
@@ -414,6 +424,32 @@ class Gateway:
     src: Source = field(default_factory=Source, compare=False)
 
 
+# --------------------------------------------------------------------------- Kubernetes Service
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesServicePort:
+    """A core v1 ServicePort (``targetPort``: a number, a port name, or unset)."""
+
+    port: int
+    name: str = ""
+    target_port: int | str | None = None
+    protocol: str = "TCP"
+    app_protocol: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesService:
+    """A core v1 Service: a registry source beside ServiceEntries (core/registry.py)."""
+
+    meta: Meta
+    ports: tuple[KubernetesServicePort, ...] = ()
+    selector: dict[str, str] | None = field(default=None, compare=False, hash=False)
+    cluster_ip: str = ""
+    type: str = "ClusterIP"
+    src: Source = field(default_factory=Source, compare=False)
+
+
 # --------------------------------------------------------------------------- the whole config
 
 
@@ -426,3 +462,4 @@ class Config:
     service_entries: tuple[ServiceEntry, ...] = ()
     workload_entries: tuple[WorkloadEntry, ...] = ()
     gateways: tuple[Gateway, ...] = ()
+    kubernetes_services: tuple[KubernetesService, ...] = ()
