@@ -89,6 +89,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_or_report(args.files, args.namespace, require_resources=True)
     if config is None:
         return 1
+    from simulator.diffargs import diff_options, report
+
+    args.diff_options, problems = diff_options(args)
+    if problems:
+        report(problems)
+        return 1
     if args.admin:
         from simulator.proxy.admin import exposure_warning
 
@@ -151,7 +157,7 @@ def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | Non
         local_address=args.local_address,
         max_shadow_inflight=args.max_shadow_inflight, max_shadow_bytes=args.max_shadow_bytes,
         max_request_bytes=args.max_request_bytes, shadow_timeout=args.shadow_timeout,
-        max_buffered_bytes=args.max_buffered_bytes,
+        max_buffered_bytes=args.max_buffered_bytes, diff=getattr(args, "diff_options", None),
     )
 
 
@@ -306,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how long a shadow copy on a route without a timeout may wait for its "
                           "answer before it is reset (504 UT); Envoy waits for ever; 0: no bound "
                           "(default 15)")
+    from simulator.diffargs import add_diff_args
+
+    add_diff_args(run, seconds)
     run.add_argument("--drain-time", type=seconds, default=5.0, metavar="SECONDS",
                      help="after SIGTERM or SIGINT, how long in-flight requests may take to finish "
                           "before they are cut (Istio's terminationDrainDuration, default 5); a "

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from simulator.build import build_info
 from simulator.core.table import RedirectAction, RouteAction
+from simulator.proxy.diff import diffs_view
 from simulator.proxy.envoy_admin import cluster_statuses, clusters_text, envoy_config_dump
 from simulator.proxy.prometheus import FilterError, prometheus_text, select
 from simulator.proxy.reload import OK_STAT, REJECTED_STAT, ConfigSource, ConfigState
@@ -161,6 +162,11 @@ def build_admin_app(proxy: Proxy, started: float | None = None, source: ConfigSo
     app.router.add_get("/clusters", clusters)
     app.router.add_get("/config_dump", config_dump)
     app.router.add_get("/server_info", server_info)
+
+    async def diffs(request: web.Request) -> web.Response:  # --diff's mismatches (proxy/diff.py)
+        return web.json_response(diffs_view(proxy.diff, request.query.get("n")))
+
+    app.router.add_get("/diffs", diffs)
     return app
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from simulator.core.table import RouteTable
 from simulator.proxy.accesslog import AccessLog, access_log_for
 from simulator.proxy.admin import build_admin_app
+from simulator.proxy.diff import DiffOptions, DiffRecorder
 from simulator.proxy.limits import DEFAULT_MAX_BUFFERED_BYTES
 from simulator.proxy.mirror import (
     DEFAULT_MAX_BYTES,
@@ -71,6 +72,7 @@ class RunOptions:
     config_source: Any = None  # reload.ConfigSource: SIGHUP / --watch re-read it (reload.py)
     watch: bool = False
     access_log_format: str = "envoy"  # envoy | istio | json (accesslog.py)
+    diff: DiffOptions | None = None  # --diff: compare the copies' responses (proxy/diff.py)
 
 
 @dataclass(slots=True)
@@ -150,6 +152,8 @@ class RunningProxy:
             await self.admin.cleanup()
         await asyncio.sleep(0)  # the closed connections' connection_lost: their access-log lines
         self.proxy.access_log.close()
+        if self.proxy.diff is not None:
+            self.proxy.diff.close()
 
 
 async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
@@ -171,6 +175,8 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
     proxy.shadows = ShadowDispatcher(proxy, max_inflight=opts.max_shadow_inflight,
                                      max_bytes=opts.max_shadow_bytes,
                                      default_timeout=opts.shadow_timeout)
+    if opts.diff is not None:
+        proxy.diff = DiffRecorder(proxy.stats, loop, opts.diff)
     if opts.sock is not None:
         server = await loop.create_server(proxy.protocol_factory, sock=opts.sock, backlog=1024)
     else:
