@@ -34,6 +34,7 @@ DEFAULT_IGNORED_HEADERS = frozenset({
 })
 MAX_DIFFERENCES = 50  # differing fields listed per comparison
 MAX_DIFF_LINES = 200  # lines of the unified body diff
+MAX_DIFF_INPUT_LINES = 2000  # lines of each side given to difflib
 MAX_VALUE_CHARS = 200  # a differing value's text in a Difference
 
 
@@ -280,16 +281,10 @@ def _compare_bodies(p: Response, m: Response, rules: DiffRules) -> tuple[list[Di
         except (ValueError, RecursionError):
             pass
         else:
-            for path in rules.json_paths:
-                _prune(a, path.steps, 0)
-                _prune(b, path.steps, 0)
-            if rules.compiled:
-                a, b = _scrub(a, rules.compiled), _scrub(b, rules.compiled)
-            diffs: list[Difference] = []
-            _compare_json(a, b, "$", diffs)
-            if not diffs:
-                return [], ""
-            return diffs, _unified(_pretty(a), _pretty(b))
+            try:
+                return _compare_parsed(a, b, rules)
+            except RecursionError:  # nested just within what json.loads parses: compared as text
+                pass
     try:
         ta, tb = p.body.decode("utf-8"), m.body.decode("utf-8")
     except UnicodeDecodeError:
@@ -302,6 +297,19 @@ def _compare_bodies(p: Response, m: Response, rules: DiffRules) -> tuple[list[Di
         return [], ""
     return ([Difference("body", f"{len(p.body)} bytes of text", f"{len(m.body)} bytes of text")],
             _unified(ta, tb))
+
+
+def _compare_parsed(a: Any, b: Any, rules: DiffRules) -> tuple[list[Difference], str]:
+    for path in rules.json_paths:
+        _prune(a, path.steps, 0)
+        _prune(b, path.steps, 0)
+    if rules.compiled:
+        a, b = _scrub(a, rules.compiled), _scrub(b, rules.compiled)
+    diffs: list[Difference] = []
+    _compare_json(a, b, "$", diffs)
+    if not diffs:
+        return [], ""
+    return diffs, _unified(_pretty(a), _pretty(b))
 
 
 def _binary_difference(a: bytes, b: bytes) -> Difference:
@@ -373,8 +381,24 @@ def _pretty(v: Any) -> str:
 
 
 def _unified(a: str, b: str) -> str:
-    lines = list(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
-                                      "primary", "mirror", n=2))
+    la, lb = a.splitlines(keepends=True), b.splitlines(keepends=True)
+    # difflib is quadratic on many short repeated lines (1 MiB of them: minutes on the loop):
+    # past the common start and end, each side gives it at most MAX_DIFF_INPUT_LINES lines
+    start = 0
+    while start < min(len(la), len(lb)) and la[start] == lb[start]:
+        start += 1
+    end = 0
+    while end < min(len(la), len(lb)) - start and la[-1 - end] == lb[-1 - end]:
+        end += 1
+    note = ""
+    if max(len(la), len(lb)) - start - end > MAX_DIFF_INPUT_LINES:
+        first = max(0, start - 2)
+        la, lb = la[first:first + MAX_DIFF_INPUT_LINES], lb[first:first + MAX_DIFF_INPUT_LINES]
+        note = (f"... only {MAX_DIFF_INPUT_LINES} lines of each side diffed, from line {first + 1} "
+                "(hunk line numbers count from there)\n")
+    lines = list(difflib.unified_diff(la, lb, "primary", "mirror", n=2))
+    if note:
+        lines.insert(0, note)
     if len(lines) > MAX_DIFF_LINES:
         lines = lines[:MAX_DIFF_LINES] + [f"... {len(lines) - MAX_DIFF_LINES} more lines\n"]
     return "".join(ln if ln.endswith("\n") else ln + "\n" for ln in lines)
