@@ -11,6 +11,7 @@ from aiohttp import web
 
 from simulator.build import build_info
 from simulator.core.table import RedirectAction, RouteAction
+from simulator.proxy.live.app import add_live_routes
 from simulator.proxy.server import Proxy
 
 PROXY_KEY = web.AppKey("proxy", Proxy)
@@ -129,6 +130,7 @@ def build_admin_app(proxy: Proxy, started: float | None = None) -> web.Applicati
     app.router.add_get("/clusters", clusters)
     app.router.add_get("/config_dump", config_dump)
     app.router.add_get("/server_info", server_info)
+    add_live_routes(app, proxy.tap, lambda: proxy.table)  # the live page at / (simulator/proxy/live/)
     return app
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Final
 from simulator.core.grpc_timeout import to_grpc_timeout
 from simulator.core.table import Forward, MirrorPolicy
 from simulator.proxy.accesslog import protocol
+from simulator.proxy.events import DROPPED, FAILED, UNKNOWN_CLUSTER, ShadowRecord, shadow_fate
 from simulator.proxy.upstream import Exchange
 
 if TYPE_CHECKING:
@@ -96,17 +97,23 @@ class ShadowDispatcher:
         if pool is None:
             # Envoy: "shadow cluster 'X' does not exist", debug log only, no stat
             stats.inc("mirrorsim.shadow_unknown_cluster")
+            if proxy.tap.sink is not None:
+                self.tell_unsent(stream, d, policy, UNKNOWN_CLUSTER)
             return
         req = stream.req
         body = req.body
         if self.inflight >= self.max_inflight or self.inflight_bytes + len(body) > self.max_bytes:
             stats.inc("mirrorsim.shadow_dropped")
+            if proxy.tap.sink is not None:
+                self.tell_unsent(stream, d, policy, DROPPED)
             return
         pacer = self.pacers.get(policy.cluster)
         if pacer is None:
             pacer = self.pacers[policy.cluster] = ShadowPacer()
         elif pacer.latency > PACE_ABOVE_LATENCY and not pacer.admit(pool.loop.time(), self.max_inflight):
             stats.inc("mirrorsim.shadow_dropped")
+            if proxy.tap.sink is not None:
+                self.tell_unsent(stream, d, policy, DROPPED)
             return
         stats.inc("http.async-client.rq_total")
         endpoint = pool.pick()
@@ -118,6 +125,8 @@ class ShadowDispatcher:
             st.upstream_rq_total += 1
             st.response(503, True)
             stats.inc("mirrorsim.shadow_fast_failed")
+            if proxy.tap.sink is not None:
+                self.tell_unsent(stream, d, policy, FAILED, 503, "UF")
             return
         authority = d.shadow_authority(policy)
         lines = list(base)
@@ -148,6 +157,15 @@ class ShadowDispatcher:
         self.inflight_bytes += len(body)
         ShadowExchange(self, pool, pacer, stream, d, authority, (b"".join(lines), *payload),
                        len(body)).start(endpoint)
+
+    def tell_unsent(self, stream: Stream, d: Forward, policy: MirrorPolicy, fate: str,
+                    status: int = 0, flags: str = "-") -> None:
+        """The live page's record of a copy not sent (events.py)."""
+        sink = self.proxy.tap.sink
+        if sink is not None:
+            sink.shadow_done(ShadowRecord(wall_time(), stream.req.method, d.original_path or d.path,
+                                          stream.request_id, policy.cluster, d.shadow_authority(policy),
+                                          status, flags, 0.0, fate))
 
     def _unreachable(self, pool: ClusterPool, endpoint: Endpoint) -> bool:
         """Whether a copy to ``endpoint`` fails at once: a connection to it failed less
@@ -362,6 +380,11 @@ class ShadowExchange(Exchange):
         self.pool.stats.response(status, True)
         self.dispatcher.done(self.nbytes)
         proxy = self.dispatcher.proxy
+        sink = proxy.tap.sink
+        if sink is not None:  # the live page watches (events.py)
+            sink.shadow_done(ShadowRecord(self.start_time, self.method, self.path, self.request_id,
+                                          self.pool.cluster.name, self.authority, status, flags,
+                                          wall_time() - self.start_time, shadow_fate(status, self.status, flags)))
         al = proxy.access_log
         if al.stream is not None:
             now = wall_time()

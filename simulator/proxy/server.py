@@ -48,6 +48,7 @@ from simulator.core.table import (
 )
 from simulator.proxy import expect, header_ops, tunnel
 from simulator.proxy.accesslog import AccessLog, protocol
+from simulator.proxy.events import EventTap, RequestRecord
 from simulator.proxy.headers import (
     BODILESS_METHODS,
     INLINE_REQUEST,
@@ -166,6 +167,7 @@ class Proxy:
         self.connections: set[DownstreamConnection] = set()
         self.budget = BodyBudget(self.options.max_buffered_bytes, self.loop)
         self.draining = False  # shutting down: every response says connection: close (lifecycle.py)
+        self.tap = EventTap()  # the live page's sink when one watches (events.py)
 
     def sibling(self, table: RouteTable, http_prefix: str, server_name: bytes = b"istio-envoy") -> Proxy:
         """A proxy for another listener (a gateway server) sharing this one's
@@ -177,6 +179,7 @@ class Proxy:
         other.pools = self.pools
         other.shadows = self.shadows
         other.budget = self.budget
+        other.tap = self.tap
         return other
 
     def pool(self, cluster_name: str) -> ClusterPool | None:
@@ -1347,10 +1350,14 @@ class Stream(Exchange):
         if self.fault_flags:
             flags = self.fault_flags if flags == "-" else f"{self.fault_flags},{flags}"
         proxy.stats.downstream_response(self.response_code, flags)
+        req = self.req
+        sink = proxy.tap.sink
+        if sink is not None:  # the live page watches (events.py)
+            sink.request_done(RequestRecord(req.start, req.method, self.log_path, self.authority, self.decision,
+                                            self.response_code, flags, wall_time() - req.start, self.request_id))
         al = proxy.access_log
         if al.stream is None:
             return
-        req = self.req
         d = self.decision
         path = self.log_path
         if isinstance(d, Forward) and d.original_path is not None:
