@@ -319,6 +319,14 @@ def cmd_backend(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from simulator.demo import run_demo
 
+    if args.web:  # the two-step lesson with the live page (simulator/demo_web.py)
+        from simulator.demo_web import run_web_demo
+
+        host, port = args.admin
+        try:
+            return asyncio.run(run_web_demo(host, port, args.interval, color=not args.no_color))
+        except KeyboardInterrupt:
+            return 130
     return asyncio.run(run_demo(requests=args.requests, color=not args.no_color))
 
 
@@ -409,6 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="Istio's mirroring task end to end on loopback")
     demo.add_argument("--requests", type=int, default=3, help="requests to send (default 3)")
     demo.add_argument("--no-color", action="store_true")
+    demo.add_argument("--web", action="store_true",
+                      help="keep running with the live page open and walk the task in two steps "
+                           "(all to v1, then the mirror to v2), waiting for Enter (docs/teaching.md)")
+    demo.add_argument("--admin", type=hostport, default=("127.0.0.1", 15000), metavar="HOST:PORT",
+                      help="with --web: the live page's address (default 127.0.0.1:15000, a free port if taken)")
+    demo.add_argument("--interval", type=float, default=1.0, metavar="S",
+                      help="with --web: seconds between requests (default 1)")
     demo.set_defaults(func=cmd_demo)
 
     # Commands that live with their feature: each module has register(subparsers).
