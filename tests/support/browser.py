@@ -47,6 +47,7 @@ class Page:
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.errors: list[str] = []  # console errors, uncaught exceptions, failed loads
         self.reader: asyncio.Task[None] | None = None
+        self.pid = 0  # the browser's process id
 
     async def _read(self) -> None:
         async for msg in self.ws:
@@ -157,6 +158,7 @@ async def chromium(width: int = 1400, height: int = 900) -> AsyncIterator[Page]:
         session = aiohttp.ClientSession()
         ws = await session.ws_connect(url, max_msg_size=64 * 1024 * 1024)
         page = Page(ws, "")
+        page.pid = proc.pid
         page.reader = asyncio.ensure_future(page._read())
         target = await page.send("Target.createTarget", {"url": "about:blank"}, session=False)
         attached = await page.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True},

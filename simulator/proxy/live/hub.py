@@ -4,7 +4,7 @@ Cost.  While no page is open the hub is not the tap's sink (``tap.sink is None``
 data plane builds no record.  While pages are open, each record costs the data plane one
 call here: its edge is counted (every request and copy: the counts on the picture are
 exact), and it is kept for the pages only while this tick's budget lasts
-(``MAX_EVENTS_PER_TICK`` records per ``TICK`` seconds, 200 a second: more than a class can
+(``MAX_EVENTS_PER_TICK`` records per ``TICK`` seconds, 24 a second: more than a class can
 read); the rest are only counted (``skipped``).  Every ``TICK`` the flusher turns the kept
 records into one JSON batch (with the counts), encoded once for every page.
 
@@ -36,8 +36,8 @@ from simulator.proxy.events import DROPPED, EventTap, RequestRecord, ShadowRecor
 from simulator.proxy.live.graph import picture
 from simulator.proxy.tasks import TaskSet
 
-TICK: Final = 0.25  # seconds between batches to the pages
-MAX_EVENTS_PER_TICK: Final = 50  # records kept for the pages per tick; the rest only counted
+TICK: Final = 0.5  # seconds between batches to the pages
+MAX_EVENTS_PER_TICK: Final = 12  # records kept for the pages per tick (24 a second); the rest only counted
 QUEUE_BATCHES: Final = 20  # batches a page may have waiting before the oldest is dropped
 WRITE_TIMEOUT: Final = 20.0  # a page whose write is blocked this long is closed
 KEEPALIVE: Final = 15.0  # an SSE comment this often when nothing happens

@@ -4,7 +4,7 @@
 "use strict";
 
 const SVGNS = "http://www.w3.org/2000/svg";
-const MAX_ROWS = 60;          // request rows kept on the page
+const MAX_ROWS = 40;          // request rows kept on the page
 const MAX_ORPHANS = 300;      // shadow events waiting for their request's row
 const MAX_PAUSED = 300;       // events held while paused
 
@@ -65,7 +65,8 @@ function drawPicture(pic) {
   state.edges = {};
   const defs = svg("defs", {});
   for (const [id, color] of [["arrow-plain", "#334155"], ["arrow-primary", "#1d4ed8"], ["arrow-mirror", "#c2410c"]]) {
-    const m = svg("marker", { id, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" });
+    const m = svg("marker", { id, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "14", markerHeight: "14",
+      markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" });
     m.appendChild(svg("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: color }));
     defs.appendChild(m);
   }
@@ -73,10 +74,10 @@ function drawPicture(pic) {
 
   const routes = pic.routes || [];
   const services = pic.services || [];
-  const W = 1260, RH = 78, SH = 58, SVC_HEAD = 34, GAP = 18;
-  const col = { client: 20, proxy: 190, route: 400, svc: 860 };
+  const W = 1280, RH = 96, RBOX = 80, SH = 66, SVC_HEAD = 36, GAP = 18;
+  const col = { client: 10, proxy: 170, route: 370, routeW: 330, svc: 890 };
   const routeY = {}, subsetY = {};
-  let y = 20;
+  let y = 14;
   routes.forEach((r) => { routeY[r.id] = y; y += RH; });
   const routesBottom = y;
   let sy = 10;
@@ -89,72 +90,72 @@ function drawPicture(pic) {
       state.clusterNames[sub.cluster] = sub.subset === "(all)" ? s.short : `${s.short} ${sub.subset}`;
       sy += SH;
     }
-    sy += 8;
+    sy += 6;
     svcBoxes.push({ s, top, bottom: sy });
     sy += GAP;
   }
-  const H = Math.max(routesBottom, sy, 160) + 10;
+  const H = Math.max(routesBottom, sy, 150) + 6;
   g.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const mid = H / 2;
 
+  const servicesLayer = svg("g", {});
   const edgesLayer = svg("g", {});
   const nodesLayer = svg("g", {});
   const labelsLayer = svg("g", {});
-  g.appendChild(edgesLayer); g.appendChild(nodesLayer); g.appendChild(labelsLayer);
+  for (const layer of [servicesLayer, edgesLayer, nodesLayer, labelsLayer]) g.appendChild(layer);
 
   function box(cls, x, y0, w, h, lines) {
     const n = svg("g", { class: "node " + cls });
     n.appendChild(svg("rect", { x, y: y0, width: w, height: h }));
     lines.forEach(([text, tcls], i) => {
-      n.appendChild(svg("text", { x: x + 12, y: y0 + 24 + i * 20, class: tcls || "" }, text));
+      n.appendChild(svg("text", { x: x + 12, y: y0 + 24 + i * 21, class: tcls || "" }, text));
     });
     nodesLayer.appendChild(n);
     return n;
   }
 
   function edge(key, kind, x1, y1, x2, y2, labelText, lx, ly) {
-    const dx = Math.max(40, (x2 - x1) / 2);
+    const dx = Math.max(30, (x2 - x1) / 2);
     const p = svg("path", {
       d: `M ${x1} ${y1} C ${x1 + dx} ${y1}, ${x2 - dx} ${y2}, ${x2} ${y2}`,
       class: "edge " + kind, "marker-end": `url(#arrow-${kind})`,
     });
-    p.dataset.key = key;
     edgesLayer.appendChild(p);
     const label = svg("text", { x: lx, y: ly, class: "elabel " + kind, "text-anchor": "middle" });
     labelsLayer.appendChild(label);
-    state.edges[key] = { path: p, label, text: labelText, pulseUntil: 0 };
+    state.edges[key] = { path: p, label, text: labelText };
   }
 
-  box("client", col.client, mid - 30, 130, 60, [["client", "title"], ["curl, browser", "small"]]);
+  box("client", col.client, mid - 30, 120, 60, [["client", "title"], ["curl, browser", "small"]]);
   const proxyH = 84;
   box("proxy", col.proxy, mid - proxyH / 2, 150, proxyH, [["proxy", "title"], ["Envoy sidecar", "small"], ["(mirrorsim)", "small"]]);
-  edge("client", "plain", col.client + 130, mid, col.proxy, mid, "", (col.client + 130 + col.proxy) / 2, mid - 10);
+  edge("client", "plain", col.client + 120, mid, col.proxy, mid, "", (col.client + 120 + col.proxy) / 2, mid - 10);
 
   for (const r of routes) {
     const ry = routeY[r.id];
-    const title = r.source ? `${r.source}` : (r.origin || r.name || r.id);
-    const sub = `${(r.hosts && r.hosts[0]) || ""}:${r.port}  ${r.match}`;
-    const n = box("route", col.route, ry, 330, RH - 14, [[title, "title"], [sub, "small"]]);
-    const tip = svg("title", {}, `${r.origin} ${r.source_path || ""}`);
-    n.appendChild(tip);
-    edge(r.id, "plain", col.proxy + 150, mid, col.route, ry + (RH - 14) / 2, "", col.route - 38, ry + (RH - 14) / 2 - 8);
-    if (r.kind === "redirect" || r.kind === "direct") {
-      n.appendChild(svg("text", { x: col.route + 200, y: ry + 24, class: "small" }, `${r.kind} ${r.status}`));
-    }
-    const rx = col.route + 330, rmid = ry + (RH - 14) / 2;
+    const rmid = ry + RBOX / 2;
+    const title = r.source || r.name || r.id;
+    const host = (r.hosts || []).slice().sort((a, b) => a.length - b.length)[0] || "*";
+    const line2 = (r.origin || "").replace(/^VirtualService /, "VirtualService ");
+    const line3 = `${host}:${r.port} · ${r.match}` + (r.kind === "redirect" || r.kind === "direct" ? ` · ${r.kind} ${r.status}` : "");
+    const n = box("route", col.route, ry, col.routeW, RBOX, [[title, "title"], [line2, "small"], [line3, "small"]]);
+    n.appendChild(svg("title", {}, `${r.origin} ${r.source_path || ""}`));
+    edge(r.id, "plain", col.proxy + 150, mid, col.route, rmid, "", col.route - 26, rmid - 8);
+    const rx = col.route + col.routeW;
+    const tx = col.svc + 20;
     (r.primary || []).forEach((p, i) => {
       const ty = subsetY[p.cluster];
       if (ty === undefined) return;
-      const tx = col.svc + 20, tmid = ty + (SH - 10) / 2;
-      edge(`${r.id}>${p.cluster}`, "primary", rx, rmid - 6 + i * 4, tx, tmid - 8, fmtPct(p.weight),
-        rx + (tx - rx) * 0.62, (rmid + tmid) / 2 - 12 + (tmid - rmid) * 0.12 - 8);
+      const tmid = ty + (SH - 10) / 2 - 7;
+      edge(`${r.id}>${p.cluster}`, "primary", rx, rmid - 8 + i * 3, tx, tmid, fmtPct(p.weight),
+        rx + (tx - rx) * 0.42, rmid + (tmid - rmid) * 0.42 - 12);
     });
     (r.mirrors || []).forEach((m, i) => {
       const ty = subsetY[m.cluster];
       if (ty === undefined) return;
-      const tx = col.svc + 20, tmid = ty + (SH - 10) / 2;
-      edge(`${r.id}~${m.cluster}`, "mirror", rx, rmid + 8 + i * 4, tx, tmid + 8, "mirror " + fmtPct(m.percent),
-        rx + (tx - rx) * 0.55, (rmid + tmid) / 2 + 22 + (tmid - rmid) * 0.12);
+      const tmid = ty + (SH - 10) / 2 + 7;
+      edge(`${r.id}~${m.cluster}`, "mirror", rx, rmid + 8 + i * 3, tx, tmid, "mirror " + fmtPct(m.percent),
+        rx + (tx - rx) * 0.42, rmid + (tmid - rmid) * 0.42 + 28);
     });
   }
 
@@ -162,16 +163,16 @@ function drawPicture(pic) {
     const s = b.s;
     const sg = svg("g", { class: "node service" });
     sg.appendChild(svg("rect", { x: col.svc, y: b.top, width: 380, height: b.bottom - b.top }));
-    sg.appendChild(svg("text", { x: col.svc + 12, y: b.top + 24, class: "title" }, `${s.short}:${s.port}`));
-    sg.appendChild(svg("text", { x: col.svc + 150, y: b.top + 24, class: "small" }, s.host));
-    nodesLayer.appendChild(sg);
+    sg.appendChild(svg("text", { x: col.svc + 12, y: b.top + 25, class: "title" }, `${s.short}:${s.port}`));
+    sg.appendChild(svg("text", { x: col.svc + 140, y: b.top + 25, class: "small" }, s.host));
+    servicesLayer.appendChild(sg);
     for (const sub of s.subsets) {
       const ty = subsetY[sub.cluster];
       const n = box("subset" + (sub.used ? "" : " unused"), col.svc + 20, ty, 340, SH - 10,
         [[sub.subset, "title"]]);
       n.appendChild(svg("text", { x: col.svc + 80, y: ty + 24, class: "small" }, sub.endpoints.join(" ")));
       n.appendChild(svg("title", {}, sub.cluster));
-      const f = svg("text", { x: col.svc + 32, y: ty + 42, class: "small fates" }, "");
+      const f = svg("text", { x: col.svc + 32, y: ty + 46, class: "small fates" }, "");
       f.dataset.cluster = sub.cluster;
       n.appendChild(f);
     }
@@ -179,7 +180,7 @@ function drawPicture(pic) {
 
   const meta = document.getElementById("config-meta");
   const when = pic.loaded_at ? fmtTime(pic.loaded_at) : "";
-  meta.textContent = `config${pic.version ? " " + pic.version : ""} loaded ${when}` +
+  meta.textContent = `config${pic.version ? " " + pic.version : ""} loaded ${when} (counts since)` +
     (pic.hidden_routes ? ` · ${pic.hidden_routes} more routes not drawn` : "");
   const banner = document.getElementById("banner");
   if (pic.workers > 1) {
@@ -219,20 +220,20 @@ function renderCounts() {
   document.getElementById("totals").textContent = s;
 }
 
+// Edges that carried traffic in the last batch are drawn thicker until the next batch
+// (one class change per edge per batch: no animation, no timer).
+let pulsed = new Set();
+
 function pulse(key) {
-  const e = state.edges[key];
-  if (!e) return;
-  e.path.classList.add("pulse");
-  e.pulseUntil = performance.now() + 350;
+  if (state.edges[key]) pulsed.add(key);
 }
 
-setInterval(() => {
-  const now = performance.now();
+function applyPulses() {
   for (const key in state.edges) {
-    const e = state.edges[key];
-    if (e.pulseUntil && e.pulseUntil < now) { e.path.classList.remove("pulse"); e.pulseUntil = 0; }
+    state.edges[key].path.classList.toggle("pulse", pulsed.has(key));
   }
-}, 150);
+  pulsed = new Set();
+}
 
 // ------------------------------------------------------------------ the request list
 function statusSpan(status, flags) {
@@ -279,6 +280,7 @@ function addRequest(e) {
   const sh = el("td", "shadows");
   tr.appendChild(sh);
   const row = { tr, chips: new Map(), cell: sh };
+  if (e.cluster && !(e.mirrors || []).length) sh.appendChild(el("span", "none", "none (no mirror sampled)"));
   for (const m of e.mirrors || []) {
     const chip = el("span", "chip pending", `⤳ ${clusterName(m)} …`);
     chip.title = m;
@@ -382,7 +384,9 @@ function onBatch(msg) {
     note.textContent = `paused: ${state.held.length + state.heldDropped} new events`;
     return;
   }
+  for (const tr of document.querySelectorAll("#rows tr.fresh")) tr.classList.remove("fresh");
   for (const e of msg.events || []) handle(e);
+  applyPulses();
   renderCounts();
 }
 
