@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from simulator.core.table import RouteTable
-from simulator.proxy.accesslog import AccessLog, open_access_log
+from simulator.proxy.accesslog import AccessLog, access_log_for
 from simulator.proxy.admin import build_admin_app
 from simulator.proxy.limits import DEFAULT_MAX_BUFFERED_BYTES
 from simulator.proxy.mirror import (
@@ -145,7 +145,7 @@ class RunningProxy:
         if self.admin is not None:
             await self.admin.cleanup()
         await asyncio.sleep(0)  # the closed connections' connection_lost: their access-log lines
-        self.proxy.access_log.flush()
+        self.proxy.access_log.close()
 
 
 async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
@@ -160,8 +160,7 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
     )
     access_log = opts.access_log
     if access_log is None:
-        access_log = AccessLog(open_access_log(opts.access_log_spec) if opts.access_log_spec else None,
-                               loop)
+        access_log = access_log_for(opts.access_log_spec, loop) if opts.access_log_spec else AccessLog(None, loop)
     proxy = Proxy(table, access_log=access_log, options=popts,
                   loop=loop)
     proxy.shadows = ShadowDispatcher(proxy, max_inflight=opts.max_shadow_inflight,
