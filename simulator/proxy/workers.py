@@ -42,7 +42,9 @@ from aiohttp import web
 
 from simulator.core.table import RouteTable
 from simulator.proxy.admin import proxy_stats, ready_response, stats_response
+from simulator.proxy.events import EventTap
 from simulator.proxy.lifecycle import DEFAULT_DRAIN_TIME, Shutdown, drain, say, signal_name
+from simulator.proxy.live.app import add_live_routes
 from simulator.proxy.runner import GatewayListener, RunOptions, freeze_startup_objects, start_proxy
 from simulator.proxy.tasks import TaskSet
 
@@ -364,6 +366,8 @@ class Supervisor:
         app = web.Application()
         app.router.add_get("/stats", stats_handler)
         app.router.add_get("/ready", ready_handler)
+        # the live page: the config, and counts from /stats (the events stay in the workers)
+        add_live_routes(app, EventTap(), lambda: self.table, workers=len(self.slots))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.opts.admin_host, self.opts.admin_port)

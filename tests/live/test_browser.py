@@ -4,13 +4,17 @@ its rule, its primary and its shadow copies, with no error in the browser's cons
 
 from __future__ import annotations
 
+import asyncio
+import re
 import socket
+import sys
 
 import pytest
 
 from tests.conftest import registry_yaml, table_from_yaml, virtual_service
 from tests.support.browser import chromium
 from tests.support.client import get
+from tests.support.process import terminate
 from tests.support.recorder import Recorder
 
 pytestmark = pytest.mark.slow
@@ -24,6 +28,13 @@ ROUTES = """
 - route:
   - destination: {host: httpbin, subset: v1}
     weight: 100
+  mirror: {host: httpbin, subset: v2}
+  mirrorPercentage: {value: 100.0}
+"""
+
+MIRROR_V2 = """
+- route:
+  - destination: {host: httpbin, subset: v1}
   mirror: {host: httpbin, subset: v2}
   mirrorPercentage: {value: 100.0}
 """
@@ -110,3 +121,37 @@ async def test_the_page_shows_requests_and_their_shadow_copies(run_proxy, tmp_pa
             await page.screenshot(str(shot))
             assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert page.errors == []
+
+
+async def test_with_workers_the_page_shows_the_config_and_every_workers_counts(tmp_path):
+    async with Recorder("v1") as v1, Recorder("v2") as v2:
+        cfg = tmp_path / "httpbin.yaml"
+        cfg.write_text(registry_yaml({"v1": v1.port, "v2": v2.port}) + virtual_service(MIRROR_V2))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "simulator", "run", "-f", str(cfg), "--listen", "127.0.0.1:0",
+            "--admin", "127.0.0.1:0", "--workers", "2", "--access-log", "off",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        try:
+            assert proc.stderr is not None
+            line = ""
+            while "with 2 workers" not in line:
+                raw = await asyncio.wait_for(proc.stderr.readline(), 30)
+                assert raw, "mirrorsim run --workers 2 ended early"
+                line = raw.decode()
+            port, admin = map(int, re.findall(r"http://127\.0\.0\.1:(\d+)", line))
+            for i in range(6):
+                assert (await get(port, f"/w{i}")).status == 200
+            await v2.wait_for(6)
+            async with chromium() as page:
+                await page.goto(f"http://127.0.0.1:{admin}/")
+                await page.wait_for("document.querySelectorAll('#graph path.edge.mirror').length === 1",
+                                    "the mirror edge")
+                await page.wait_for("document.getElementById('totals').textContent.includes("
+                                    "'6 responses to primaries · 6 to shadow copies')", "the summed counts")
+                banner = await page.evaluate("document.getElementById('banner').textContent")
+                assert "2 worker processes" in banner and "--workers 1" in banner
+                graph = await page.evaluate("document.getElementById('graph').textContent")
+                assert "responses 6" in graph and "copies 6" in graph
+                assert page.errors == []
+        finally:
+            await terminate(proc)

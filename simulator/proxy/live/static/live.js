@@ -196,10 +196,12 @@ function drawPicture(pic) {
 
 function renderCounts() {
   const c = state.counts;
+  const workers = state.picture && state.picture.workers > 1;
   for (const key in state.edges) {
     const e = state.edges[key];
     const n = c[key] || 0;
-    e.label.textContent = e.text ? `${e.text} · ${n}` : String(n);
+    // with --workers the events stay in the workers: the edges carry no count
+    e.label.textContent = workers ? e.text : (e.text ? `${e.text} · ${n}` : String(n));
   }
   for (const f of document.querySelectorAll("text.fates")) {
     const t = state.fates[f.dataset.cluster];
@@ -212,6 +214,12 @@ function renderCounts() {
     if (t.primary) parts.push(`responses ${t.primary}`);
     if (t.copies) parts.push(`copies ${t.copies}`);
     f.textContent = parts.join(" · ");
+  }
+  if (workers) {
+    const sum = (k) => Object.values(state.fates).reduce((a, t) => a + (t[k] || 0), 0);
+    document.getElementById("totals").textContent =
+      `all workers: ${sum("primary")} responses to primaries · ${sum("copies")} to shadow copies`;
+    return;
   }
   const copies = Object.values(state.fates).reduce((a, t) => a + (t.answered || 0) + (t.failed || 0) + (t.dropped || 0), 0);
   let s = `${c.client || 0} requests · ${copies} shadow copies`;
