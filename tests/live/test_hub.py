@@ -89,19 +89,23 @@ async def test_a_page_that_does_not_read_has_a_bounded_queue():
     assert w.queued_events == 10 * QUEUE_BATCHES
 
 
+async def _stalled_page(admin_port: int) -> socket.socket:
+    """A browser that asks for the event stream and never reads it, with a tiny receive window."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", admin_port))
+    await loop.sock_sendall(sock, b"GET /live/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    return sock
+
+
 async def test_a_stalled_browser_neither_grows_memory_nor_holds_up_the_proxy(run_proxy, monkeypatch):
     monkeypatch.setattr(hubmod, "TICK", 0.002)
-    monkeypatch.setattr(hubmod, "WRITE_TIMEOUT", 1.0)
     async with Recorder("v1") as v1, Recorder("v2") as v2:
         rp = await run_proxy(mirror_table(v1.port, v2.port))
         hub = rp.admin.app[HUB_KEY]
-        # a browser that asks for the stream and never reads it, with a tiny receive window
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-        sock.setblocking(False)
-        loop = asyncio.get_running_loop()
-        await loop.sock_connect(sock, ("127.0.0.1", rp.admin_port))
-        await loop.sock_sendall(sock, b"GET /live/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock = await _stalled_page(rp.admin_port)
         try:
             await until(lambda: rp.proxy.tap.sink is hub, "the stalled page to be watching")
             (w,) = hub.watchers
@@ -112,13 +116,32 @@ async def test_a_stalled_browser_neither_grows_memory_nor_holds_up_the_proxy(run
                     (resp,) = await c.send(request("GET", f"/r{i}"))
                     assert resp.status == 200
                     assert len(w.queue) <= QUEUE_BATCHES
+            await v2.wait_for(300)
+            assert w in hub.watchers
             assert w.lost > 0  # the page fell behind: its oldest batches went
             assert hub.counts["client"] == 300  # the counts are exact all the same
-            # the write has been blocked since the socket buffers filled: the page is closed
-            await until(lambda: not hub.watchers, "the stalled page to be closed", timeout=10)
-            assert rp.proxy.tap.sink is None
         finally:
             sock.close()
+
+
+async def test_a_page_whose_writes_stay_blocked_is_closed(run_proxy, monkeypatch):
+    monkeypatch.setattr(hubmod, "WRITE_TIMEOUT", 0.5)
+    rp = await run_proxy(mirror_table(1, 2))
+    hub = rp.admin.app[HUB_KEY]
+    sock = await _stalled_page(rp.admin_port)
+    try:
+        await until(lambda: rp.proxy.tap.sink is hub, "the stalled page to be watching")
+        big = "x" * 20_000
+        for _ in range(1000):  # bounded: up to 20 MB offered, far more than the socket buffers take
+            if not hub.watchers:
+                break
+            hub.publish({"kind": "note", "text": big})
+            hub.flush()  # a tick
+            await asyncio.sleep(0)  # the page's handler writes it, or stays blocked
+        await until(lambda: not hub.watchers, "the stalled page to be closed", timeout=10)
+        assert rp.proxy.tap.sink is None
+    finally:
+        sock.close()
 
 
 @pytest.mark.parametrize("path", ["/live/static/live.js", "/live/static/live.css", "/"])
