@@ -98,7 +98,7 @@ def _path_normalization(s: str) -> str:
 
 
 def _source_labels(s: str) -> dict[str, str]:
-    from simulator.config.syntax import LABELS_FORM, parse_label_list
+    from simulator.model.syntax import LABELS_FORM, parse_label_list
 
     labels, problem = parse_label_list(s)
     if problem is not None:
