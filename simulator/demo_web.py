@@ -27,10 +27,10 @@ import aiohttp
 
 from simulator.backend import Backend
 from simulator.config import load
-from simulator.config import model as m
 from simulator.core.table import RouteTable
 from simulator.core.translate import TranslateOptions, translate
 from simulator.demo import DEMO_DIR, rebind_endpoints
+from simulator.model import istio as m
 from simulator.proxy.runner import RunningProxy, RunOptions, start_proxy
 from simulator.proxy.tasks import TaskSet
 

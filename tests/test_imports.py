@@ -36,7 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("simulator", "simulator.build", "simulator.diagnostics", "simulator.model"),
     ("simulator.config", "simulator.core"),
     ("simulator.proxy", "simulator.routecheck", "simulator.envoy", "simulator.backend"),
-    ("simulator.cli", "simulator.__main__", "simulator.demo", "simulator.pytest_plugin"),
+    ("simulator.cli", "simulator.__main__", "simulator.demo", "simulator.demo_web", "simulator.pytest_plugin"),
 )
 # (importer, imported) pairs forbidden inside one layer
 SAME_LAYER_FORBIDDEN = (("simulator.core", "simulator.config"),)
