@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from simulator.proxy.live.app import HUB_KEY
 from tests.conftest import registry_yaml, table_from_yaml, virtual_service
 from tests.support.browser import chromium
 from tests.support.client import get
@@ -108,14 +109,30 @@ async def test_the_page_shows_requests_and_their_shadow_copies(run_proxy, tmp_pa
             assert "4 requests" in await page.evaluate("document.getElementById('totals').textContent")
             assert "100% · 3" in labels and "100% · 1" in labels
 
+            # a copy over the in-flight cap is dropped, and the row says so
+            rp.proxy.shadows.max_inflight = 0
+            assert (await get(rp.port, "/headers?n=capped")).status == 200
+            await page.wait_for("[...document.querySelectorAll('#rows .chip')].some(c => "
+                                "c.textContent.includes('httpbin-shadow:8000') && "
+                                "c.textContent.includes('dropped by the cap'))", "the dropped copy")
+            await page.wait_for("document.getElementById('graph').textContent.includes('dropped 1')",
+                                "the dropped count on v2")
+            rp.proxy.shadows.max_inflight = 1024
+            # another helper's mark on a request already listed (the diff extension point)
+            fail_id = await page.evaluate("[...document.querySelectorAll('#rows tr')].find(tr => "
+                                          "tr.querySelector('.path').textContent === '/fail').dataset.id")
+            rp.admin.app[HUB_KEY].publish({"kind": "annotate", "id": fail_id, "fields": {"diff": "mismatch"}})
+            await page.wait_for("[...document.querySelectorAll('#rows .badge')].some(b => "
+                                "b.textContent === 'diff: mismatch')", "the diff badge")
+
             # pause: new requests are held, not listed, until resumed
             await page.evaluate("document.getElementById('pause').click()")
             assert (await get(rp.port, "/headers?n=paused")).status == 200
             await page.wait_for("document.getElementById('paused-note').textContent.startsWith('paused: ')",
                                 "the paused note")
-            assert await page.evaluate("document.querySelectorAll('#rows tr').length") == 4
+            assert await page.evaluate("document.querySelectorAll('#rows tr').length") == 5
             await page.evaluate("document.getElementById('pause').click()")
-            await page.wait_for("document.querySelectorAll('#rows tr').length === 5", "the held request")
+            await page.wait_for("document.querySelectorAll('#rows tr').length === 6", "the held request")
 
             shot = tmp_path / "live.png"
             await page.screenshot(str(shot))
