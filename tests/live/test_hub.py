@@ -165,3 +165,14 @@ async def test_the_picture_comes_from_the_route_table(run_proxy):
     assert route["mirrors"] == [{"cluster": "outbound|8000|v2|httpbin.default.svc.cluster.local", "percent": 100.0}]
     (svc,) = pic["services"]
     assert [s["subset"] for s in svc["subsets"]] == ["v1", "v2"]
+
+
+async def test_closing_the_proxy_closes_the_open_pages(run_proxy):
+    rp = await run_proxy(mirror_table(1, 2))
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{rp.admin_port}/live/events") as resp:
+        events = sse_events(resp)
+        assert (await events.__anext__())[0] == "config"
+        # an open event stream must not hold up the admin's shutdown (aiohttp waits for handlers)
+        await asyncio.wait_for(rp.close(), 10)
+        await asyncio.wait_for(resp.content.read(), 5)  # the stream ended
+        assert resp.content.at_eof()
