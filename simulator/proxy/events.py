@@ -23,11 +23,11 @@ class RequestRecord:
     """One downstream request, when its response is done (or the client went away)."""
 
     __slots__ = ("start", "method", "path", "authority", "decision", "status", "flags",
-                 "duration", "request_id")
+                 "duration", "request_id", "diff")
 
     def __init__(self, start: float, method: str, path: str, authority: str,
                  decision: Forward | LocalReply | None, status: int, flags: str,
-                 duration: float, request_id: str | None) -> None:
+                 duration: float, request_id: str | None, diff: str | None = None) -> None:
         self.start = start  # wall clock (time.time()) when the request began
         self.method = method
         self.path = path  # as logged: the normalized path, or x-envoy-original-path
@@ -37,6 +37,7 @@ class RequestRecord:
         self.flags = flags  # Envoy response flags, "-" for none
         self.duration = duration  # seconds
         self.request_id = request_id
+        self.diff = diff  # a response comparison's verdict, shown as a badge (e.g. "mismatch")
 
 
 # a shadow copy's fate
@@ -50,10 +51,11 @@ class ShadowRecord:
     """One shadow copy: answered, failed or never sent (``fate``)."""
 
     __slots__ = ("start", "method", "path", "request_id", "cluster", "authority", "status",
-                 "flags", "duration", "fate")
+                 "flags", "duration", "fate", "diff")
 
     def __init__(self, start: float, method: str, path: str, request_id: str | None, cluster: str,
-                 authority: str, status: int, flags: str, duration: float, fate: str) -> None:
+                 authority: str, status: int, flags: str, duration: float, fate: str,
+                 diff: str | None = None) -> None:
         self.start = start
         self.method = method
         self.path = path
@@ -64,6 +66,7 @@ class ShadowRecord:
         self.flags = flags
         self.duration = duration
         self.fate = fate
+        self.diff = diff  # the copy's response compared with the primary's (e.g. "match")
 
 
 class EventSink(Protocol):

@@ -5,6 +5,7 @@ read can neither grow memory nor hold up the proxy."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 
 import aiohttp
@@ -176,3 +177,24 @@ async def test_closing_the_proxy_closes_the_open_pages(run_proxy):
         await asyncio.wait_for(rp.close(), 10)
         await asyncio.wait_for(resp.content.read(), 5)  # the stream ended
         assert resp.content.at_eof()
+
+
+async def test_records_carry_an_optional_diff_to_the_page():
+    table = mirror_table(1, 2)
+    hub = LiveHub(EventTap(), lambda: table)
+    hub.refresh_config()
+    w = hub.add_watcher()
+    assert w is not None
+    d = forward_for(table)
+    hub.request_done(RequestRecord(0.0, "GET", "/a", "httpbin:8000", d, 200, "-", 0.001, "id-a"))
+    hub.shadow_done(ShadowRecord(0.0, "GET", "/a", "id-a", d.mirrors[0].cluster, "httpbin-shadow:8000",
+                                 200, "-", 0.001, "answered", diff="mismatch"))
+    hub.publish({"kind": "annotate", "id": "id-a", "fields": {"diff": "mismatch"}})
+    hub.flush()
+    data = w.queue[-1][0].decode()
+    assert data.startswith("event: batch\ndata: ")
+    events = json.loads(data.split("data: ", 1)[1])["events"]
+    assert [(e["kind"], e.get("diff")) for e in events] == [
+        ("request", None), ("shadow", "mismatch"), ("annotate", None)]
+    assert events[2]["fields"] == {"diff": "mismatch"}
+    hub.remove_watcher(w)

@@ -175,14 +175,19 @@ class LiveHub:
             ev["mirrors"] = [m.cluster for m in d.mirrors]
         elif isinstance(d, LocalReply):
             ev["local"] = d.details or "local reply"
+        if r.diff is not None:
+            ev["diff"] = r.diff
         return ev
 
     @staticmethod
     def _shadow_json(r: ShadowRecord) -> dict[str, Any]:
-        return {"kind": "shadow", "id": r.request_id, "t": round(r.start, 3), "method": r.method,
-                "path": r.path, "host": r.authority, "cluster": r.cluster, "status": r.status,
-                "flags": r.flags, "ms": round(r.duration * 1000, 1), "fate": r.fate,
-                "dropped": r.fate == DROPPED}
+        ev: dict[str, Any] = {
+            "kind": "shadow", "id": r.request_id, "t": round(r.start, 3), "method": r.method,
+            "path": r.path, "host": r.authority, "cluster": r.cluster, "status": r.status,
+            "flags": r.flags, "ms": round(r.duration * 1000, 1), "fate": r.fate, "dropped": r.fate == DROPPED}
+        if r.diff is not None:
+            ev["diff"] = r.diff
+        return ev
 
     # ------------------------------------------------------------------ config
     def refresh_config(self) -> bool:
