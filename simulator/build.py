@@ -30,7 +30,7 @@ from typing import Final
 
 COMPILED: Final = (
     "simulator.proxy.server", "simulator.proxy.upstream", "simulator.proxy.mirror",
-    "simulator.proxy.stats", "simulator.proxy.accesslog", "simulator.proxy.headers",
+    "simulator.proxy.stats", "simulator.proxy.accesslog", "simulator.proxy.headers", "simulator.proxy.events",
     "simulator.core.table", "simulator.core.matchers", "simulator.core.hosts", "simulator.core.paths",
     "simulator.core.cors",
 )
