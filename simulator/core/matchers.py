@@ -275,9 +275,11 @@ class StringMatcher:
 
 @dataclass(frozen=True, slots=True)
 class PathMatcher:
-    """Envoy RouteMatch path specifier: prefix / path / safe_regex."""
+    """Envoy RouteMatch path specifier: prefix / path / safe_regex / path_separated_prefix
+    (``sep_prefix``: the path is the prefix or continues with ``/`` after it; istiod emits
+    it for a Gateway API PathPrefix match)."""
 
-    kind: str  # prefix | exact | regex
+    kind: str  # prefix | exact | regex | sep_prefix
     value: str
     case_sensitive: bool = True
     regex: Regex | None = field(default=None, compare=False, repr=False)
@@ -298,6 +300,10 @@ class PathMatcher:
             if self.case_sensitive:
                 return path_no_query == self.value
             return path_no_query.lower() == self.value
+        if k == "sep_prefix":
+            p = path_no_query if self.case_sensitive else path_no_query.lower()
+            n = len(self.value)
+            return p.startswith(self.value) and (len(p) == n or p[n] == "/")
         rx = self.regex
         return rx is not None and rx.fullmatch(path_no_query)
 
@@ -308,7 +314,8 @@ class PathMatcher:
 
     def describe(self) -> str:
         ci = "" if self.case_sensitive else " (ignoring case)"
-        return f"uri {self.kind} {self.value!r}{ci}"
+        kind = "path-separated prefix" if self.kind == "sep_prefix" else self.kind
+        return f"uri {kind} {self.value!r}{ci}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,3 +370,8 @@ def parse_query(query: str) -> dict[str, str]:
         k, _, v = part.partition("=")
         out.setdefault(k, v)
     return out
+
+
+def quote_meta(s: str) -> str:
+    """Go's regexp.QuoteMeta: ``s`` as a regex that matches it literally."""
+    return "".join("\\" + c if c in "\\.+*?()|[]{}^$" else c for c in s)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from simulator.core.table import Endpoint
+    from simulator.proxy.diff import Side
     from simulator.proxy.server import Proxy, Stream
     from simulator.proxy.tunnel import Tunnel
     from simulator.proxy.upstream import ClusterPool, UpstreamConnection
@@ -97,6 +98,8 @@ class ShadowDispatcher:
         if pool is None:
             # Envoy: "shadow cluster 'X' does not exist", debug log only, no stat
             stats.inc("mirrorsim.shadow_unknown_cluster")
+            if stream.diff is not None:
+                stream.diff.refused(policy.cluster, "unknown_cluster")
             if proxy.tap.sink is not None:
                 self.tell_unsent(stream, d, policy, UNKNOWN_CLUSTER)
             return
@@ -104,6 +107,8 @@ class ShadowDispatcher:
         body = req.body
         if self.inflight >= self.max_inflight or self.inflight_bytes + len(body) > self.max_bytes:
             stats.inc("mirrorsim.shadow_dropped")
+            if stream.diff is not None:
+                stream.diff.refused(policy.cluster, "copy_dropped")
             if proxy.tap.sink is not None:
                 self.tell_unsent(stream, d, policy, DROPPED)
             return
@@ -112,6 +117,8 @@ class ShadowDispatcher:
             pacer = self.pacers[policy.cluster] = ShadowPacer()
         elif pacer.latency > PACE_ABOVE_LATENCY and not pacer.admit(pool.loop.time(), self.max_inflight):
             stats.inc("mirrorsim.shadow_dropped")
+            if stream.diff is not None:
+                stream.diff.refused(policy.cluster, "copy_dropped")
             if proxy.tap.sink is not None:
                 self.tell_unsent(stream, d, policy, DROPPED)
             return
@@ -125,6 +132,8 @@ class ShadowDispatcher:
             st.upstream_rq_total += 1
             st.response(503, True)
             stats.inc("mirrorsim.shadow_fast_failed")
+            if stream.diff is not None:
+                stream.diff.refused(policy.cluster, "fast_failed")
             if proxy.tap.sink is not None:
                 self.tell_unsent(stream, d, policy, FAILED, 503, "UF")
             return
@@ -264,7 +273,7 @@ class ShadowExchange(Exchange):
     __slots__ = ("dispatcher", "pool", "pacer", "payload",
                  "nbytes", "timer", "status", "finished", "start_time", "authority", "path",
                  "request_id", "xff", "user_agent", "timeout", "upstream_host", "bytes_in",
-                 "upstream_time", "version", "tunnel", "bounded")
+                 "upstream_time", "version", "tunnel", "bounded", "diff")
 
     def __init__(self, dispatcher: ShadowDispatcher, pool: ClusterPool, pacer: ShadowPacer, stream: Stream,
                  d: Forward, authority: str, payload: tuple[bytes, ...], nbytes: int) -> None:
@@ -293,6 +302,8 @@ class ShadowExchange(Exchange):
         self.tunnel: Tunnel | None = stream.tunnel
         if self.tunnel is not None:
             self.tunnel.mirrors_waiting += 1
+        # --diff: this copy's response, kept to compare with the primary's (diff.py)
+        self.diff: Side | None = None if stream.diff is None else stream.diff.mirror(pool.cluster.name)
 
     def start(self, endpoint: Endpoint | None) -> None:
         pool = self.pool
@@ -320,9 +331,13 @@ class ShadowExchange(Exchange):
         elapsed = wall_time() - self.start_time
         self.upstream_time = str(int(elapsed * 1000))
         self.pacer.observe(elapsed)
+        if self.diff is not None:
+            self.diff.on_headers(status, headers)
 
     def on_body(self, data: bytes) -> None:
-        self.bytes_in += len(data)  # read and discarded
+        self.bytes_in += len(data)  # read and discarded (kept with --diff)
+        if self.diff is not None:
+            self.diff.on_body(data)
 
     def on_complete(self) -> None:
         self._end(self.status, "-")
@@ -379,6 +394,8 @@ class ShadowExchange(Exchange):
             self.tunnel = None
         self.pool.stats.response(status, True)
         self.dispatcher.done(self.nbytes)
+        if self.diff is not None:
+            self.diff.ended(status, flags)
         proxy = self.dispatcher.proxy
         sink = proxy.tap.sink
         if sink is not None:  # the live page watches (events.py)
@@ -393,4 +410,4 @@ class ShadowExchange(Exchange):
             al.log(self.start_time, self.method, self.path, protocol(self.version), status, flags,
                    self.nbytes, self.bytes_in, int((now - self.start_time) * 1000),
                    self.upstream_time, xff, self.user_agent, self.request_id,
-                   self.authority, self.upstream_host)
+                   self.authority, self.upstream_host, self.pool.cluster.name)

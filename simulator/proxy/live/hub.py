@@ -209,6 +209,14 @@ class LiveHub:
         self.dirty = True
         return True
 
+    def config_attempt(self, state: Any, accepted: bool) -> None:
+        """A reload was tried (proxy/reload.py's ConfigState listener): a rejected one is
+        said on the page (an accepted one redraws the picture at the next tick)."""
+        if not accepted:
+            errors = list(getattr(state, "last_error", ()))
+            self.publish({"kind": "note", "text": "config reload rejected, the last good config keeps serving"
+                          + (": " + errors[0] if errors else "")})
+
     def config_message(self) -> bytes:
         self.refresh_config()
         return sse("config", self.picture) + self._batch_bytes([])
