@@ -22,6 +22,7 @@ from simulator.cli_args import (
     translate_options,
 )
 from simulator.envoy import command as envoy_command
+from simulator.model.names import DEFAULT_NAMESPACE
 from simulator.routecheck import commands as routecheck_commands
 
 __all__ = ["add_config_args", "add_routing_args", "build_gateways", "build_parser", "hostport",
@@ -304,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--for", dest="for_paths", nargs="+", action="extend", default=[], metavar="PATH",
                     help="Istio YAML files or directories (as run -f): start one backend per loopback "
                          "endpoint of their STATIC ServiceEntries")
-    be.add_argument("--namespace", default="default", help=argparse.SUPPRESS)
+    be.add_argument("--namespace", default=DEFAULT_NAMESPACE, help=argparse.SUPPRESS)
     be.set_defaults(func=cmd_backend)
 
     demo = sub.add_parser("demo", help="Istio's mirroring task end to end on loopback")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from simulator.model.names import DEFAULT_NAMESPACE
+
 
 def seconds(s: str) -> float:
     """A non-negative number of seconds (``1.5``), for argparse."""
@@ -37,9 +39,9 @@ def hostport(s: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
 def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--filename", dest="files", action="append", required=True,
                    metavar="PATH", help="Istio YAML file or directory (repeatable), like kubectl -f")
-    p.add_argument("--namespace", default="default",
+    p.add_argument("--namespace", default=DEFAULT_NAMESPACE,
                    help="namespace of resources without metadata.namespace, and of the client "
-                        "for short host names (default: default)")
+                        f"for short host names (default: {DEFAULT_NAMESPACE})")
 
 
 def add_routing_args(p: argparse.ArgumentParser) -> None:

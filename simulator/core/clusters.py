@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from simulator.core.registry import Registry
 from simulator.core.table import (
-    UINT32_MAX,
     CircuitBreakers,
     Cluster,
     OutlierDetectionConfig,
     cluster_name,
 )
 from simulator.model import istio as m
+from simulator.model.names import UINT32_MAX
 
 # --------------------------------------------------------------------------- clusters
 

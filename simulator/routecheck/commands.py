@@ -14,6 +14,7 @@ from typing import Any
 
 from simulator.cli_args import add_config_args, add_routing_args, translate_options
 from simulator.diagnostics import Diagnostic
+from simulator.model.names import MESH
 
 
 def _print_config_problems(diagnostics: list[Diagnostic], *, warnings: bool) -> None:
@@ -102,8 +103,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for name, value in args.headers:
         headers[name] = f"{headers[name]},{value}" if name in headers else value
     authority = headers.pop("host", authority)
-    gateway = args.gateway if args.gateway == "mesh" or "/" in args.gateway else f"{args.namespace}/{args.gateway}"
-    if gateway != "mesh" and gateway not in mesh.gateways():
+    gateway = args.gateway if args.gateway == MESH or "/" in args.gateway else f"{args.namespace}/{args.gateway}"
+    if gateway != MESH and gateway not in mesh.gateways():
         known = ", ".join(mesh.gateways()) or "none"
         print(f'mirrorsim explain: no Gateway "{gateway}" in the configuration (known: {known}, or mesh)',
               file=sys.stderr)
@@ -204,7 +205,7 @@ def register(sub: Any) -> None:
                     help="request method (default GET)")
     ex.add_argument("-H", "--header", dest="headers", type=_header, action="append", default=[],
                     metavar="'NAME: VALUE'", help="request header (repeatable); 'Host: ...' overrides the URL's")
-    ex.add_argument("--gateway", default="mesh", metavar="NS/NAME",
+    ex.add_argument("--gateway", default=MESH, metavar="NS/NAME",
                     help="route as the named Gateway does (default: mesh, a sidecar)")
     ex.add_argument("--port", type=int, default=None,
                     help="listener port: the port the client connected to (default: the URL's port; "

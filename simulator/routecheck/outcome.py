@@ -16,6 +16,7 @@ from typing import Any
 from simulator.core.explain import ClusterRef, Explanation, header_ops
 from simulator.core.hosts import fqdn
 from simulator.core.table import Forward, LocalReply, Route
+from simulator.model.names import DEFAULT_DOMAIN, DEFAULT_NAMESPACE
 from simulator.routecheck.decision_json import decision_json, fault_json, retries_json
 from simulator.routecheck.render import describe_route, explain_text
 
@@ -76,7 +77,8 @@ def _pct(p: float) -> str:
 class RouteOutcome:
     """What the router decided for one request (see ``simulator.core.explain``)."""
 
-    def __init__(self, explanation: Explanation, namespace: str = "default", domain: str = "cluster.local") -> None:
+    def __init__(self, explanation: Explanation, namespace: str = DEFAULT_NAMESPACE,
+                 domain: str = DEFAULT_DOMAIN) -> None:
         self.explanation = explanation
         self.namespace = namespace
         self.domain = domain

@@ -8,6 +8,7 @@ from typing import Any
 from simulator.config.durations import format_duration
 from simulator.core.explain import Explanation, header_ops
 from simulator.core.table import Forward, LocalReply, RetryPolicy, Route
+from simulator.model.names import MESH
 
 
 def describe_route(route: Route | None) -> str:
@@ -57,7 +58,7 @@ def explain_text(e: Explanation) -> str:
     lines = [f"{req.method} {req.scheme}://{req.authority}{req.path}"]
     for n, v in req.headers.items():
         lines.append(f"  {n}: {v}")
-    if e.gateway != "mesh":
+    if e.gateway != MESH:
         port_src = "the Gateway server's port"
     elif req.port is not None:
         port_src = "the port given"
@@ -67,7 +68,7 @@ def explain_text(e: Explanation) -> str:
         port_src = f"default for {req.scheme}"
     else:
         port_src = "the port of the host's service"
-    gw = "sidecar (mesh)" if e.gateway == "mesh" else f"gateway {e.gateway}"
+    gw = "sidecar (mesh)" if e.gateway == MESH else f"gateway {e.gateway}"
     lines.append(f"{gw}, listener port {e.listener_port} (from {port_src}), random value {req.random_value}")
     if e.normalized_path is None:
         lines.append(f"path: {req.path} fails path normalization: 400 (path_normalization_failed)")

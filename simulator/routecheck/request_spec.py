@@ -8,6 +8,7 @@ from typing import Any
 from simulator.config.schema import Ctx, check_fields, check_int, check_string, join, kind_of
 from simulator.core.explain import RouteQuery
 from simulator.core.options import Source
+from simulator.model.names import MESH
 from simulator.model.syntax import check_label_key, check_label_value, is_dns1123_label
 
 SOURCE_FIELDS = ("labels", "namespace")
@@ -97,12 +98,12 @@ def parse_request(ctx: Ctx, v: Any, path: str) -> tuple[RouteQuery, str] | None:
     if "port" in mp:
         port = check_int(ctx, mp["port"], join(path, "port"), 1, 65535)
         ok &= port is not None
-    gateway = "mesh"
+    gateway = MESH
     if "gateway" in mp:
         g = check_string(ctx, mp["gateway"], join(path, "gateway"))
         ok &= g is not None
         if g:
-            gateway = g if g == "mesh" or "/" in g else f"{ctx.namespace}/{g}"
+            gateway = g if g == MESH or "/" in g else f"{ctx.namespace}/{g}"
     rv = 0
     if "randomValue" in mp:
         r = check_int(ctx, mp["randomValue"], join(path, "randomValue"), 0, 2**64 - 1)

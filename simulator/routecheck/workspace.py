@@ -24,7 +24,7 @@ from simulator.core.table import Route, RouteTable
 from simulator.core.translate import gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.model import istio as m
-from simulator.model.names import MESH
+from simulator.model.names import DEFAULT_NAMESPACE, MESH
 from simulator.routecheck.assertions import CheckedRoute
 from simulator.routecheck.request_spec import request_from_url
 
@@ -109,7 +109,7 @@ def route_keys(route: Route) -> tuple[tuple[str, str, str], tuple[str, str, str]
 class Mesh:
     """Loaded Istio configuration; see the module docstring."""
 
-    def __init__(self, paths: Iterable[str | os.PathLike[str]] | str, namespace: str = "default",
+    def __init__(self, paths: Iterable[str | os.PathLike[str]] | str, namespace: str = DEFAULT_NAMESPACE,
                  shadow_suffix: bool = True, *, allow_errors: bool = False, path_normalization: str = "BASE",
                  source: Source | Mapping[str, Any] | None = None) -> None:
         if isinstance(paths, str | os.PathLike):
