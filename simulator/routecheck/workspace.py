@@ -17,6 +17,7 @@ from typing import Any
 
 from simulator.config import load
 from simulator.config.loader import ROUTE_TEST_SUFFIXES, YAML_SUFFIXES
+from simulator.config.schema import Ctx
 from simulator.config.yamlio import no_gc
 from simulator.core.explain import Explanation, RouteQuery, explain
 from simulator.core.options import Source, TranslateOptions
@@ -24,9 +25,10 @@ from simulator.core.table import Route, RouteTable
 from simulator.core.translate import gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.model import istio as m
+from simulator.model.istio import Source as Origin
 from simulator.model.names import DEFAULT_NAMESPACE, MESH
 from simulator.routecheck.assertions import CheckedRoute
-from simulator.routecheck.request_spec import request_from_url
+from simulator.routecheck.request_spec import parse_source, request_from_url
 
 
 def is_test_file(path: Path) -> bool:
@@ -49,25 +51,20 @@ def test_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 
 def as_source(source: Source | Mapping[str, Any] | None) -> Source | None:
-    """``{"labels": {...}, "namespace": "..."}`` (or a Source, or None) as a Source.
-    Raises ValueError for a malformed one, naming the valid form."""
+    """``{"labels": {...}, "namespace": "..."}`` (or a Source, or None) as a Source,
+    checked as a route test's ``source:`` block is (``request_spec.parse_source``); an
+    empty namespace means the client's.  Raises ValueError for a malformed one, quoting
+    the bad value and the valid form."""
     if source is None or isinstance(source, Source):
         return source
-    if not isinstance(source, Mapping) or set(source) - {"labels", "namespace"}:
-        raise ValueError(f"source: expected {{'labels': {{...}}, 'namespace': '...'}}, got {source!r}")
-    from simulator.model.syntax import check_label_key, check_label_value
-
-    labels = source.get("labels") or {}
-    if not isinstance(labels, Mapping):
-        raise ValueError(f"source labels: expected a mapping like {{'app': 'productpage'}}, got {labels!r}")
-    for k, v in labels.items():
-        problem = check_label_key(str(k)) or check_label_value(str(v))
-        if problem:
-            raise ValueError(f"source labels: {problem}; expected a mapping like {{'app': 'productpage'}}")
-    ns = source.get("namespace") or ""
-    if not isinstance(ns, str):
-        raise ValueError(f"source namespace: expected a string, got {ns!r}")
-    return Source(tuple(sorted((str(k), str(v)) for k, v in labels.items())), ns)
+    value: Any = source
+    if isinstance(source, Mapping):
+        value = {k: v for k, v in source.items() if not (k == "namespace" and v in (None, ""))}
+    ctx = Ctx(Origin("source"))
+    src = parse_source(ctx, value, "source")
+    if src is None or ctx.diagnostics:
+        raise ValueError(ctx.diagnostics[0].message if ctx.diagnostics else f"source: got {source!r}")
+    return src
 
 
 class ConfigError(Exception):
