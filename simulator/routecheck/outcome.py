@@ -105,8 +105,16 @@ class RouteOutcome:
     @property
     def virtual_service(self) -> str | None:
         """``ns/name`` of the VirtualService whose rule matched."""
+        return self._origin("VirtualService")
+
+    @property
+    def http_route(self) -> str | None:
+        """``ns/name`` of the Gateway API HTTPRoute whose rule matched."""
+        return self._origin("HTTPRoute")
+
+    def _origin(self, kind: str) -> str | None:
         r = self.route
-        if r is None or not r.origin.startswith("VirtualService "):
+        if r is None or not r.origin.startswith(kind + " "):
             return None
         return r.origin.split(" ", 1)[1]
 
