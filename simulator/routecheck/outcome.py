@@ -18,7 +18,7 @@ from simulator.core.hosts import fqdn
 from simulator.core.table import Forward, LocalReply, Route
 from simulator.model.names import DEFAULT_DOMAIN, DEFAULT_NAMESPACE
 from simulator.routecheck.decision_json import decision_json, fault_json, retries_json
-from simulator.routecheck.render import describe_route, explain_text
+from simulator.routecheck.render import describe_route, explain_text, percent_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class Weighted:
     picked: bool
 
     def __str__(self) -> str:
-        return f"{self.destination} weight {self.weight} ({_pct(self.percent)})"
+        return f"{self.destination} weight {self.weight} ({percent_text(self.percent)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +67,7 @@ class Mirror:
         return self.destination.subset
 
     def __str__(self) -> str:
-        return f"{self.destination} {_pct(self.percentage)} Host {self.shadow_host}"
-
-
-def _pct(p: float) -> str:
-    return f"{p:.6g}%"
+        return f"{self.destination} {percent_text(self.percentage)} Host {self.shadow_host}"
 
 
 class RouteOutcome:

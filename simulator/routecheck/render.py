@@ -49,7 +49,7 @@ def _ops_lines(label: str, ops: dict[str, Any]) -> list[str]:
     return out
 
 
-def _pct(p: float) -> str:
+def percent_text(p: float) -> str:
     return f"{p:.6g}%"
 
 
@@ -129,14 +129,14 @@ def explain_text(e: Explanation) -> str:
         lines.append("destinations (weighted):")
         for s in e.shares:
             mark = "  <- this request (random value)" if s.picked else ""
-            lines.append(f"  {_pct(s.percent):>9}  weight {s.weight:<4} {s.cluster.name}{mark}")
+            lines.append(f"  {percent_text(s.percent):>9}  weight {s.weight:<4} {s.cluster.name}{mark}")
     else:
         lines.append(f"destination: {d.cluster}")
     if e.mirrors:
         lines.append("mirrors:")
         for mi in e.mirrors:
             sampled = "mirrored" if mi.sampled else "not mirrored"
-            lines.append(f"  {_pct(mi.percent):>9}  {mi.cluster.name}  Host: {mi.shadow_host}"
+            lines.append(f"  {percent_text(mi.percent):>9}  {mi.cluster.name}  Host: {mi.shadow_host}"
                          f"  ({sampled} for this random value)")
     else:
         lines.append("mirrors: none")
@@ -152,10 +152,11 @@ def explain_text(e: Explanation) -> str:
     f = d.fault
     if f is not None:
         if f.delay is not None:
-            lines.append(f"fault: delay {format_duration(f.delay)} for {_pct(f.delay_numerator / 10000)} of requests")
+            share = percent_text(f.delay_numerator / 10000)
+            lines.append(f"fault: delay {format_duration(f.delay)} for {share} of requests")
         if f.abort_status is not None or f.abort_grpc_status is not None:
             what = f"HTTP {f.abort_status}" if f.abort_status is not None else f"gRPC status {f.abort_grpc_status}"
-            lines.append(f"fault: abort with {what} for {_pct(f.abort_numerator / 10000)} of requests")
+            lines.append(f"fault: abort with {what} for {percent_text(f.abort_numerator / 10000)} of requests")
     else:
         lines.append("fault: none")
     return "\n".join(lines) + "\n"
