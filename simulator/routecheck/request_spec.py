@@ -7,7 +7,7 @@ from typing import Any
 
 from simulator.config.schema import Ctx, check_fields, check_int, check_string, join, kind_of
 from simulator.core.explain import RouteQuery
-from simulator.core.options import Source
+from simulator.core.options import Workload
 from simulator.model.names import MESH
 from simulator.model.syntax import check_label_key, check_label_value, is_dns1123_label
 
@@ -117,7 +117,7 @@ def parse_request(ctx: Ctx, v: Any, path: str) -> tuple[RouteQuery, str] | None:
     return RouteQuery(method, authority, req_path, headers, scheme, port, rv), gateway
 
 
-def parse_source(ctx: Ctx, v: Any, path: str) -> Source | None:
+def parse_source(ctx: Ctx, v: Any, path: str) -> Workload | None:
     """``source: {labels: {app: productpage}, namespace: default}``: the calling workload."""
     mp = check_fields(ctx, v, path, SOURCE_FIELDS, "source workload")
     if mp is None:
@@ -148,4 +148,4 @@ def parse_source(ctx: Ctx, v: Any, path: str) -> Source | None:
                       "(a DNS-1123 label like default)")
             return None
         ns = n
-    return Source(tuple(sorted(labels.items())), ns)
+    return Workload(tuple(sorted(labels.items())), ns)
