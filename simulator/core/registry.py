@@ -243,15 +243,6 @@ class Registry:
         host = self.resolve(dest.host, namespace)
         return cluster_name(self.destination_port(host, dest.port, listener_port), dest.subset, host)
 
-    def has_cluster(self, dest: m.Destination, namespace: str, listener_port: int) -> bool:
-        """``translate`` builds the cluster ``cluster_for`` names: the host is a service
-        with that port and, for a subset, its DestinationRule defines the subset."""
-        host = self.resolve(dest.host, namespace)
-        svc = self.service(host)
-        if svc is None or svc.port_by_number(self.destination_port(host, dest.port, listener_port)) is None:
-            return False
-        return not dest.subset or self.subset(host, dest.subset) is not None
-
     def selected(self, svc: Service, labels: dict[str, str] | None) -> list[m.WorkloadEntrySpec]:
         """The endpoints of ``svc`` that ``labels`` (a subset's; None = all) select.  A DNS
         service without endpoints has one, its host, without labels (Istio's
