@@ -52,6 +52,7 @@ class _VersionAction(argparse.Action):
 def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool,  # type: ignore[no-untyped-def]
                    mesh_table, options=None) -> list:  # type: ignore[type-arg]
     """``--gateway [NS/]NAME[:SERVER_PORT]=HOST:PORT`` -> GatewayListener list."""
+    from simulator.core.registry import user_gateway_ref
     from simulator.core.translate import TranslateOptions, gateway_servers, translate_gateway
 
     options = options or TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix)
@@ -64,8 +65,7 @@ def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool
             raise ValueError(f"--gateway {spec!r}: expected [NS/]NAME[:SERVER_PORT]=HOST:PORT")
         host, port = hostport(addr)
         name, _, sport = ref.partition(":")
-        if "/" not in name:
-            name = f"{options.namespace}/{name}"
+        name = user_gateway_ref(name, options.namespace)
         try:
             gw, servers = gateway_servers(config, name)
         except KeyError:

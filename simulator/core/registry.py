@@ -182,6 +182,12 @@ def gateway_ref(name: str, namespace: str) -> str:
     return f"{namespace}/{name}"
 
 
+def user_gateway_ref(name: str, namespace: str) -> str:
+    """A gateway as a user names one (a route test's ``gateway:``, ``--gateway``):
+    ``mesh`` and ``ns/name`` stay, ``name`` is in ``namespace``."""
+    return name if name == MESH or "/" in name else f"{namespace}/{name}"
+
+
 def gateway_refs(names: Iterable[str], vs: m.VirtualService) -> set[str]:
     """The gateways (``ns/name`` or ``mesh``) that ``names``, written in ``vs``, bind to."""
     return {gateway_ref(g, vs.meta.namespace) for g in names}

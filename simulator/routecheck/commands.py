@@ -86,6 +86,7 @@ def _header(s: str) -> tuple[str, str]:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from simulator.core.explain import RouteQuery
+    from simulator.core.registry import user_gateway_ref
     from simulator.routecheck.decision_json import explain_json
     from simulator.routecheck.render import explain_text
     from simulator.routecheck.request_spec import request_from_url
@@ -103,7 +104,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for name, value in args.headers:
         headers[name] = f"{headers[name]},{value}" if name in headers else value
     authority = headers.pop("host", authority)
-    gateway = args.gateway if args.gateway == MESH or "/" in args.gateway else f"{args.namespace}/{args.gateway}"
+    gateway = user_gateway_ref(args.gateway, args.namespace)
     if gateway != MESH and gateway not in mesh.gateways():
         known = ", ".join(mesh.gateways()) or "none"
         print(f'mirrorsim explain: no Gateway "{gateway}" in the configuration (known: {known}, or mesh)',

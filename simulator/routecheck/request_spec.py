@@ -8,6 +8,7 @@ from typing import Any
 from simulator.config.schema import Ctx, check_fields, check_int, check_string, join, kind_of
 from simulator.core.explain import RouteQuery
 from simulator.core.options import Workload
+from simulator.core.registry import user_gateway_ref
 from simulator.model.names import MESH
 from simulator.model.syntax import check_label_key, check_label_value, is_dns1123_label
 
@@ -103,7 +104,7 @@ def parse_request(ctx: Ctx, v: Any, path: str) -> tuple[RouteQuery, str] | None:
         g = check_string(ctx, mp["gateway"], join(path, "gateway"))
         ok &= g is not None
         if g:
-            gateway = g if g == MESH or "/" in g else f"{ctx.namespace}/{g}"
+            gateway = user_gateway_ref(g, ctx.namespace)
     rv = 0
     if "randomValue" in mp:
         r = check_int(ctx, mp["randomValue"], join(path, "randomValue"), 0, 2**64 - 1)

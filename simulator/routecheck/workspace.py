@@ -21,6 +21,7 @@ from simulator.config.schema import Ctx
 from simulator.config.yamlio import no_gc
 from simulator.core.explain import Explanation, RouteQuery, explain
 from simulator.core.options import TranslateOptions, Workload
+from simulator.core.registry import user_gateway_ref
 from simulator.core.table import Route, RouteTable
 from simulator.core.translate import gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
@@ -165,8 +166,7 @@ class Mesh:
 
     def explain(self, request: RouteQuery, gateway: str = MESH,
                 source: Workload | Mapping[str, Any] | None = None) -> Explanation:
-        if gateway != MESH and "/" not in gateway:
-            gateway = f"{self.namespace}/{gateway}"
+        gateway = user_gateway_ref(gateway, self.namespace)
         port = request.port
         if gateway != MESH and port is None:
             _, servers = gateway_servers(self.config, gateway)
