@@ -68,10 +68,13 @@ class ReceivedRequest:
 class _State:
     """Per-app history of received requests plus a condition to wait on."""
 
-    def __init__(self, name: str, log: LogFn | None, history: int) -> None:
+    def __init__(self, name: str, log: LogFn | None, history: int,
+                 fields: dict[str, Any] | None = None) -> None:
         if history < 1:
             raise ValueError("history must be >= 1")
         self.name = name
+        # added to every JSON body (the demo's v2 answering a field differently); read per response
+        self.fields = fields if fields is not None else {}
         self.log = log
         self.history = history
         self.requests: list[ReceivedRequest] = []
@@ -157,7 +160,9 @@ def _query(request: web.Request) -> str:
 
 def _json_response(request: web.Request, obj: dict[str, Any], status: int = 200) -> web.Response:
     obj = dict(obj)
-    obj["backend"] = request.app[STATE].name
+    state = request.app[STATE]
+    obj["backend"] = state.name
+    obj.update(state.fields)
     text = json.dumps(obj, sort_keys=True, indent=2) + "\n"
     return web.Response(text=text, status=status, content_type="application/json")
 
@@ -288,13 +293,14 @@ async def _record_and_errors(request: web.Request, handler: Any) -> web.StreamRe
         return resp
 
 
-def create_app(name: str, *, log: LogFn | None = print, history: int = 1000) -> web.Application:
+def create_app(name: str, *, log: LogFn | None = print, history: int = 1000,
+               fields: dict[str, Any] | None = None) -> web.Application:
     """An aiohttp application serving the httpbin-like endpoints as backend ``name``.
 
     ``log`` receives one line per request (None: silent).  The last ``history`` requests are
     kept in ``app[STATE].requests``."""
     app = web.Application(middlewares=[_record_and_errors])
-    app[STATE] = _State(name, log, history)
+    app[STATE] = _State(name, log, history, fields)
 
     async def add_backend_header(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["x-backend"] = name
@@ -332,11 +338,12 @@ class Backend:
         *,
         log: LogFn | None = print,
         history: int = 1000,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
-        self.app = create_app(name, log=log, history=history)
+        self.app = create_app(name, log=log, history=history, fields=fields)
         self._state = self.app[STATE]
         self._runner: web.AppRunner | None = None
 

@@ -31,6 +31,7 @@ from typing import Final
 COMPILED: Final = (
     "simulator.proxy.server", "simulator.proxy.upstream", "simulator.proxy.mirror",
     "simulator.proxy.stats", "simulator.proxy.accesslog", "simulator.proxy.headers",
+    "simulator.proxy.diff",  # run --diff: its captures are called from the data plane's callbacks
     "simulator.core.table", "simulator.core.matchers", "simulator.core.hosts", "simulator.core.paths",
     "simulator.core.cors",
 )

@@ -16,6 +16,7 @@ from simulator import __version__
 from simulator.cli_args import (
     add_config_args,
     add_routing_args,
+    has_resources,
     hostport,
     load_or_report,
     seconds,
@@ -89,6 +90,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_or_report(args.files, args.namespace, require_resources=True)
     if config is None:
         return 1
+    from simulator.diffargs import diff_options, report
+
+    args.diff_options, problems = diff_options(args)
+    if problems:
+        report(problems)
+        return 1
     if args.admin:
         from simulator.proxy.admin import exposure_warning
 
@@ -111,6 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.banner += f"; routes of a workload with {labels} in namespace {options.client_namespace}"
     if options.path_normalization != "BASE":
         args.banner += f"; path normalization {options.path_normalization}"
+    args.config_source = _config_source(args, options)
     if args.workers > 1:
         print(args.banner, file=sys.stderr)
         return _run_workers(args, table, gateways)
@@ -124,6 +132,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _config_source(args: argparse.Namespace, options):  # type: ignore[no-untyped-def]
+    """What SIGHUP and ``--watch`` re-read (simulator/proxy/reload.py)."""
+    from simulator.proxy.reload import ConfigSource
+
+    def gateways(config, table):  # type: ignore[no-untyped-def]
+        return build_gateways(config, args.gateway, args.namespace, not args.no_shadow_suffix, table, options)
+
+    return ConfigSource(args.files, args.namespace, options, gateways, has_resources)
+
+
 def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | None):  # type: ignore[no-untyped-def]
     """RunOptions from ``mirrorsim run`` flags; the access log is opened on ``loop`` if given."""
     from simulator.proxy.accesslog import access_log_for
@@ -134,11 +152,13 @@ def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | Non
     return RunOptions(
         listen_host=lhost, listen_port=lport,
         admin_host=ahost or "127.0.0.1", admin_port=aport,
-        seed=args.seed, access_log=access_log_for(args.access_log, loop) if loop else None,
+        seed=args.seed, access_log=access_log_for(args.access_log, loop, args.access_log_format) if loop else None,
+        access_log_format=args.access_log_format, watch=args.watch,
+        config_source=getattr(args, "config_source", None),
         local_address=args.local_address,
         max_shadow_inflight=args.max_shadow_inflight, max_shadow_bytes=args.max_shadow_bytes,
         max_request_bytes=args.max_request_bytes, shadow_timeout=args.shadow_timeout,
-        max_buffered_bytes=args.max_buffered_bytes,
+        max_buffered_bytes=args.max_buffered_bytes, diff=getattr(args, "diff_options", None),
     )
 
 
@@ -175,6 +195,10 @@ async def _serve(args: argparse.Namespace, table, gateways) -> int:  # type: ign
     lhost = args.listen[0]
     opts = _run_options(args, loop)
     rp = await start_proxy(table, opts, gateways)
+    if opts.config_source is not None:
+        from simulator.proxy.reload import serve_reloads
+
+        serve_reloads(rp, opts.config_source, loop, opts.watch)
     freeze_startup_objects()
     print(args.banner, file=sys.stderr)
     for gw in gateways:
@@ -247,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", type=hostport, default=("127.0.0.1", 15001),
                      metavar="HOST:PORT", help="data-plane address (default 127.0.0.1:15001)")
     run.add_argument("--admin", type=hostport, default=("127.0.0.1", 15000),
-                     metavar="HOST:PORT", help="admin address: /stats, /ready, /clusters, "
-                     "/config_dump (default 127.0.0.1:15000)")
+                     metavar="HOST:PORT", help="admin address: /stats, /stats/prometheus, /ready, /clusters, "
+                     "/config_dump, /server_info, POST /reset_counters (default 127.0.0.1:15000)")
     run.add_argument("--gateway", action="append", default=[], metavar="[NS/]NAME[:PORT]=HOST:PORT",
                      help="serve a Gateway's HTTP server on a local address, e.g. "
                           "bookinfo-gateway=127.0.0.1:8080 (repeatable)")
@@ -260,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "sampling, load balancing) for reproducible runs")
     run.add_argument("--access-log", default="-", metavar="PATH",
                      help="access log destination: - (stdout, default), off, or a file")
+    run.add_argument("--access-log-format", choices=("envoy", "istio", "json"), default="envoy",
+                     help="envoy: Envoy's default format; istio: Istio's mesh default (with the upstream "
+                     "cluster and response code details); json: Istio's JSON, one object per line")
+    run.add_argument("--watch", action="store_true",
+                     help="re-read the -f files when they change (SIGHUP always re-reads them); a config "
+                     "with errors is rejected and the last good one keeps serving")
     run.add_argument("--no-shadow-suffix", action="store_true",
                      help="send shadow copies with the original Host (Envoy's "
                           "disable_shadow_host_suffix_append; Istio >= 1.28's default)")
@@ -283,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how long a shadow copy on a route without a timeout may wait for its "
                           "answer before it is reset (504 UT); Envoy waits for ever; 0: no bound "
                           "(default 15)")
+    from simulator.diffargs import add_diff_args
+
+    add_diff_args(run, seconds)
     run.add_argument("--drain-time", type=seconds, default=5.0, metavar="SECONDS",
                      help="after SIGTERM or SIGINT, how long in-flight requests may take to finish "
                           "before they are cut (Istio's terminationDrainDuration, default 5); a "

@@ -96,6 +96,12 @@ def translate_options(args: argparse.Namespace, shadow_suffix: bool = True):  # 
     )
 
 
+def has_resources(c) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a loaded config holds a resource ``run`` serves (also asked on a reload)."""
+    return bool(c.virtual_services or c.destination_rules or c.service_entries or c.workload_entries
+                or c.gateways)
+
+
 def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = False,  # type: ignore[no-untyped-def]
                    require_resources: bool = False):
     """Load and validate; print every diagnostic; return the config or None on error
@@ -112,8 +118,7 @@ def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = F
               file=sys.stderr)
         return None
     c = result.config
-    if require_resources and not (c.virtual_services or c.destination_rules or c.service_entries
-                                  or c.workload_entries or c.gateways):
+    if require_resources and not has_resources(c):
         print("mirrorsim: no VirtualService, DestinationRule, ServiceEntry, WorkloadEntry or Gateway "
               f"in {', '.join(result.files) or ', '.join(files)}; nothing was started.", file=sys.stderr)
         return None

@@ -19,6 +19,11 @@ returns a ``CheckedRoute`` (routecheck/assertions.py) with ``.destination``, ``.
 (``.check(**expectations)``, ``.assert_destination(...)``,
 ``.assert_mirrors(...)``, ``.assert_no_mirror()``, ``.assert_status(...)``)
 whose failures list every mismatch, as ``mirrorsim check`` does.
+
+* ``mirrorsim_diff``: a factory, ``mirrorsim_diff("path/", ports={18081: v1_port, ...},
+  ignore_json_paths=[...])``, running the proxy with ``--diff`` in front of backends the
+  test started (simulator/difftest.py, docs/diff.md); ``assert_no_mismatch(proxy)`` fails
+  the test with the readable diff of every mismatch recorded.
 """
 
 from __future__ import annotations
@@ -32,9 +37,12 @@ import pytest
 from simulator.model.names import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:  # imported lazily: the plugin loads in every pytest run of this environment
+    from collections.abc import Iterator
+
+    from simulator.difftest import DiffProxy
     from simulator.routecheck.workspace import Mesh
 
-__all__ = ["mesh", "mirrorsim_mesh"]
+__all__ = ["assert_no_mismatch", "mesh", "mirrorsim_diff", "mirrorsim_mesh"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,3 +104,37 @@ def mesh(request: pytest.FixtureRequest, mirrorsim_mesh: Callable[..., Mesh]) ->
         pytest.fail("the mesh fixture needs a config: mark the test with @pytest.mark.mirrorsim('path/') "
                     "or set mirrorsim_config in the pytest ini options", pytrace=False)
     return mirrorsim_mesh(*paths)
+
+
+@pytest.fixture
+def mirrorsim_diff(pytestconfig: pytest.Config) -> Iterator[Callable[..., DiffProxy]]:
+    """Factory: ``mirrorsim_diff(*paths, ports={declared: bound}, namespace="default",
+    ignore_headers=(), json_paths=(), regexes=(), body_cap=...) -> DiffProxy`` (its ``url``,
+    ``mismatches()``, ``counts()``); every proxy started is stopped after the test."""
+    from simulator.difftest import DiffProxy, DiffProxyError
+
+    started: list[DiffProxy] = []
+    root = Path(pytestconfig.rootpath)
+
+    def factory(*paths: str | Path, **kw: Any) -> DiffProxy:
+        resolved = [p if Path(p).is_absolute() or Path(p).exists() else root / p for p in paths]
+        proxy = DiffProxy(resolved, **kw)
+        try:
+            proxy.start()
+        except DiffProxyError as exc:
+            proxy.stop()
+            pytest.fail(str(exc), pytrace=False)
+        started.append(proxy)
+        return proxy
+
+    yield factory
+    for proxy in started:
+        proxy.stop()
+
+
+def assert_no_mismatch(proxy: DiffProxy) -> None:
+    """Fail the test with the readable diff when any mirror's response differed."""
+    __tracebackhide__ = True
+    report = proxy.report()
+    if report:
+        pytest.fail(report, pytrace=False)

@@ -30,8 +30,10 @@ KNOWN_LAYER_BREAKS: set[tuple[str, str]] = set()
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("simulator", "simulator.build", "simulator.diagnostics", "simulator.model"),
     ("simulator.config", "simulator.core"),
-    ("simulator.proxy", "simulator.routecheck", "simulator.envoy", "simulator.backend", "simulator.cli_args"),
-    ("simulator.cli", "simulator.__main__", "simulator.demo", "simulator.pytest_plugin"),
+    ("simulator.proxy", "simulator.routecheck", "simulator.envoy", "simulator.backend", "simulator.cli_args",
+     "simulator.diffargs"),
+    ("simulator.cli", "simulator.__main__", "simulator.demo", "simulator.pytest_plugin",
+     "simulator.difftest", "simulator.demo_diff"),
 )
 # (importer, imported) pairs forbidden inside one layer
 SAME_LAYER_FORBIDDEN = (("simulator.core", "simulator.config"),)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from simulator.core.table import Endpoint
+    from simulator.proxy.diff import Side
     from simulator.proxy.server import Proxy, Stream
     from simulator.proxy.tunnel import Tunnel
     from simulator.proxy.upstream import ClusterPool, UpstreamConnection
@@ -96,17 +97,23 @@ class ShadowDispatcher:
         if pool is None:
             # Envoy: "shadow cluster 'X' does not exist", debug log only, no stat
             stats.inc("mirrorsim.shadow_unknown_cluster")
+            if stream.diff is not None:
+                stream.diff.refused(policy.cluster, "unknown_cluster")
             return
         req = stream.req
         body = req.body
         if self.inflight >= self.max_inflight or self.inflight_bytes + len(body) > self.max_bytes:
             stats.inc("mirrorsim.shadow_dropped")
+            if stream.diff is not None:
+                stream.diff.refused(policy.cluster, "copy_dropped")
             return
         pacer = self.pacers.get(policy.cluster)
         if pacer is None:
             pacer = self.pacers[policy.cluster] = ShadowPacer()
         elif pacer.latency > PACE_ABOVE_LATENCY and not pacer.admit(pool.loop.time(), self.max_inflight):
             stats.inc("mirrorsim.shadow_dropped")
+            if stream.diff is not None:
+                stream.diff.refused(policy.cluster, "copy_dropped")
             return
         stats.inc("http.async-client.rq_total")
         endpoint = pool.pick()
@@ -118,6 +125,8 @@ class ShadowDispatcher:
             st.upstream_rq_total += 1
             st.response(503, True)
             stats.inc("mirrorsim.shadow_fast_failed")
+            if stream.diff is not None:
+                stream.diff.refused(policy.cluster, "fast_failed")
             return
         authority = d.shadow_authority(policy)
         lines = list(base)
@@ -246,7 +255,7 @@ class ShadowExchange(Exchange):
     __slots__ = ("dispatcher", "pool", "pacer", "payload",
                  "nbytes", "timer", "status", "finished", "start_time", "authority", "path",
                  "request_id", "xff", "user_agent", "timeout", "upstream_host", "bytes_in",
-                 "upstream_time", "version", "tunnel", "bounded")
+                 "upstream_time", "version", "tunnel", "bounded", "diff")
 
     def __init__(self, dispatcher: ShadowDispatcher, pool: ClusterPool, pacer: ShadowPacer, stream: Stream,
                  d: Forward, authority: str, payload: tuple[bytes, ...], nbytes: int) -> None:
@@ -275,6 +284,8 @@ class ShadowExchange(Exchange):
         self.tunnel: Tunnel | None = stream.tunnel
         if self.tunnel is not None:
             self.tunnel.mirrors_waiting += 1
+        # --diff: this copy's response, kept to compare with the primary's (diff.py)
+        self.diff: Side | None = None if stream.diff is None else stream.diff.mirror(pool.cluster.name)
 
     def start(self, endpoint: Endpoint | None) -> None:
         pool = self.pool
@@ -302,9 +313,13 @@ class ShadowExchange(Exchange):
         elapsed = wall_time() - self.start_time
         self.upstream_time = str(int(elapsed * 1000))
         self.pacer.observe(elapsed)
+        if self.diff is not None:
+            self.diff.on_headers(status, headers)
 
     def on_body(self, data: bytes) -> None:
-        self.bytes_in += len(data)  # read and discarded
+        self.bytes_in += len(data)  # read and discarded (kept with --diff)
+        if self.diff is not None:
+            self.diff.on_body(data)
 
     def on_complete(self) -> None:
         self._end(self.status, "-")
@@ -361,6 +376,8 @@ class ShadowExchange(Exchange):
             self.tunnel = None
         self.pool.stats.response(status, True)
         self.dispatcher.done(self.nbytes)
+        if self.diff is not None:
+            self.diff.ended(status, flags)
         proxy = self.dispatcher.proxy
         al = proxy.access_log
         if al.stream is not None:
@@ -370,4 +387,4 @@ class ShadowExchange(Exchange):
             al.log(self.start_time, self.method, self.path, protocol(self.version), status, flags,
                    self.nbytes, self.bytes_in, int((now - self.start_time) * 1000),
                    self.upstream_time, xff, self.user_agent, self.request_id,
-                   self.authority, self.upstream_host)
+                   self.authority, self.upstream_host, self.pool.cluster.name)

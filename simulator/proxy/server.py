@@ -86,6 +86,7 @@ from simulator.proxy.stats import Stats
 from simulator.proxy.upstream import ClusterPool, Exchange, UpstreamConnection
 
 if TYPE_CHECKING:
+    from simulator.proxy.diff import DiffRecorder, PrimaryCapture
     from simulator.proxy.mirror import ShadowDispatcher
 
 UPSTREAM_RESET_PREFIX: Final = "upstream connect error or disconnect/reset before headers. reset reason: "
@@ -164,6 +165,7 @@ class Proxy:
         self.pools: dict[str, ClusterPool] = {}
         self.dates = DateCache(self.options.server_name)
         self.shadows: ShadowDispatcher | None = None
+        self.diff: DiffRecorder | None = None  # --diff (proxy/diff.py)
         self.connections: set[DownstreamConnection] = set()
         self.budget = BodyBudget(self.options.max_buffered_bytes, self.loop)
         self.draining = False  # shutting down: every response says connection: close (lifecycle.py)
@@ -177,6 +179,7 @@ class Proxy:
                       options=options, loop=self.loop)
         other.pools = self.pools
         other.shadows = self.shadows
+        other.diff = self.diff
         other.budget = self.budget
         return other
 
@@ -551,7 +554,7 @@ class Stream(Exchange):
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
         "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel", "shadow_base", "cors_lines",
-        "timeout", "grpc_at", "grpc_len", "body_owed", "continued",
+        "timeout", "grpc_at", "grpc_len", "body_owed", "continued", "diff",
     )
 
     def __init__(self, conn: DownstreamConnection, req: Request) -> None:
@@ -608,6 +611,7 @@ class Stream(Exchange):
         self.grpc_len = 0  # ... and its length
         self.body_owed = False  # Expect: this attempt's head went without the body (expect.py)
         self.continued = False  # an upstream 1xx was relayed (expect.on_interim)
+        self.diff: PrimaryCapture | None = None  # --diff: the response kept for the copies' (diff.py)
 
     # ------------------------------------------------------------------ routing
     def run(self) -> None:
@@ -787,6 +791,8 @@ class Stream(Exchange):
                 self.timer = proxy.loop.call_later(self.timeout, self.on_timeout)
             if d.mirrors and proxy.shadows is not None:
                 self.shadow_base = base
+                if proxy.diff is not None and self.tunnel is None:
+                    self.diff = proxy.diff.begin(self, d)
             elif self.tunnel is not None:
                 self.tunnel.copies_dispatched()  # none to wait for
             self.send_attempt()
@@ -1058,6 +1064,8 @@ class Stream(Exchange):
         if retriable and self.retry_overflow:
             self.flags = "UO"
         self.response_code = status
+        if self.diff is not None:
+            self.diff.on_headers(status, headers)
         now = wall_time()
         ms = str(int((now - self.upstream_start) * 1000))
         self.upstream_time = ms
@@ -1119,6 +1127,7 @@ class Stream(Exchange):
         if self.done or not self.headers_sent:
             return
         self.bytes_sent += len(data)
+        raw = data
         if self.chunked_out:
             data = b"%x\r\n%s\r\n" % (len(data), data)
         head = self.pending_head
@@ -1129,6 +1138,8 @@ class Stream(Exchange):
                 self.pause_upstream()
         else:
             self.conn.write(data)
+        if self.diff is not None:  # after the client's write
+            self.diff.on_body(raw)
 
     def on_data_end(self) -> None:
         """End of one upstream read: send response headers still held back."""
@@ -1191,7 +1202,7 @@ class Stream(Exchange):
         self.cancel_timer()
         flags = flag
         if self.attempt > 1:
-            flags += ",URX"
+            flags = "URX," + flag  # Envoy lists flags in the order they were set: URX, then the reset's
         # Envoy's router: a protocol error (a response that is not HTTP) is a 502, other resets 503
         code = 502 if flag == "UPE" else 503
         self.pool.stats.response(code, self.internal)  # type: ignore[union-attr]
@@ -1287,6 +1298,8 @@ class Stream(Exchange):
         self.cancel_timer()
         self._abandon_attempt()
         self.flags = "DC"
+        if self.diff is not None:
+            self.diff.end(False, "DC")
         self._release_retry()
         self.response_code = self.response_code or 0
         self._log()
@@ -1328,6 +1341,8 @@ class Stream(Exchange):
             return
         self.done = True
         self.shadow_base = None
+        if self.diff is not None:
+            self.diff.end(not abort, self.flags)
         self._give_body()
         self.cancel_timer()
         self._release_retry()
@@ -1362,7 +1377,8 @@ class Stream(Exchange):
         al.log(req.start, req.method, path, protocol(req.version), self.response_code,
                flags, len(req.body), self.bytes_sent, int((now - req.start) * 1000),
                self.upstream_time, self.xff, self.user_agent, self.request_id, self.authority,
-               self.upstream_host)
+               self.upstream_host, d.cluster if isinstance(d, Forward) else "",
+               d.route.name if d is not None and d.route is not None else "")
 
 
 _NO_TOKENS: Final[frozenset[bytes]] = frozenset()
