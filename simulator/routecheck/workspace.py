@@ -84,7 +84,7 @@ class Rule:
 
     file: str
     line: int
-    origin: str  # VirtualService ns/name
+    origin: str  # VirtualService ns/name, or HTTPRoute ns/name
     path: str  # spec.http[1].match[0]
     name: str = ""
 
