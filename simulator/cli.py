@@ -23,6 +23,7 @@ from simulator.cli_args import (
     translate_options,
 )
 from simulator.envoy import command as envoy_command
+from simulator.model.names import DEFAULT_NAMESPACE
 from simulator.routecheck import commands as routecheck_commands
 
 __all__ = ["add_config_args", "add_routing_args", "build_gateways", "build_parser", "hostport",
@@ -52,6 +53,7 @@ class _VersionAction(argparse.Action):
 def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool,  # type: ignore[no-untyped-def]
                    mesh_table, options=None) -> list:  # type: ignore[type-arg]
     """``--gateway [NS/]NAME[:SERVER_PORT]=HOST:PORT`` -> GatewayListener list."""
+    from simulator.core.registry import user_gateway_ref
     from simulator.core.translate import TranslateOptions, gateway_servers, translate_gateway
 
     options = options or TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix)
@@ -64,8 +66,7 @@ def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool
             raise ValueError(f"--gateway {spec!r}: expected [NS/]NAME[:SERVER_PORT]=HOST:PORT")
         host, port = hostport(addr)
         name, _, sport = ref.partition(":")
-        if "/" not in name:
-            name = f"{options.namespace}/{name}"
+        name = user_gateway_ref(name, options.namespace)
         try:
             gw, servers = gateway_servers(config, name)
         except KeyError:
@@ -345,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--for", dest="for_paths", nargs="+", action="extend", default=[], metavar="PATH",
                     help="Istio YAML files or directories (as run -f): start one backend per loopback "
                          "endpoint of their STATIC ServiceEntries")
-    be.add_argument("--namespace", default="default", help=argparse.SUPPRESS)
+    be.add_argument("--namespace", default=DEFAULT_NAMESPACE, help=argparse.SUPPRESS)
     be.set_defaults(func=cmd_backend)
 
     demo = sub.add_parser("demo", help="Istio's mirroring task end to end on loopback")
