@@ -82,7 +82,8 @@ def _pattern(rx: re.Pattern[str], what: str, max_len: int = 253) -> Any:
 
 def _ranged(lo: int, hi: int) -> Any:
     def conv(ctx: Ctx, value: Any, path: str) -> Any:
-        v = int32(ctx, value, path)
+        # an integer past int32 is out of this field's range, not of int32's
+        v = value if isinstance(value, int) and not isinstance(value, bool) else int32(ctx, value, path)
         if v is not INVALID and not lo <= v <= hi:
             ctx.error(path, f"{path}: {v} is out of range [{lo}, {hi}]")
             return INVALID
@@ -119,11 +120,14 @@ def _checked_list(item: Any, max_items: int, check: Any = None) -> Any:
     inner = list_of(item)
 
     def conv(ctx: Ctx, value: Any, path: str) -> Any:
+        if isinstance(value, list) and len(value) > max_items:
+            # the API server refuses the object: the items past maxItems are not read (each
+            # of thousands would add its own diagnostics and conversion)
+            ctx.error(path, f"{path}: must have at most {max_items} items, has {len(value)}")
+            value = value[:max_items]
         out = inner(ctx, value, path)
         if out is INVALID:
             return out
-        if len(out) > max_items:
-            ctx.error(path, f"{path}: must have at most {max_items} items, has {len(out)}")
         if check is not None:
             check(ctx, out, path)
         return out

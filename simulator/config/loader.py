@@ -102,6 +102,8 @@ class _Loader:
 
     def add_path(self, path: Path) -> None:
         if str(path) == STDIN:
+            if STDIN_NAME in self.file_order:  # `-f - -f -`: one stream, read once
+                return
             try:
                 self.add_text(read_stdin(), STDIN_NAME)
             except InputError as exc:
@@ -256,6 +258,8 @@ class _Loader:
         name = values.get("name", "")
         if not name:
             ctx.error("metadata", "metadata.name is required")
+        elif len(name) > 253:  # the API server's limit on an object's name (a DNS subdomain)
+            ctx.error("metadata.name", f"metadata.name: must be no more than 253 characters (has {len(name)})")
         namespace = values.get("namespace") or self.default_namespace
         if not is_dns1123_label(namespace):
             ctx.error(

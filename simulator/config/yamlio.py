@@ -93,9 +93,21 @@ def read_stdin() -> str:
     global _stdin_text
     if _stdin_text is None:
         limit = max_file_bytes()
-        data = sys.stdin.buffer.read(limit + 1)
-        if len(data) > limit:
-            raise InputError(_too_large(STDIN_NAME, len(data), limit))
+        stream = sys.stdin
+        if stream is None:  # started with standard input closed (`<&-`)
+            raise InputError("standard input is closed: -f - has nothing to read")
+        if stream.isatty():  # not a hang: the shell waits for the user's YAML
+            print("mirrorsim: reading the configuration from standard input (a terminal); "
+                  "end it with Ctrl-D", file=sys.stderr, flush=True)
+        try:
+            data = getattr(stream, "buffer", stream).read(limit + 1)
+        except OSError as exc:
+            raise InputError(f"cannot read standard input: {exc.strerror or exc}") from None
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogateescape")
+        if len(data) > limit:  # a pipe's size is unknown: only that it is past the limit
+            raise InputError(f"{STDIN_NAME} is more than the limit of {limit} bytes "
+                             f"(set {MAX_FILE_BYTES_ENV} to read more)")
         _stdin_text = _decode(data, STDIN_NAME)
     return _stdin_text
 

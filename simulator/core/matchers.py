@@ -22,7 +22,7 @@ import re2  # type: ignore[import-untyped,unused-ignore]
 # The C++ binding itself: re2.compile()'s Python wrapper costs 2-3 us more per call.
 from re2 import _re2  # type: ignore[import-untyped,unused-ignore]
 
-from simulator.model.syntax import check_re2
+from simulator.model.syntax import check_re2, check_re2_program
 
 _ANCHOR_BOTH: Any = _re2.RE2.Anchor.ANCHOR_BOTH
 _UNANCHORED: Any = _re2.RE2.Anchor.UNANCHORED
@@ -92,9 +92,9 @@ class Regex:
     answers RE2 gave for the last (up to 1024) short inputs.
     """
 
-    def __init__(self, pattern: str, captures: bool = False) -> None:
+    def __init__(self, pattern: str, captures: bool = False, generated: bool = False) -> None:
         self.pattern = pattern
-        reason = check_re2(pattern)
+        reason = check_re2_program(pattern) if generated else check_re2(pattern)
         rx: Any = None
         if reason is None:
             rx = _re2.RE2(pattern.encode("utf-8", "surrogatepass"),
@@ -242,10 +242,11 @@ def _parse_rewrite(substitution: str) -> list[tuple[int, bytes]]:
     return parts
 
 
-def compile_regex(pattern: str, captures: bool = False) -> Regex:
+def compile_regex(pattern: str, captures: bool = False, generated: bool = False) -> Regex:
     """The one way mirrorsim compiles a user-supplied pattern (routes, rewrites,
-    explain, check).  Raises ValueError when RE2 rejects it."""
-    return Regex(pattern, captures)
+    explain, check).  Raises ValueError when RE2 rejects it.  ``generated``: a pattern
+    istiod builds (from a path prefix), held to Envoy's program size only."""
+    return Regex(pattern, captures, generated)
 
 
 @dataclass(frozen=True, slots=True)

@@ -277,7 +277,7 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
         elif gw_semantics and prefix_rewrite == "/":
             # route.go: a Gateway API ReplacePrefixMatch "/" removes the matched prefix
             regex_src = f"^{quote_meta(_separated_prefix(rule))}(/?)(.*)"
-            regex_rewrite = (compile_regex(regex_src, captures=True), "/\\2")
+            regex_rewrite = (compile_regex(regex_src, captures=True, generated=True), "/\\2")
             prefix_rewrite = None
         host_rewrite = (rewrite.authority if rewrite and rewrite.authority else None) or authority
         dests = [d for d in rule.route]

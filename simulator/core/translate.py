@@ -23,7 +23,7 @@ from simulator.core.matchers import (
     PathMatcher,
 )
 from simulator.core.options import TranslateOptions
-from simulator.core.registry import build_registry, gateway_refs
+from simulator.core.registry import Service, build_registry, gateway_refs
 from simulator.core.routes import translate_virtual_service
 from simulator.core.table import (
     ISTIO_DEFAULT_RETRY,
@@ -83,15 +83,16 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
     reg = build_registry(cfg, opts.domain)
     clusters = build_clusters(reg)
     client_ns = opts.client_namespace
-    ports: set[int] = {p.number for s in reg.services.values() for p in s.ports}
-    ports.add(80)
+    # the services of each port, in registry order (one pass: a Service may list thousands of ports)
+    by_port: dict[int, dict[str, Service]] = {80: {}}
+    for svc in reg.services.values():
+        for p in svc.ports:
+            by_port.setdefault(p.number, {}).setdefault(svc.host, svc)
     route_configs: dict[int, RouteConfiguration] = {}
-    for port in sorted(ports):
+    for port in sorted(by_port):
         vhosts: list[VirtualHost] = []
         seen: set[str] = set()
-        for svc in reg.services.values():
-            if svc.port_by_number(port) is None:
-                continue
+        for svc in by_port[port].values():
             svc_vs = reg.mesh_virtual_service(svc.host, svc.namespace, client_ns)
             routes = (translate_virtual_service(reg, opts, svc_vs, port)
                       if svc_vs is not None else [])
