@@ -6,6 +6,11 @@ The data plane calls its ``EventTap``'s sink once when a downstream request fini
 None while nobody watches, and then the whole cost is that None check: the record is
 only built when there is a sink.  Gateway listeners share their mesh listener's tap.
 
+The calls (keep them when code moves): ``Stream._log`` (every finished request, before the
+access-log line), ``ShadowDispatcher.submit``'s four paths that send no copy (unknown
+cluster, over the cap, over the pace: ``DROPPED``; fast-failed: ``FAILED`` 503 UF) through
+``ShadowDispatcher.tell_unsent``, and ``ShadowExchange._end`` (every copy sent).
+
 A sink must be cheap and must not raise: it runs inside the data plane's callbacks.
 The live page's hub (``simulator.proxy.live.hub.LiveHub``) counts every record and
 samples the rest for the browsers.
