@@ -171,6 +171,9 @@ def build_admin_app(proxy: Proxy, started: float | None = None, source: ConfigSo
     # the live page at / (simulator/proxy/live/): redrawn when a reload swaps the table
     hub = add_live_routes(app, proxy.tap, lambda: proxy.table, lambda: f"v{state.version}")
     state.listeners.append(hub.config_attempt)
+    if proxy.diff is not None:  # --diff: a mismatch badge on the copy's chip (docs/diff.md)
+        proxy.diff.listeners.append(lambda rec: hub.publish({
+            "kind": "annotate", "id": rec["x_request_id"], "cluster": rec["cluster"], "fields": {"diff": "mismatch"}}))
     return app
 
 
