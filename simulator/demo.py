@@ -18,7 +18,7 @@ from simulator.backend import Backend
 from simulator.config import load
 from simulator.config import model as m
 from simulator.core.translate import TranslateOptions, translate
-from simulator.proxy.runner import RunOptions, start_proxy
+from simulator.proxy.launch import RunOptions, start_proxy
 
 # configs/examples/mirroring/ in a clone; a wheel carries the same file as package data
 # (simulator/examples/httpbin.yaml is a symlink to it, copied into the wheel)

@@ -42,8 +42,8 @@ from aiohttp import web
 
 from simulator.core.table import RouteTable
 from simulator.proxy.admin import proxy_stats, ready_response, stats_response
+from simulator.proxy.launch import GatewayListener, RunOptions, freeze_startup_objects, start_proxy
 from simulator.proxy.lifecycle import DEFAULT_DRAIN_TIME, Shutdown, drain, say, signal_name
-from simulator.proxy.runner import GatewayListener, RunOptions, freeze_startup_objects, start_proxy
 from simulator.proxy.tasks import TaskSet
 
 DEFAULT_RESTART_DELAY: Final = 0.2
