@@ -34,7 +34,7 @@ COMPILED: Final = (
     "simulator.proxy.upstream", "simulator.proxy.mirror",
     "simulator.proxy.stats", "simulator.proxy.accesslog", "simulator.proxy.headers",
     "simulator.core.table", "simulator.core.matchers", "simulator.core.hosts", "simulator.core.paths",
-    "simulator.core.cors", "simulator.core.retry_policy",
+    "simulator.core.cors", "simulator.core.retry_policy", "simulator.core.faults",
 )
 # mypycify(group_name=GROUP) puts the compiled code of every module in one shared library,
 # GROUP + "__mypyc", inside the package (so editable and wheel installs both import it);

@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Final
 
+from simulator.core.faults import abort_fires, delay_fires
 from simulator.core.grpc_timeout import grpc_route_timeout, is_grpc, to_grpc_timeout
 from simulator.core.table import FaultConfig, Forward, LocalReply
 from simulator.proxy import header_ops, tunnel
@@ -113,30 +114,30 @@ class Stream(Forwarding):
             return
         fault = decision.fault
         if fault is not None:
-            self.inject_fault(decision, fault, hdrs)
+            self.inject_fault(decision, fault, hdrs, rv)
             return
         self.forward(decision, hdrs)
 
     # ------------------------------------------------------------------ faults
-    def inject_fault(self, d: Forward, fault: FaultConfig, hdrs: dict[str, str]) -> None:
+    def inject_fault(self, d: Forward, fault: FaultConfig, hdrs: dict[str, str], random_value: int) -> None:
         """Envoy's fault filter, which runs before the router: an optional delay
-        (flag DI), then an optional abort (flag FI, body "fault filter abort").
-        Each is an independent draw against its FractionalPercent (of a million)."""
+        (flag DI), then an optional abort (flag FI, body "fault filter abort"); whether
+        each fires is decided from the request's random value (core/faults.py)."""
         proxy = self.proxy
-        if fault.delay is not None and proxy.rng.getrandbits(64) % 1_000_000 < fault.delay_numerator:
+        abort = abort_fires(fault, random_value)
+        if fault.delay is not None and delay_fires(fault, random_value):
             self.fault_flags = "DI"
             proxy.stats.inc("fault.delays_injected")
-            self.timer = proxy.loop.call_later(fault.delay, self._after_fault_delay, d, fault, hdrs)
+            self.timer = proxy.loop.call_later(fault.delay, self._after_fault_delay, d, fault, hdrs, abort)
             return
-        self._after_fault_delay(d, fault, hdrs)
+        self._after_fault_delay(d, fault, hdrs, abort)
 
-    def _after_fault_delay(self, d: Forward, fault: FaultConfig, hdrs: dict[str, str]) -> None:
+    def _after_fault_delay(self, d: Forward, fault: FaultConfig, hdrs: dict[str, str], abort: bool) -> None:
         self.timer = None
         if self.done:
             return
         proxy = self.proxy
-        aborts = fault.abort_status is not None or fault.abort_grpc_status is not None
-        if aborts and proxy.rng.getrandbits(64) % 1_000_000 < fault.abort_numerator:
+        if abort:
             proxy.stats.inc("fault.aborts_injected")
             # without a delay the abort comes from decodeHeaders, before any body was read
             early = not self.fault_flags
