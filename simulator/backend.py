@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from simulator.config import model as m
+    from simulator.model import istio as m
 
 __all__ = ["Backend", "BackendSpec", "ReceivedRequest", "backends_for", "create_app", "serve", "serve_many",
            "LOOPBACK_ADDRESSES", "MAX_DELAY"]

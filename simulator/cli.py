@@ -98,7 +98,7 @@ def _path_normalization(s: str) -> str:
 
 
 def _source_labels(s: str) -> dict[str, str]:
-    from simulator.config.syntax import LABELS_FORM, parse_label_list
+    from simulator.model.syntax import LABELS_FORM, parse_label_list
 
     labels, problem = parse_label_list(s)
     if problem is not None:
@@ -224,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | None):  # type: ignore[no-untyped-def]
     """RunOptions from ``mirrorsim run`` flags; the access log is opened on ``loop`` if given."""
-    from simulator.proxy.accesslog import AccessLog, open_access_log
+    from simulator.proxy.accesslog import access_log_for
     from simulator.proxy.launch import RunOptions
 
     lhost, lport = args.listen
@@ -232,7 +232,7 @@ def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | Non
     return RunOptions(
         listen_host=lhost, listen_port=lport,
         admin_host=ahost or "127.0.0.1", admin_port=aport,
-        seed=args.seed, access_log=AccessLog(open_access_log(args.access_log), loop) if loop else None,
+        seed=args.seed, access_log=access_log_for(args.access_log, loop) if loop else None,
         local_address=args.local_address,
         max_shadow_inflight=args.max_shadow_inflight, max_shadow_bytes=args.max_shadow_bytes,
         max_request_bytes=args.max_request_bytes, shadow_timeout=args.shadow_timeout,

@@ -16,8 +16,8 @@ import aiohttp
 
 from simulator.backend import Backend
 from simulator.config import load
-from simulator.config import model as m
 from simulator.core.translate import TranslateOptions, translate
+from simulator.model import istio as m
 from simulator.proxy.launch import RunOptions, start_proxy
 
 # configs/examples/mirroring/ in a clone; a wheel carries the same file as package data

@@ -18,13 +18,13 @@ from typing import Any
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from simulator.config import model as m
 from simulator.config.parse import SPECS, parse_spec
 from simulator.config.schema import Ctx, F, Obj, any_value, string, string_map, suggest
-from simulator.config.syntax import is_dns1123_label
 from simulator.config.validate import analyze
 from simulator.config.yamlio import Expansion, InputError, compose, read_text
 from simulator.diagnostics import Diagnostic, Diagnostics
+from simulator.model import istio as m
+from simulator.model.syntax import is_dns1123_label
 
 GROUP = "networking.istio.io"
 API_VERSIONS = ("v1", "v1beta1", "v1alpha3")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.config.durations import NS_PER_MS, NS_PER_S, parse_duration_ns
-from simulator.config.model import Source
 from simulator.diagnostics import Diagnostic, Severity
+from simulator.model.istio import Source
 
 
 class _Invalid:

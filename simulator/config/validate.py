@@ -12,8 +12,10 @@ but that break or surprise at run time.  All are warnings with their IST codes:
 * IST0173 DestinationRuleSubsetNotSelectPods: a subset whose labels select no
   endpoint (-> 503 UH); IST0174 UnknownDestinationRuleHost.
 
-Host names are resolved as Istio does (``simulator.core.hosts.fqdn``, relative
-to the namespace of the resource that names them).
+Every lookup (services, DestinationRules, subsets, endpoints, gateways, delegates) goes
+through ``simulator.core.registry``, the one translation uses: a subset reported missing
+here is the cluster the route table lacks (503 NC).  Host names are resolved as Istio does,
+relative to the namespace of the resource that names them.
 """
 
 from __future__ import annotations
@@ -21,16 +23,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
 
-from simulator.config import model as m
-from simulator.config.rules import as_list
+from simulator.config.rules.fields import as_list
 from simulator.config.schema import Ctx
-from simulator.core.hosts import fqdn, wildcard_matches
+from simulator.core.registry import Registry, Service, build_registry, gateway_ref, is_mesh_bound
 from simulator.diagnostics import Diagnostic
-
-MESH = "mesh"
-T = TypeVar("T")
+from simulator.model import istio as m
+from simulator.model.names import MESH
 
 
 def resource_name(kind: str, meta: m.Meta) -> str:
@@ -41,58 +40,7 @@ def _ctx(kind: str, obj: m.VirtualService | m.DestinationRule) -> Ctx:
     return Ctx(source=obj.src, resource=resource_name(kind, obj.meta), namespace=obj.meta.namespace)
 
 
-# ------------------------------------------------------------------ indexes
-
-
-class _Registry:
-    """Services (ServiceEntry hosts) and DestinationRules by resolved host."""
-
-    def __init__(self, config: m.Config) -> None:
-        self.services: dict[str, list[m.ServiceEntry]] = defaultdict(list)
-        for se in config.service_entries:
-            for host in se.hosts:
-                self.services[fqdn(host, se.meta.namespace)].append(se)
-        self.rules: dict[str, list[m.DestinationRule]] = defaultdict(list)
-        for dr in config.destination_rules:
-            if dr.host:
-                self.rules[fqdn(dr.host, dr.meta.namespace)].append(dr)
-        self.workload_entries = config.workload_entries
-        self.gateways = {(g.meta.namespace, g.meta.name) for g in config.gateways}
-        self.virtual_services = {(v.meta.namespace, v.meta.name): v for v in config.virtual_services}
-
-    def service(self, host: str) -> list[m.ServiceEntry]:
-        """ServiceEntries for ``host``: exact host first, else the most
-        specific wildcard host that covers it."""
-        return _most_specific(self.services, host)
-
-    def destination_rules(self, host: str) -> list[m.DestinationRule]:
-        return _most_specific(self.rules, host)
-
-    def endpoints(self, se: m.ServiceEntry) -> list[m.WorkloadEntrySpec]:
-        if se.workload_selector is not None:
-            sel = se.workload_selector
-            return [
-                we.spec for we in self.workload_entries
-                if we.meta.namespace == se.meta.namespace and _selects(sel, we.spec.labels)
-            ]  # fmt: skip
-        if se.endpoints:
-            return list(se.endpoints)
-        if se.resolution in ("DNS", "DNS_ROUND_ROBIN"):
-            return [m.WorkloadEntrySpec(address=h) for h in se.hosts]  # the host itself, no labels
-        return []
-
-
-def _most_specific(index: dict[str, list[T]], host: str) -> list[T]:
-    if host in index:
-        return index[host]
-    candidates = [k for k in index if k.startswith("*") and wildcard_matches(k, host)]
-    if not candidates:
-        return []
-    return index[max(candidates, key=len)]
-
-
-def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
+# ------------------------------------------------------------------ helpers
 
 
 def _fmt_labels(labels: dict[str, str]) -> str:
@@ -134,27 +82,27 @@ def _destinations(vs: m.VirtualService) -> Iterator[_Dest]:
                     )
 
 
-def _check_destination(ctx: Ctx, reg: _Registry, d: _Dest) -> None:
+def _check_destination(ctx: Ctx, reg: Registry, d: _Dest) -> None:
     dest = d.dest
     if not dest.host or dest.host == "*":
         return
-    host = fqdn(dest.host, ctx.namespace)
+    host = reg.resolve(dest.host, ctx.namespace)
     what = "mirror host" if d.mirror else "host"
-    services = reg.service(host)
-    if not services:
+    service = reg.covering_service(host)
+    if service is None:
         ctx.warn(
             f"{d.path}.host",
             f'Referenced {what} not found: "{dest.host}" (no ServiceEntry declares {host})',
             "IST0101",
         )
     else:
-        _check_port(ctx, dest, host, services[0], d.path)
+        _check_port(ctx, dest, host, service, d.path)
     if dest.subset:
         _check_subset(ctx, reg, dest, host, d)
 
 
-def _check_port(ctx: Ctx, dest: m.Destination, host: str, se: m.ServiceEntry, path: str) -> None:
-    numbers = [p.number for p in se.ports]
+def _check_port(ctx: Ctx, dest: m.Destination, host: str, service: Service, path: str) -> None:
+    numbers = [p.number for p in service.ports]
     if dest.port is None:
         if len(numbers) > 1:
             ctx.warn(
@@ -172,11 +120,10 @@ def _check_port(ctx: Ctx, dest: m.Destination, host: str, se: m.ServiceEntry, pa
         )
 
 
-def _check_subset(ctx: Ctx, reg: _Registry, dest: m.Destination, host: str, d: _Dest) -> None:
-    rules = reg.destination_rules(host)
-    defined = [s.name for dr in rules for s in dr.subsets]
-    if dest.subset in defined:
+def _check_subset(ctx: Ctx, reg: Registry, dest: m.Destination, host: str, d: _Dest) -> None:
+    if reg.subset(host, dest.subset) is not None:
         return
+    defined = reg.subset_names(host)
     known = f"defined: {', '.join(dict.fromkeys(defined))}" if defined else "no DestinationRule for this host"
     what = "mirror+subset" if d.mirror else "host+subset"
     ctx.warn(
@@ -189,17 +136,7 @@ def _check_subset(ctx: Ctx, reg: _Registry, dest: m.Destination, host: str, d: _
     )
 
 
-def _resolve_gateway(name: str, namespace: str) -> tuple[str, str]:
-    if "/" in name:
-        ns, _, gw = name.partition("/")
-        return ns, gw
-    if "." in name:  # legacy name.namespace[.svc.cluster.local]
-        parts = name.split(".")
-        return parts[1], parts[0]
-    return namespace, name
-
-
-def _check_gateways(ctx: Ctx, reg: _Registry, vs: m.VirtualService) -> None:
+def _check_gateways(ctx: Ctx, reg: Registry, vs: m.VirtualService) -> None:
     refs = [(f"spec.gateways[{i}]", g) for i, g in enumerate(vs.gateways)]
     for i, r in enumerate(vs.http):
         for j, mt in enumerate(r.match):
@@ -207,21 +144,21 @@ def _check_gateways(ctx: Ctx, reg: _Registry, vs: m.VirtualService) -> None:
     for path, name in refs:
         if name == MESH or not name:
             continue
-        ns, gw = _resolve_gateway(name, ctx.namespace)
-        if (ns, gw) not in reg.gateways:
+        ref = gateway_ref(name, ctx.namespace)
+        if reg.gateway(ref) is None:
             ctx.warn(
                 path,
-                f'Referenced gateway not found: "{name}" (no Gateway {ns}/{gw} is loaded)',
+                f'Referenced gateway not found: "{name}" (no Gateway {ref} is loaded)',
                 "IST0101",
             )
 
 
-def _check_delegates(ctx: Ctx, reg: _Registry, vs: m.VirtualService) -> None:
+def _check_delegates(ctx: Ctx, reg: Registry, vs: m.VirtualService) -> None:
     for i, r in enumerate(vs.http):
         if r.delegate is None or not r.delegate.name:
             continue
         ns = r.delegate.namespace or ctx.namespace
-        target = reg.virtual_services.get((ns, r.delegate.name))
+        target = reg.delegate(ns, r.delegate.name)
         path = f"spec.http[{i}].delegate"
         if target is None:
             ctx.warn(
@@ -240,18 +177,14 @@ def _check_delegates(ctx: Ctx, reg: _Registry, vs: m.VirtualService) -> None:
 # ------------------------------------------------------------------ IST0109
 
 
-def _is_mesh_bound(vs: m.VirtualService) -> bool:
-    return not vs.gateways or MESH in vs.gateways
-
-
-def _conflicting_mesh_hosts(config: m.Config) -> list[Diagnostic]:
+def _conflicting_mesh_hosts(config: m.Config, reg: Registry) -> list[Diagnostic]:
     by_host: dict[str, list[tuple[m.VirtualService, int]]] = defaultdict(list)
     for vs in config.virtual_services:
-        if not _is_mesh_bound(vs):
+        if not is_mesh_bound(vs):
             continue
         for i, host in enumerate(dict.fromkeys(vs.hosts)):
             if host and host != "*":
-                by_host[fqdn(host, vs.meta.namespace)].append((vs, i))
+                by_host[reg.resolve(host, vs.meta.namespace)].append((vs, i))
     out: list[Diagnostic] = []
     for host, entries in by_host.items():
         if len({id(vs) for vs, _ in entries}) < 2:
@@ -284,10 +217,10 @@ def _conflicting_mesh_hosts(config: m.Config) -> list[Diagnostic]:
 # ------------------------------------------------------------------ DestinationRule subsets
 
 
-def _check_subsets(ctx: Ctx, reg: _Registry, dr: m.DestinationRule) -> None:
-    host = fqdn(dr.host, dr.meta.namespace)
-    services = reg.service(host)
-    if not services:
+def _check_subsets(ctx: Ctx, reg: Registry, dr: m.DestinationRule) -> None:
+    host = reg.resolve(dr.host, dr.meta.namespace)
+    service = reg.covering_service(host)
+    if service is None:
         ctx.warn(
             "spec.host",
             f"The host {dr.host} defined in the DestinationRule does not match any services in "
@@ -295,19 +228,11 @@ def _check_subsets(ctx: Ctx, reg: _Registry, dr: m.DestinationRule) -> None:
             "IST0174",
         )
         return
-    if all(se.resolution == "NONE" and se.workload_selector is None for se in services):
+    if service.passthrough:
         return  # passthrough services have no endpoint set to select from
+    available = [ep.labels for ep in reg.selected(service, None)]
     for i, subset in enumerate(dr.subsets):
-        if not subset.name:
-            continue
-        available: list[dict[str, str]] = []
-        matched = False
-        for se in services:
-            selector = {**(se.workload_selector or {}), **subset.labels}
-            for ep in reg.endpoints(se):
-                available.append(ep.labels)
-                matched = matched or _selects(selector, ep.labels)
-        if matched:
+        if not subset.name or reg.selected(service, subset.labels):
             continue
         path = f"spec.subsets[{i}].labels" if subset.labels else f"spec.subsets[{i}].name"
         have = ", ".join(dict.fromkeys(_fmt_labels(lb) for lb in available)) or "no endpoints"
@@ -327,7 +252,7 @@ def _check_subsets(ctx: Ctx, reg: _Registry, dr: m.DestinationRule) -> None:
 
 def analyze(config: m.Config) -> list[Diagnostic]:
     """Run every cross-resource check; returns warnings (unsorted)."""
-    reg = _Registry(config)
+    reg = build_registry(config)
     out: list[Diagnostic] = []
     for vs in config.virtual_services:
         ctx = _ctx("VirtualService", vs)
@@ -336,7 +261,7 @@ def analyze(config: m.Config) -> list[Diagnostic]:
         _check_gateways(ctx, reg, vs)
         _check_delegates(ctx, reg, vs)
         out += ctx.diagnostics
-    out += _conflicting_mesh_hosts(config)
+    out += _conflicting_mesh_hosts(config, reg)
     for dr in config.destination_rules:
         ctx = _ctx("DestinationRule", dr)
         _check_subsets(ctx, reg, dr)

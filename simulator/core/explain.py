@@ -32,8 +32,7 @@ from simulator.core.table import (
     RouteTable,
     VirtualHost,
 )
-
-MESH = "mesh"
+from simulator.model.names import MESH
 
 # --------------------------------------------------------------------------- clusters
 

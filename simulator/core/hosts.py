@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-DEFAULT_DOMAIN = "cluster.local"
+from simulator.model.names import DEFAULT_DOMAIN
 
 
 def is_ip(name: str) -> bool:

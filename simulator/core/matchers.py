@@ -22,7 +22,7 @@ import re2  # type: ignore[import-untyped,unused-ignore]
 # The C++ binding itself: re2.compile()'s Python wrapper costs 2-3 us more per call.
 from re2 import _re2  # type: ignore[import-untyped,unused-ignore]
 
-from simulator.config.syntax import check_re2
+from simulator.model.syntax import check_re2
 
 _ANCHOR_BOTH: Any = _re2.RE2.Anchor.ANCHOR_BOTH
 _UNANCHORED: Any = _re2.RE2.Anchor.UNANCHORED

@@ -31,8 +31,10 @@ _SMALL: Final = [str(n) for n in range(SMALL_NUMBERS)]
 
 
 class AccessLog:
-    def __init__(self, stream: IO[str] | None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, stream: IO[str] | None, loop: asyncio.AbstractEventLoop | None = None,
+                 owned: bool = False) -> None:
         self.stream = stream
+        self._owned = owned  # close() closes the stream: it was opened for this log
         self._buf: list[str] = []
         self._size = 0
         self._scheduled = False
@@ -89,6 +91,17 @@ class AccessLog:
             loop = self._loop or asyncio.get_running_loop()
             self._handle = loop.call_later(FLUSH_INTERVAL, self.flush)
 
+    def close(self) -> None:
+        """Flush, then close the file if this log opened it (never the process's stdout)."""
+        self.flush()
+        stream = self.stream
+        if stream is not None and self._owned and stream is not sys.stdout and stream is not sys.stderr:
+            self.stream = None
+            try:
+                stream.close()
+            except OSError:
+                pass
+
     def flush(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
@@ -140,6 +153,11 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def access_log_for(spec: str, loop: asyncio.AbstractEventLoop | None = None) -> AccessLog:
+    """The access log a ``--access-log`` value names; its close() closes the file it opened."""
+    return AccessLog(open_access_log(spec), loop, owned=True)
 
 
 def open_access_log(spec: str) -> IO[str] | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from simulator.core.table import RouteTable
-from simulator.proxy.accesslog import AccessLog, open_access_log
+from simulator.proxy.accesslog import AccessLog, access_log_for
 from simulator.proxy.admin import build_admin_app
 from simulator.proxy.downstream import DownstreamConnection
 from simulator.proxy.limits import DEFAULT_MAX_BUFFERED_BYTES
@@ -144,7 +144,7 @@ class RunningProxy:
         if self.admin is not None:
             await self.admin.cleanup()
         await asyncio.sleep(0)  # the closed connections' connection_lost: their access-log lines
-        self.proxy.access_log.flush()
+        self.proxy.access_log.close()
 
 
 def protocol_factory(proxy: Proxy) -> Callable[[], asyncio.BaseProtocol]:
@@ -165,8 +165,7 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
     )
     access_log = opts.access_log
     if access_log is None:
-        access_log = AccessLog(open_access_log(opts.access_log_spec) if opts.access_log_spec else None,
-                               loop)
+        access_log = access_log_for(opts.access_log_spec, loop) if opts.access_log_spec else AccessLog(None, loop)
     proxy = Proxy(table, access_log=access_log, options=popts,
                   loop=loop)
     proxy.shadows = ShadowDispatcher(proxy.pool, proxy.stats, access_log, loop, popts.local_address,

@@ -23,11 +23,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from simulator.config.durations import format_duration, parse_duration
-from simulator.config.syntax import check_label_key, check_label_value, is_dns1123_label
 from simulator.config.yamlio import InputError, read_text
 from simulator.core.explain import Request
-from simulator.core.translate import Source
+from simulator.core.options import Source
 from simulator.diagnostics import Diagnostic
+from simulator.model.syntax import check_label_key, check_label_value, is_dns1123_label
 from simulator.routecheck.decision import Decision, Destination, Mirror, describe_route
 from simulator.routecheck.yamlsrc import Doc, no_gc, read_documents
 

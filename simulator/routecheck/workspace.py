@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from simulator.config import load
-from simulator.config import model as m
 from simulator.config.loader import documents
 from simulator.core.explain import Explanation, Request, explain
+from simulator.core.options import Source, TranslateOptions
 from simulator.core.table import Route, RouteTable
-from simulator.core.translate import MESH, Source, TranslateOptions, gateway_servers, translate, translate_gateway
+from simulator.core.translate import gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
+from simulator.model import istio as m
+from simulator.model.names import MESH
 from simulator.routecheck.decision import Decision
 from simulator.routecheck.spec import request_from_url
 from simulator.routecheck.yamlsrc import no_gc
@@ -71,7 +73,7 @@ def as_source(source: Source | Mapping[str, Any] | None) -> Source | None:
         return source
     if not isinstance(source, Mapping) or set(source) - {"labels", "namespace"}:
         raise ValueError(f"source: expected {{'labels': {{...}}, 'namespace': '...'}}, got {source!r}")
-    from simulator.config.syntax import check_label_key, check_label_value
+    from simulator.model.syntax import check_label_key, check_label_value
 
     labels = source.get("labels") or {}
     if not isinstance(labels, Mapping):

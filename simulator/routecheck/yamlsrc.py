@@ -16,9 +16,9 @@ from typing import Any
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from simulator.config.model import line_of
 from simulator.config.yamlio import Expansion, InputError, compose
 from simulator.diagnostics import Diagnostic
+from simulator.model.istio import line_of
 
 _CONSTRUCTOR = SafeConstructor()
 _STRING_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp")

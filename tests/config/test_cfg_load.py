@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from simulator.config import load, load_text
-from simulator.config import model as m
 from simulator.core.hosts import fqdn
+from simulator.model import istio as m
 
 from .helpers import find, load_yaml, only
 
@@ -568,8 +568,8 @@ spec:
     - destination: {{host: svc{i}}}
 """
     text = "---\n".join(doc.format(i=i) for i in range(1000))
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on a shared machine do not count
     result = load_text(text, "big.yaml")
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert len(result.config.virtual_services) == 1000 and result.ok
-    assert elapsed < 4.0, f"loading 1000 VirtualServices took {elapsed:.2f}s"
+    assert elapsed < 4.0, f"loading 1000 VirtualServices took {elapsed:.2f}s of CPU"

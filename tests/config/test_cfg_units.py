@@ -4,15 +4,17 @@ valid inputs that must not be flagged."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 import textwrap
 
 import pytest
 
 from simulator.config import load_text, parse
-from simulator.config import model as m
 from simulator.config.durations import parse_duration, parse_duration_ns
 from simulator.config.schema import Obj
-from simulator.config.syntax import check_re2, check_wildcard_domain, is_dns1123_label
+from simulator.model import istio as m
+from simulator.model.syntax import check_re2, check_wildcard_domain, is_dns1123_label
 
 # ---------------------------------------------------------------- durations
 
@@ -88,9 +90,12 @@ def _objs() -> list[Obj]:
             if isinstance(f.conv, Obj):
                 visit(f.conv)
 
-    for value in vars(parse).values():
-        if isinstance(value, Obj):
-            visit(value)
+    modules = [parse] + [importlib.import_module(f"{parse.__name__}.{info.name}")
+                         for info in pkgutil.iter_modules(parse.__path__)]
+    for module in modules:
+        for value in vars(module).values():
+            if isinstance(value, Obj):
+                visit(value)
     return list(seen.values())
 
 

@@ -236,20 +236,29 @@ def test_subset_endpoints_selected_by_labels():
 
 
 def test_core_is_pure():
-    """simulator/core imports no I/O, event loop, YAML, clock or randomness."""
+    """simulator/core imports no I/O, event loop, YAML, clock or randomness, and nothing
+    from the layers beside or above it (config, proxy, routecheck, envoy, cli)."""
     import ast
     from pathlib import Path
 
     banned = {"asyncio", "aiohttp", "yaml", "random", "time", "socket", "uvloop", "httptools"}
+    above = ("simulator.config", "simulator.proxy", "simulator.routecheck", "simulator.envoy",
+             "simulator.cli", "simulator.pytest_plugin", "simulator.demo", "simulator.backend")
     core = Path(__file__).resolve().parents[2] / "simulator" / "core"
-    for f in core.glob("*.py"):
+    files = sorted(core.glob("*.py"))
+    assert len(files) > 5
+    for f in files:
         for node in ast.walk(ast.parse(f.read_text())):
-            names = []
+            modules = []
             if isinstance(node, ast.Import):
-                names = [a.name.split(".")[0] for a in node.names]
+                modules = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module.split(".")[0]]
+                assert node.level == 0, f"{f.name}: relative import"
+                modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            names = [mod.split(".")[0] for mod in modules]
             assert not banned.intersection(names), f"{f.name} imports {names}"
+            wrong = [mod for mod in modules if any(mod == a or mod.startswith(a + ".") for a in above)]
+            assert not wrong, f"{f.name} imports {wrong}: core sits below config, proxy and routecheck"
 
 
 def test_delegate_virtual_service_is_merged():

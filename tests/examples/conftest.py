@@ -18,10 +18,10 @@ import pytest
 from simulator.backend import Backend, backends_for
 from simulator.cli import build_gateways
 from simulator.config import load, load_text
-from simulator.config import model as m
 from simulator.core.table import RouteTable
 from simulator.core.translate import TranslateOptions, translate
 from simulator.demo import rebind_endpoints
+from simulator.model import istio as m
 from simulator.proxy.launch import RunningProxy, RunOptions, start_proxy
 from tests.support.client import Response, get
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from tests.routecheck.helpers import BOOKINFO, DATA, run_cli, write
 
@@ -102,8 +103,8 @@ def test_fail_under(capsys):
 
 
 def test_directories_and_route_tests_next_to_config(tmp_path, capsys):
-    (tmp_path / "bookinfo.yaml").write_text(open(BOOKINFO).read())
-    (tmp_path / "bookinfo.test.yaml").write_text(open(TESTS).read())
+    (tmp_path / "bookinfo.yaml").write_text(Path(BOOKINFO).read_text())
+    (tmp_path / "bookinfo.test.yaml").write_text(Path(TESTS).read_text())
     code, out, _ = run_cli(capsys, "check", "-f", str(tmp_path), str(tmp_path))
     assert code == 0, out
     assert "8 test(s): 8 passed" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.routecheck.helpers import BOOKINFO, run_cli, write
 
@@ -60,7 +61,7 @@ def test_host_header_overrides_url_and_local_replies(capsys):
 def test_fault_and_no_route(tmp_path, capsys):
     _, out, _ = run_cli(capsys, "explain", "-f", BOOKINFO, "-H", "end-user: jason", "http://ratings:9080/")
     assert "fault: abort with HTTP 500 for 100% of requests" in out
-    cfg = open(BOOKINFO).read().replace("  - route:\n    - destination: {host: ratings, subset: v1}\n", "")
+    cfg = Path(BOOKINFO).read_text().replace("  - route:\n    - destination: {host: ratings, subset: v1}\n", "")
     path = write(tmp_path, "c.yaml", cfg)
     _, out, _ = run_cli(capsys, "explain", "-f", path, "http://ratings:9080/")
     assert "result: 404 NR: no route matched" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from tests.routecheck.helpers import BOOKINFO, DATA, run_cli, write
 
@@ -57,7 +58,7 @@ def test_every_problem_reported_with_file_line_code_and_path(tmp_path, capsys):
 
 
 def test_warnings_only_exit_0(tmp_path, capsys):
-    text = open(BOOKINFO).read().replace("subset: v3}\n    mirrorPercentage", "subset: v9}\n    mirrorPercentage")
+    text = Path(BOOKINFO).read_text().replace("subset: v3}\n    mirrorPercentage", "subset: v9}\n    mirrorPercentage")
     path = write(tmp_path, "warn.yaml", text)
     code, out, _ = run_cli(capsys, "validate", "-f", path)
     assert code == 0
@@ -85,7 +86,7 @@ def test_malformed_yaml(tmp_path, capsys):
 
 
 def test_route_test_files_in_a_config_directory_are_skipped(tmp_path, capsys):
-    (tmp_path / "cfg.yaml").write_text(open(BOOKINFO).read())
+    (tmp_path / "cfg.yaml").write_text(Path(BOOKINFO).read_text())
     (tmp_path / "routes.test.yaml").write_text("tests: []\n")
     code, out, _ = run_cli(capsys, "validate", "-f", str(tmp_path))
     assert code == 0, out

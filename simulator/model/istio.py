@@ -2,8 +2,8 @@
 
 Names follow the Istio API (networking.istio.io v1/v1beta1/v1alpha3, one schema);
 fields are the snake_case form of the YAML camelCase keys.  This module holds
-data only: parsing lives in ``parse.py``, cross-resource checks in
-``validate.py``, translation to the compiled route table in ``simulator.core``.
+data only: parsing lives in ``simulator.config``, cross-resource checks in
+``simulator.config.validate``, translation to the compiled route table in ``simulator.core``.
 
 Conventions:
 * Durations are float seconds (``"1.5s"`` -> 1.5); ``None`` means "not set".
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from simulator.model.names import DEFAULT_NAMESPACE
 
 # --------------------------------------------------------------------------- sources
 
@@ -52,7 +54,7 @@ def line_of(lines: dict[str, int], path: str, default: int) -> int:
 @dataclass(frozen=True, slots=True)
 class Meta:
     name: str
-    namespace: str = "default"
+    namespace: str = DEFAULT_NAMESPACE
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     # Order of appearance across all loaded files; stands in for creationTimestamp
     # ("oldest wins" on the mesh listener).
