@@ -71,7 +71,7 @@ async def main(n: int, mode: str) -> None:
     table = translate(cfg)
     log = open("/dev/null", "w")
     proxy = Proxy(table, access_log=AccessLog(log, loop), options=ProxyOptions(seed=1), loop=loop)
-    proxy.shadows = ShadowDispatcher(proxy.pool, proxy.stats, proxy.access_log, loop, proxy.options.local_address,
+    proxy.shadows = ShadowDispatcher(proxy, proxy.stats, proxy.access_log, loop, proxy.options.local_address,
                                      max_inflight=0 if mode == "dropped" else 1024)
     pending: list[UpstreamConnection] = []
     for name, cluster in table.clusters.items():

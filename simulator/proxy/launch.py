@@ -168,7 +168,7 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
         access_log = access_log_for(opts.access_log_spec, loop) if opts.access_log_spec else AccessLog(None, loop)
     proxy = Proxy(table, access_log=access_log, options=popts,
                   loop=loop)
-    proxy.shadows = ShadowDispatcher(proxy.pool, proxy.stats, access_log, loop, popts.local_address,
+    proxy.shadows = ShadowDispatcher(proxy, proxy.stats, access_log, loop, popts.local_address,
                                      max_inflight=opts.max_shadow_inflight,
                                      max_bytes=opts.max_shadow_bytes,
                                      default_timeout=opts.shadow_timeout)

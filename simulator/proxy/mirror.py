@@ -34,7 +34,6 @@ once (503 UF, ``mirrorsim.shadow_fast_failed``) instead of each trying to connec
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Protocol
 
 from simulator.core.grpc_timeout import to_grpc_timeout
@@ -63,6 +62,15 @@ DEFAULT_SHADOW_TIMEOUT: Final = 15.0
 # to max_inflight / latency per second (ShadowPacer); a fast mirror never is.
 PACE_ABOVE_LATENCY: Final = 0.05
 PACE_BURST: Final = 16.0
+
+
+class PoolSource:
+    """Where the dispatcher gets the pool of a mirror cluster (server.Proxy, which makes
+    pools as they are first needed).  A native base class, not a callable: the compiled
+    build calls it without going through Python."""
+
+    def pool(self, cluster_name: str) -> ClusterPool | None:
+        raise NotImplementedError
 
 
 class UpgradeCopies(Protocol):
@@ -112,15 +120,15 @@ class ShadowRequest:
 
 
 class ShadowDispatcher:
-    """Sends shadow copies through the pools ``pool_for`` gives (the proxy's, by cluster
+    """Sends shadow copies through the pools ``pools`` gives (the proxy's, by cluster
     name), counting in ``stats`` and logging to ``access_log``; ``local_address`` is
     appended to x-forwarded-for (Envoy's local address)."""
 
-    def __init__(self, pool_for: Callable[[str], ClusterPool | None], stats: Stats, access_log: AccessLog,
+    def __init__(self, pools: PoolSource, stats: Stats, access_log: AccessLog,
                  loop: asyncio.AbstractEventLoop, local_address: str, *,
                  max_inflight: int = DEFAULT_MAX_INFLIGHT, max_bytes: int = DEFAULT_MAX_BYTES,
                  default_timeout: float = DEFAULT_SHADOW_TIMEOUT) -> None:
-        self.pool_for = pool_for
+        self.pools = pools
         self.stats = stats
         self.access_log = access_log
         self.loop = loop
@@ -147,7 +155,7 @@ class ShadowDispatcher:
         without building its request."""
         stats = self.stats
         policy = req.policy
-        pool = self.pool_for(policy.cluster)
+        pool = self.pools.pool(policy.cluster)
         if pool is None:
             # Envoy: "shadow cluster 'X' does not exist", debug log only, no stat
             stats.inc("mirrorsim.shadow_unknown_cluster")

@@ -47,7 +47,7 @@ from simulator.proxy.client import ClientConnection
 from simulator.proxy.headers import DateCache
 from simulator.proxy.ids import RandomValues, RequestIds
 from simulator.proxy.limits import DEFAULT_MAX_BUFFERED_BYTES, BodyBudget
-from simulator.proxy.mirror import ShadowDispatcher
+from simulator.proxy.mirror import PoolSource, ShadowDispatcher
 from simulator.proxy.stats import Stats
 from simulator.proxy.upstream import ClusterPool
 
@@ -61,7 +61,7 @@ class ProxyOptions:
     seed: int | None = None
 
 
-class Proxy:
+class Proxy(PoolSource):
     """Shared state of one listener: the route table, pools, stats, logs, the shadow
     dispatcher, the body budget and the random values."""
 

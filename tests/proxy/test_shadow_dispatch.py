@@ -1,16 +1,15 @@
 """The shadow dispatcher alone (simulator/proxy/mirror.py): driven with a plain ShadowRequest
-value and the mirror cluster's pool; no proxy, stream or client connection."""
+value and a source of pools; no stream or client connection."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 
 from simulator.core.table import Forward
 from simulator.proxy.accesslog import AccessLog
 from simulator.proxy.mirror import ShadowDispatcher, ShadowRequest
+from simulator.proxy.server import Proxy
 from simulator.proxy.stats import Stats
-from simulator.proxy.upstream import ClusterPool
 from tests.conftest import registry_yaml, table_from_yaml, virtual_service
 from tests.support.recorder import Recorder
 
@@ -33,14 +32,9 @@ def setup(port: int, loop: asyncio.AbstractEventLoop, max_inflight: int = 8,
     d = table.route("POST", "httpbin:8000", "/anything", {}, 0)
     assert isinstance(d, Forward) and len(d.mirrors) == 1
     stats = Stats()
-    pools: dict[str, ClusterPool] = {}
-
-    def pool_for(name: str) -> ClusterPool | None:
-        if name not in pools and name in table.clusters:
-            pools[name] = ClusterPool(table.clusters[name], stats.cluster(name), random.Random(1), loop)
-        return pools.get(name)
-
-    shadows = ShadowDispatcher(pool_for, stats, AccessLog(None, loop), loop, "10.0.0.7",
+    # the pools of the table's clusters (the dispatcher asks only its PoolSource.pool)
+    pools = Proxy(table, stats=stats, loop=loop)
+    shadows = ShadowDispatcher(pools, stats, AccessLog(None, loop), loop, "10.0.0.7",
                                max_inflight=max_inflight)
     return d, shadows, stats
 
