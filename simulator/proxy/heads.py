@@ -34,21 +34,13 @@ _REFERER: Final = frozenset({b"referer"})
 _XFP_HTTP: Final = b"x-forwarded-proto: http\r\n"
 
 
-class RequestHead:
-    """The upstream request head of a forwarded request, in pieces (request_head)."""
-
-    __slots__ = ("lines", "extra", "has_length", "attempt_line")
-
-    def __init__(self, lines: list[bytes], extra: bytes, has_length: bool, attempt_line: int) -> None:
-        self.lines = lines  # the request line with host, then the forwarded headers
-        self.extra = extra  # the route's header operations and the x-envoy-original-* headers
-        self.has_length = has_length  # a content-length line is among ``lines``
-        self.attempt_line = attempt_line  # the index in ``lines`` of the client's x-envoy-attempt-count, or -1
-
-
 def request_head(req: DownstreamRequest, hdrs: dict[str, str], d: Forward, mut: HeaderMutations,
-                 authority: str, scheme: str, request_id: str, upgrade: bool) -> RequestHead:
-    """The request line with host and the forwarded headers; and, apart, the route's
+                 authority: str, scheme: str, request_id: str, upgrade: bool,
+                 ) -> tuple[list[bytes], bytes, bool, int]:
+    """(lines, extra, has_length, attempt_line): the request line with host and the
+    forwarded headers (``lines``; ``has_length``: a content-length line is among them;
+    ``attempt_line``: the index of the client's x-envoy-attempt-count, or -1); and, apart
+    (``extra``), the route's
     header operations (``mut``, already resolved for this request) and the
     x-envoy-original-* headers.  The timeout and attempt-count headers go between the two
     (Envoy's order) and differ per attempt and between the primary and its shadow copies.
@@ -117,7 +109,7 @@ def request_head(req: DownstreamRequest, hdrs: dict[str, str], d: Forward, mut: 
         extra += b"x-envoy-original-host: %s\r\n" % authority.encode("latin-1")
     if d.original_path is not None:
         extra += b"x-envoy-original-path: %s\r\n" % d.original_path.encode("latin-1")
-    return RequestHead(lines, extra, has_length, attempt_line)
+    return lines, extra, has_length, attempt_line  # a tuple: no object to allocate
 
 
 def response_head(status: int, headers: list[tuple[bytes, bytes]], mut: HeaderMutations,

@@ -87,7 +87,7 @@ class UpgradeCopies(Protocol):
 class ShadowRequest:
     """What one shadow copy is made of, from its primary: a plain value, never changed
     once made.  ``head`` is the primary's request line with host and forwarded headers
-    (``heads.RequestHead.lines``), ``muts`` the route's header operations, ``tail`` the
+    (``lines`` of ``heads.request_head``), ``muts`` the route's header operations, ``tail`` the
     framing; ``payload`` the body as sent (framed), ``body_len`` its length.  ``timeout``
     is the primary's global timeout (the route's, or a gRPC request's; 0: none) and
     ``grpc_timeout_added`` says the primary got a grpc-timeout it did not have;

@@ -177,12 +177,8 @@ class Stream(Forwarding):
         mut = d.request_headers
         if mut.dynamic:
             mut = header_ops.request_mutations(self, mut)
-        rh = request_head(req, hdrs, d, mut, self.authority, self.scheme, self.request_id or "",
-                          self.tunnel is not None)
-        base = rh.lines
-        muts = rh.extra
-        self.has_length = rh.has_length
-        self.attempt_line = rh.attempt_line
+        base, muts, self.has_length, self.attempt_line = request_head(
+            req, hdrs, d, mut, self.authority, self.scheme, self.request_id or "", self.tunnel is not None)
         body = req.body
         # framing: chunked stays chunked (even empty); a client content-length stays where
         # it was sent (kept in ``base``); a body-less POST/PUT/OPTIONS gets content-length: 0
