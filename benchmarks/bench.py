@@ -446,6 +446,7 @@ class Proxy:
         self.parallel = parallel  # mirrorsim --workers / Envoy --concurrency
         self.proc: subprocess.Popen | None = None
         self.port = self.admin = 0
+        self.extra: list[str] = []  # more mirrorsim run flags (benchmarks/diff_bench.py: --diff)
 
     def start(self, port: int, admin: int, timeout: float = 120.0) -> None:
         self.port, self.admin = port, admin
@@ -456,6 +457,7 @@ class Proxy:
                    "--access-log", self.access_log]
             if self.parallel != 1:
                 cmd += ["--workers", str(self.parallel)]
+            cmd += self.extra
         else:
             envoy = envoy_bin()
             assert envoy and self.envoy_yaml

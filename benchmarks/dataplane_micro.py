@@ -5,12 +5,13 @@ UpstreamConnection, ShadowDispatcher) through in-memory transports that answer
 at once, so the figure is the interpreter's share of the per-request CPU, free
 of kernel and network noise.
 
-    python benchmarks/dataplane_micro.py [N] [--mirror ok|off|fast-fail|dropped]
+    python benchmarks/dataplane_micro.py [N] [--mirror ok|off|fast-fail|dropped] [--diff]
 
 ``--mirror`` picks what happens to the shadow copy: ``ok`` (default) answered at
 once, ``off`` no mirror policy, ``fast-fail`` the mirror refused a connection a
 moment ago (the refused-mirror path), ``dropped`` the in-flight cap is reached
-(the slow-mirror path).  It measures the installed build (compiled by mypyc, see
+(the slow-mirror path).  ``--diff`` turns on ``run --diff`` (docs/diff.md: the mirror's
+answer equals the primary's, so every comparison is a match).  It measures the installed build (compiled by mypyc, see
 ``mirrorsim --version``); ``MIRRORSIM_PURE=1`` measures the pure-Python fallback.
 """
 
@@ -61,7 +62,7 @@ class FakeTransport:
         return False
 
 
-async def main(n: int, mode: str) -> None:
+async def main(n: int, mode: str, diff: bool = False) -> None:
     loop = asyncio.get_running_loop()
     text = (Path(__file__).resolve().parents[1] / "configs/examples/mirroring/httpbin.yaml").read_text()
     if mode == "off":
@@ -72,7 +73,12 @@ async def main(n: int, mode: str) -> None:
     log = open("/dev/null", "w")
     proxy = Proxy(table, access_log=AccessLog(log, loop), options=ProxyOptions(seed=1), loop=loop)
     proxy.shadows = ShadowDispatcher(proxy, proxy.stats, proxy.access_log, loop, proxy.options.local_address,
+                                     tap=proxy.tap,
                                      max_inflight=0 if mode == "dropped" else 1024)
+    if diff:
+        from simulator.proxy.diff import DiffRecorder
+
+        proxy.diff = DiffRecorder(proxy.stats, loop)
     pending: list[UpstreamConnection] = []
     for name, cluster in table.clusters.items():
         if "|v" not in name:
@@ -91,10 +97,12 @@ async def main(n: int, mode: str) -> None:
     down.connection_made(FakeTransport())
     t0 = time.perf_counter()
     c0 = time.process_time()
-    for _ in range(n):
+    for i in range(n):
         down.data_received(REQUEST)
         while pending:
             pending.pop().data_received(RESPONSE)
+        if i & 63 == 63:  # let the loop run what was scheduled (--diff: the comparisons)
+            await asyncio.sleep(0)
     c1 = time.process_time()
     t1 = time.perf_counter()
     access = proxy.access_log
@@ -102,7 +110,12 @@ async def main(n: int, mode: str) -> None:
     snap = proxy.stats.snapshot()
     ok = snap.get("http.outbound_0.0.0.0_15001.downstream_rq_2xx", 0)
     assert ok == n, f"only {ok} of {n} requests answered 2xx: the benchmark is not measuring the proxy path"
-    print(f"{n} requests, mirror {mode}: {(c1 - c0) / n * 1e6:.1f} us CPU per request "
+    if diff:
+        await asyncio.sleep(0)
+        matched = sum(v for k, v in snap.items() if k.startswith("mirrorsim.diff.") and k.endswith(".match"))
+        print(f"diff: {matched} matches; " + ", ".join(
+            f"{k}: {v}" for k, v in proxy.stats.snapshot().items() if k.startswith("mirrorsim.diff.")))
+    print(f"{n} requests, mirror {mode}{' --diff' if diff else ''}: {(c1 - c0) / n * 1e6:.1f} us CPU per request "
           f"({(t1 - t0) / n * 1e6:.1f} us wall), {build_info()}")
 
 
@@ -117,5 +130,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("n", nargs="?", type=int, default=20000)
     ap.add_argument("--mirror", choices=("ok", "off", "fast-fail", "dropped"), default="ok")
+    ap.add_argument("--diff", action="store_true", help="with run --diff (docs/diff.md)")
     a = ap.parse_args()
-    asyncio.run(main(a.n, a.mirror))
+    asyncio.run(main(a.n, a.mirror, a.diff))

@@ -125,7 +125,7 @@ def main_() -> int:
         print(f"{args.services} VirtualServices ({cfg.stat().st_size // 1024} KiB), "
               f"{args.tests} tests ({tf.stat().st_size // 1024} KiB)")
 
-        from simulator.routecheck.runner import load_tests, run_tests
+        from simulator.routecheck.suite import load_tests, run_tests
         from simulator.routecheck.workspace import Mesh
 
         t0 = time.perf_counter()

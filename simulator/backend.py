@@ -68,10 +68,13 @@ class ReceivedRequest:
 class _State:
     """Per-app history of received requests plus a condition to wait on."""
 
-    def __init__(self, name: str, log: LogFn | None, history: int) -> None:
+    def __init__(self, name: str, log: LogFn | None, history: int,
+                 fields: dict[str, Any] | None = None) -> None:
         if history < 1:
             raise ValueError("history must be >= 1")
         self.name = name
+        # added to every JSON body (the demo's v2 answering a field differently); read per response
+        self.fields = fields if fields is not None else {}
         self.log = log
         self.history = history
         self.requests: list[ReceivedRequest] = []
@@ -157,7 +160,9 @@ def _query(request: web.Request) -> str:
 
 def _json_response(request: web.Request, obj: dict[str, Any], status: int = 200) -> web.Response:
     obj = dict(obj)
-    obj["backend"] = request.app[STATE].name
+    state = request.app[STATE]
+    obj["backend"] = state.name
+    obj.update(state.fields)
     text = json.dumps(obj, sort_keys=True, indent=2) + "\n"
     return web.Response(text=text, status=status, content_type="application/json")
 
@@ -288,13 +293,14 @@ async def _record_and_errors(request: web.Request, handler: Any) -> web.StreamRe
         return resp
 
 
-def create_app(name: str, *, log: LogFn | None = print, history: int = 1000) -> web.Application:
+def create_app(name: str, *, log: LogFn | None = print, history: int = 1000,
+               fields: dict[str, Any] | None = None) -> web.Application:
     """An aiohttp application serving the httpbin-like endpoints as backend ``name``.
 
     ``log`` receives one line per request (None: silent).  The last ``history`` requests are
     kept in ``app[STATE].requests``."""
     app = web.Application(middlewares=[_record_and_errors])
-    app[STATE] = _State(name, log, history)
+    app[STATE] = _State(name, log, history, fields)
 
     async def add_backend_header(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["x-backend"] = name
@@ -332,11 +338,12 @@ class Backend:
         *,
         log: LogFn | None = print,
         history: int = 1000,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
-        self.app = create_app(name, log=log, history=history)
+        self.app = create_app(name, log=log, history=history, fields=fields)
         self._state = self.app[STATE]
         self._runner: web.AppRunner | None = None
 
@@ -402,31 +409,32 @@ class BackendSpec:
 
 def backends_for(config: m.Config) -> tuple[list[BackendSpec], list[str]]:
     """The backends standing in for the workloads of ``config``: one per loopback endpoint
-    (127.0.0.1 or ::1) of a ``resolution: STATIC`` ServiceEntry (inline ``endpoints`` and the
-    WorkloadEntries its ``workloadSelector`` picks) and per service port, on the port the proxy
-    would send to (``ports[<port name>]``, else ``targetPort``, else ``number``), named
-    ``<service short name>-<version label>`` (``reviews-v2``; just ``reviews`` without a
-    ``version`` label). An address:port declared twice gets one backend, named after its first
-    declaration.
+    (127.0.0.1 or ::1) of a ``resolution: STATIC`` service of the registry (a ServiceEntry's
+    inline ``endpoints`` and the WorkloadEntries its ``workloadSelector`` picks, or the
+    WorkloadEntries a Kubernetes Service selects) and per service port, on the port the proxy
+    would send to (``registry.endpoint_port``), named ``<service short name>-<version label>``
+    (``reviews-v2``; just ``reviews`` without a ``version`` label). An address:port declared
+    twice gets one backend, named after its first declaration (a WorkloadEntry several
+    Services select is one workload: named after the first, without a note).
 
-    Returns the backends, in config order, and notes on the endpoints that get none."""
+    Returns the backends, in registry order, and notes on the endpoints that get none."""
+    from simulator.core.registry import build_registry, endpoint_port
+
     specs: list[BackendSpec] = []
     notes: list[str] = []
-    seen: dict[tuple[str, int], str] = {}
-    for se in config.service_entries:
-        what = f"ServiceEntry {se.meta.namespace}/{se.meta.name}"
-        if se.resolution != "STATIC":
-            if se.endpoints:
-                notes.append(f"{what}: resolution {se.resolution}, not STATIC: no backend started")
+    seen: dict[tuple[str, int], tuple[str, str]] = {}  # (address, port) -> (backend, endpoint origin)
+    done: set[str] = set()
+    for svc in build_registry(config).services.values():
+        what = svc.origin
+        if what in done:  # a ServiceEntry with several hosts: its first host names it
             continue
-        short = (se.hosts[0] if se.hosts else se.meta.name).removeprefix("*.").split(".")[0]
-        endpoints = list(se.endpoints)
-        if se.workload_selector is not None:
-            selector = se.workload_selector
-            endpoints += [we.spec for we in config.workload_entries
-                          if we.meta.namespace == se.meta.namespace
-                          and all(we.spec.labels.get(k) == v for k, v in selector.items())]
-        for ep in endpoints:
+        done.add(what)
+        if svc.resolution != "STATIC":
+            if svc.endpoints:
+                notes.append(f"{what}: resolution {svc.resolution}, not STATIC: no backend started")
+            continue
+        short = svc.host.removeprefix("*.").split(".")[0]
+        for ep, ep_origin in svc.endpoints:
             address = ep.address.strip("[]")
             version = ep.labels.get("version")
             name = f"{short}-{version}" if version else short
@@ -434,17 +442,18 @@ def backends_for(config: m.Config) -> tuple[list[BackendSpec], list[str]]:
                 notes.append(f"{what}: endpoint {ep.address} is not a loopback address: "
                              f"no backend started for {name}")
                 continue
-            for sp in se.ports:
-                port = ep.ports.get(sp.name) if sp.name else None
-                if port is None:
-                    port = sp.target_port or sp.number
+            for sp in svc.ports:
+                port = endpoint_port(ep, sp)
                 key = (address, port)
                 if key in seen:
-                    if seen[key] != name:
+                    first, first_origin = seen[key]
+                    # one WorkloadEntry selected by several Services is one workload: no note
+                    same_workload = first_origin == ep_origin and ep_origin.startswith("WorkloadEntry ")
+                    if first != name and not same_workload:
                         notes.append(f"{what}: {name} on {_fmt_host(address)}:{port} is served by "
-                                     f"{seen[key]} (same address)")
+                                     f"{first} (same address)")
                     continue
-                seen[key] = name
+                seen[key] = (name, ep_origin)
                 specs.append(BackendSpec(name, address, port))
     return specs, notes
 

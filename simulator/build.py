@@ -33,6 +33,8 @@ COMPILED: Final = (
     "simulator.proxy.heads", "simulator.proxy.client", "simulator.proxy.server", "simulator.proxy.ids",
     "simulator.proxy.upstream", "simulator.proxy.mirror",
     "simulator.proxy.stats", "simulator.proxy.accesslog", "simulator.proxy.headers",
+    "simulator.proxy.diff",  # run --diff: its captures are called from the data plane's callbacks
+    "simulator.proxy.events",  # the live page's records, built in the data plane's callbacks
     "simulator.core.table", "simulator.core.matchers", "simulator.core.hosts", "simulator.core.paths",
     "simulator.core.cors", "simulator.core.retry_policy", "simulator.core.faults",
 )

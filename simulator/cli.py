@@ -13,12 +13,21 @@ import sys
 from collections.abc import Sequence
 
 from simulator import __version__
-
-COMMAND_MODULES = (
-    "simulator.routecheck.cli",  # validate, explain, check
-    "simulator.envoy.cli",  # envoy (export a static bootstrap)
+from simulator.cli_args import (
+    add_config_args,
+    add_routing_args,
+    has_resources,
+    hostport,
+    load_or_report,
+    seconds,
+    translate_options,
 )
+from simulator.envoy import command as envoy_command
+from simulator.model.names import DEFAULT_NAMESPACE
+from simulator.routecheck import commands as routecheck_commands
 
+__all__ = ["add_config_args", "add_routing_args", "build_gateways", "build_parser", "hostport",
+           "load_or_report", "main", "seconds", "translate_options", "version_line"]
 
 def version_line() -> str:
     """``mirrorsim 0.1.0, compiled (mypyc)``: the version and which build of the data
@@ -41,117 +50,10 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def seconds(s: str) -> float:
-    """A non-negative number of seconds (``1.5``), for argparse."""
-    try:
-        value = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {s!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0: {s!r}")
-    return value
-
-
-def hostport(s: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    host, sep, port = s.rpartition(":")
-    if not sep:
-        host, port = default_host, s
-    host = host.strip("[]") or default_host
-    try:
-        p = int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {s!r}") from None
-    if not 0 <= p <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range in {s!r}")
-    return host, p
-
-
-def add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-f", "--filename", dest="files", action="append", required=True,
-                   metavar="PATH", help="Istio YAML file or directory (repeatable), like kubectl -f")
-    p.add_argument("--namespace", default="default",
-                   help="namespace of resources without metadata.namespace, and of the client "
-                        "for short host names (default: default)")
-
-
-def add_routing_args(p: argparse.ArgumentParser) -> None:
-    """The inputs of translation besides the YAML: the mesh's path normalization and
-    the calling workload (run, explain, check, validate)."""
-    p.add_argument("--path-normalization", type=_path_normalization, default="BASE",
-                   metavar="MODE", help="Istio meshConfig.pathNormalization: BASE (default), "
-                   "MERGE_SLASHES, DECODE_AND_MERGE_SLASHES or NONE")
-    p.add_argument("--source-labels", type=_source_labels, default={}, metavar="K=V[,K=V...]",
-                   help="pod labels of the calling workload: rules whose sourceLabels do not select it "
-                        "do not apply (default: an unlabelled workload)")
-    p.add_argument("--source-namespace", default=None, metavar="NS",
-                   help="namespace of the calling workload: rules whose sourceNamespace differs do not "
-                        "apply; short host names resolve relative to it (default: --namespace)")
-
-
-def _path_normalization(s: str) -> str:
-    from simulator.core.paths import MODES, parse_mode
-
-    mode = parse_mode(s)
-    if mode is None:
-        raise argparse.ArgumentTypeError(f"unknown path normalization {s!r}; expected one of {', '.join(MODES)}")
-    return mode
-
-
-def _source_labels(s: str) -> dict[str, str]:
-    from simulator.model.syntax import LABELS_FORM, parse_label_list
-
-    labels, problem = parse_label_list(s)
-    if problem is not None:
-        raise argparse.ArgumentTypeError(f"bad value {s!r}: {problem}; expected {LABELS_FORM}")
-    return labels
-
-
-def translate_options(args: argparse.Namespace, shadow_suffix: bool = True):  # type: ignore[no-untyped-def]
-    """TranslateOptions from ``--namespace`` and the ``add_routing_args`` flags."""
-    from simulator.core.translate import TranslateOptions
-
-    return TranslateOptions(
-        namespace=args.namespace, shadow_suffix=shadow_suffix,
-        path_normalization=getattr(args, "path_normalization", "BASE"),
-        source_labels=tuple(sorted(getattr(args, "source_labels", {}).items())),
-        source_namespace=getattr(args, "source_namespace", None) or "",
-    )
-
-
-def load_or_report(files: list[str], namespace: str, *, quiet_warnings: bool = False,  # type: ignore[no-untyped-def]
-                   require_resources: bool = False):
-    """Load and validate; print every diagnostic; return the config or None on error
-    (or, with ``require_resources``, when the files hold no resource mirrorsim reads)."""
-    from simulator.config import load
-
-    result = load(files, default_namespace=namespace)
-    for d in result.diagnostics:
-        if d.severity == "error" or not quiet_warnings:
-            print(d.format(), file=sys.stderr)
-    if not result.ok:
-        n = len([d for d in result.diagnostics if d.severity == "error"])
-        print(f"mirrorsim: {n} error(s) in the configuration; nothing was started.",
-              file=sys.stderr)
-        return None
-    c = result.config
-    if require_resources and not (c.virtual_services or c.destination_rules or c.service_entries
-                                  or c.workload_entries or c.gateways):
-        print("mirrorsim: no VirtualService, DestinationRule, ServiceEntry, WorkloadEntry or Gateway "
-              f"in {', '.join(result.files) or ', '.join(files)}; nothing was started.", file=sys.stderr)
-        return None
-    return result.config
-
-
-def build_table(config, namespace: str, shadow_suffix: bool, options=None):  # type: ignore[no-untyped-def]
-    """The mesh route table; ``options`` (TranslateOptions), when given, wins."""
-    from simulator.core.translate import TranslateOptions, translate
-
-    return translate(config, options or TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix))
-
-
 def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool,  # type: ignore[no-untyped-def]
                    mesh_table, options=None) -> list:  # type: ignore[type-arg]
     """``--gateway [NS/]NAME[:SERVER_PORT]=HOST:PORT`` -> GatewayListener list."""
+    from simulator.core.registry import user_gateway_ref
     from simulator.core.translate import TranslateOptions, gateway_servers, translate_gateway
 
     options = options or TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix)
@@ -164,8 +66,7 @@ def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool
             raise ValueError(f"--gateway {spec!r}: expected [NS/]NAME[:SERVER_PORT]=HOST:PORT")
         host, port = hostport(addr)
         name, _, sport = ref.partition(":")
-        if "/" not in name:
-            name = f"{options.namespace}/{name}"
+        name = user_gateway_ref(name, options.namespace)
         try:
             gw, servers = gateway_servers(config, name)
         except KeyError:
@@ -189,14 +90,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_or_report(args.files, args.namespace, require_resources=True)
     if config is None:
         return 1
+    from simulator.diffargs import diff_options, report
+
+    args.diff_options, problems = diff_options(args)
+    if problems:
+        report(problems)
+        return 1
     if args.admin:
         from simulator.proxy.admin import exposure_warning
 
         warning = exposure_warning(*args.admin)
         if warning:
             print(warning, file=sys.stderr)
+    from simulator.core.translate import translate
+
     options = translate_options(args, not args.no_shadow_suffix)
-    table = build_table(config, args.namespace, not args.no_shadow_suffix, options)
+    table = translate(config, options)
     try:
         gateways = build_gateways(config, args.gateway, args.namespace, not args.no_shadow_suffix, table, options)
     except ValueError as exc:
@@ -209,6 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.banner += f"; routes of a workload with {labels} in namespace {options.client_namespace}"
     if options.path_normalization != "BASE":
         args.banner += f"; path normalization {options.path_normalization}"
+    args.config_source = _config_source(args, options)
     if args.workers > 1:
         print(args.banner, file=sys.stderr)
         return _run_workers(args, table, gateways)
@@ -222,6 +132,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _config_source(args: argparse.Namespace, options):  # type: ignore[no-untyped-def]
+    """What SIGHUP and ``--watch`` re-read (simulator/proxy/reload.py)."""
+    from simulator.proxy.reload import ConfigSource
+
+    def gateways(config, table):  # type: ignore[no-untyped-def]
+        return build_gateways(config, args.gateway, args.namespace, not args.no_shadow_suffix, table, options)
+
+    return ConfigSource(args.files, args.namespace, options, gateways, has_resources)
+
+
 def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | None):  # type: ignore[no-untyped-def]
     """RunOptions from ``mirrorsim run`` flags; the access log is opened on ``loop`` if given."""
     from simulator.proxy.accesslog import access_log_for
@@ -232,11 +152,13 @@ def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | Non
     return RunOptions(
         listen_host=lhost, listen_port=lport,
         admin_host=ahost or "127.0.0.1", admin_port=aport,
-        seed=args.seed, access_log=access_log_for(args.access_log, loop) if loop else None,
+        seed=args.seed, access_log=access_log_for(args.access_log, loop, args.access_log_format) if loop else None,
+        access_log_format=args.access_log_format, watch=args.watch,
+        config_source=getattr(args, "config_source", None),
         local_address=args.local_address,
         max_shadow_inflight=args.max_shadow_inflight, max_shadow_bytes=args.max_shadow_bytes,
         max_request_bytes=args.max_request_bytes, shadow_timeout=args.shadow_timeout,
-        max_buffered_bytes=args.max_buffered_bytes,
+        max_buffered_bytes=args.max_buffered_bytes, diff=getattr(args, "diff_options", None),
     )
 
 
@@ -273,6 +195,10 @@ async def _serve(args: argparse.Namespace, table, gateways) -> int:  # type: ign
     lhost = args.listen[0]
     opts = _run_options(args, loop)
     rp = await start_proxy(table, opts, gateways)
+    if opts.config_source is not None:
+        from simulator.proxy.reload import serve_reloads
+
+        serve_reloads(rp, opts.config_source, loop, opts.watch)
     freeze_startup_objects()
     print(args.banner, file=sys.stderr)
     for gw in gateways:
@@ -319,6 +245,14 @@ def cmd_backend(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from simulator.demo import run_demo
 
+    if args.web:  # the two-step lesson with the live page (simulator/demo_web.py)
+        from simulator.demo_web import run_web_demo
+
+        host, port = args.admin
+        try:
+            return asyncio.run(run_web_demo(host, port, args.interval, color=not args.no_color))
+        except KeyboardInterrupt:
+            return 130
     return asyncio.run(run_demo(requests=args.requests, color=not args.no_color))
 
 
@@ -345,8 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", type=hostport, default=("127.0.0.1", 15001),
                      metavar="HOST:PORT", help="data-plane address (default 127.0.0.1:15001)")
     run.add_argument("--admin", type=hostport, default=("127.0.0.1", 15000),
-                     metavar="HOST:PORT", help="admin address: /stats, /ready, /clusters, "
-                     "/config_dump (default 127.0.0.1:15000)")
+                     metavar="HOST:PORT", help="admin address: /stats, /stats/prometheus, /ready, /clusters, "
+                     "/config_dump, /server_info, POST /reset_counters (default 127.0.0.1:15000)")
     run.add_argument("--gateway", action="append", default=[], metavar="[NS/]NAME[:PORT]=HOST:PORT",
                      help="serve a Gateway's HTTP server on a local address, e.g. "
                           "bookinfo-gateway=127.0.0.1:8080 (repeatable)")
@@ -358,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "sampling, load balancing) for reproducible runs")
     run.add_argument("--access-log", default="-", metavar="PATH",
                      help="access log destination: - (stdout, default), off, or a file")
+    run.add_argument("--access-log-format", choices=("envoy", "istio", "json"), default="envoy",
+                     help="envoy: Envoy's default format; istio: Istio's mesh default (with the upstream "
+                     "cluster and response code details); json: Istio's JSON, one object per line")
+    run.add_argument("--watch", action="store_true",
+                     help="re-read the -f files when they change (SIGHUP always re-reads them); a config "
+                     "with errors is rejected and the last good one keeps serving")
     run.add_argument("--no-shadow-suffix", action="store_true",
                      help="send shadow copies with the original Host (Envoy's "
                           "disable_shadow_host_suffix_append; Istio >= 1.28's default)")
@@ -381,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how long a shadow copy on a route without a timeout may wait for its "
                           "answer before it is reset (504 UT); Envoy waits for ever; 0: no bound "
                           "(default 15)")
+    from simulator.diffargs import add_diff_args
+
+    add_diff_args(run, seconds)
     run.add_argument("--drain-time", type=seconds, default=5.0, metavar="SECONDS",
                      help="after SIGTERM or SIGINT, how long in-flight requests may take to finish "
                           "before they are cut (Istio's terminationDrainDuration, default 5); a "
@@ -403,32 +346,35 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--for", dest="for_paths", nargs="+", action="extend", default=[], metavar="PATH",
                     help="Istio YAML files or directories (as run -f): start one backend per loopback "
                          "endpoint of their STATIC ServiceEntries")
-    be.add_argument("--namespace", default="default", help=argparse.SUPPRESS)
+    be.add_argument("--namespace", default=DEFAULT_NAMESPACE, help=argparse.SUPPRESS)
     be.set_defaults(func=cmd_backend)
 
     demo = sub.add_parser("demo", help="Istio's mirroring task end to end on loopback")
     demo.add_argument("--requests", type=int, default=3, help="requests to send (default 3)")
     demo.add_argument("--no-color", action="store_true")
+    demo.add_argument("--web", action="store_true",
+                      help="keep running with the live page open and walk the task in two steps "
+                           "(all to v1, then the mirror to v2), waiting for Enter (docs/teaching.md)")
+    demo.add_argument("--admin", type=hostport, default=("127.0.0.1", 15000), metavar="HOST:PORT",
+                      help="with --web: the live page's address (default 127.0.0.1:15000, a free port if taken)")
+    demo.add_argument("--interval", type=float, default=1.0, metavar="S",
+                      help="with --web: seconds between requests (default 1)")
     demo.set_defaults(func=cmd_demo)
 
     # Commands that live with their feature: each module has register(subparsers).
-    import importlib
-
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # the feature is not installed in this build
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-        module.register(sub)
+    routecheck_commands.register(sub)  # validate, explain, check
+    envoy_command.register(sub)  # envoy (export a static bootstrap)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C outside a server's own handling (e.g. -f - on a stalled pipe)
+        print("mirrorsim: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

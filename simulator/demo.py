@@ -17,6 +17,7 @@ import aiohttp
 from simulator.backend import Backend
 from simulator.config import load
 from simulator.core.translate import TranslateOptions, translate
+from simulator.demo_diff import diff_step
 from simulator.model import istio as m
 from simulator.proxy.launch import RunOptions, start_proxy
 
@@ -27,15 +28,14 @@ DEMO_DIR = _REPO_DEMO if _REPO_DEMO.is_dir() else Path(__file__).resolve().paren
 
 
 def rebind_endpoints(cfg: m.Config, ports: dict[int, int]) -> m.Config:
-    """Point ServiceEntry endpoints declared on the bundled ports at the ports actually bound."""
-    ses = []
-    for se in cfg.service_entries:
-        eps = tuple(
-            dataclasses.replace(e, ports={k: ports.get(v, v) for k, v in e.ports.items()})
-            for e in se.endpoints
-        )
-        ses.append(dataclasses.replace(se, endpoints=eps))
-    return dataclasses.replace(cfg, service_entries=tuple(ses))
+    """Point ServiceEntry endpoints and WorkloadEntries declared on the bundled ports at the
+    ports actually bound."""
+    def rebind(e: m.WorkloadEntrySpec) -> m.WorkloadEntrySpec:
+        return dataclasses.replace(e, ports={k: ports.get(v, v) for k, v in e.ports.items()})
+
+    ses = [dataclasses.replace(se, endpoints=tuple(rebind(e) for e in se.endpoints)) for se in cfg.service_entries]
+    wes = [dataclasses.replace(we, spec=rebind(we.spec)) for we in cfg.workload_entries]
+    return dataclasses.replace(cfg, service_entries=tuple(ses), workload_entries=tuple(wes))
 
 
 class _Style:
@@ -58,8 +58,9 @@ async def run_demo(requests: int = 3, color: bool = True, config_dir: Path = DEM
     print("  VirtualService httpbin: 100% of traffic to subset v1, mirror to subset v2 "
           "(mirrorPercentage 100)\n")
     logs: list[str] = []
-    async with Backend("httpbin-v1", log=logs.append) as v1, \
-            Backend("httpbin-v2", log=logs.append) as v2:
+    v2_fields = {"version": "1"}  # step 3 changes v2's (demo_diff.py)
+    async with Backend("httpbin-v1", log=logs.append, fields={"version": "1"}) as v1, \
+            Backend("httpbin-v2", log=logs.append, fields=v2_fields) as v2:
         cfg = rebind_endpoints(result.config, {18081: v1.port, 18082: v2.port})
         table = translate(cfg, TranslateOptions(shadow_suffix=True))
         rp = await start_proxy(table, RunOptions(listen_port=0, admin_port=0, seed=1))
@@ -109,6 +110,9 @@ async def run_demo(requests: int = 3, color: bool = True, config_dir: Path = DEM
             print("\n" + (st("OK", "32") if ok else st("UNEXPECTED", "31"))
                   + ": the client only ever saw v1; v2 got a copy of every request with "
                   "Host httpbin-shadow:8000 and x-envoy-internal: true.")
-            return 0 if ok else 1
+            diffed = await diff_step(st, table, v2_fields)  # step 3: --diff (demo_diff.py)
+            print("\n" + (st("OK", "32") if diffed else st("UNEXPECTED", "31"))
+                  + ": the diff named the one field v2 answers differently.")
+            return 0 if ok and diffed else 1
         finally:
             await rp.close()

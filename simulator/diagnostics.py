@@ -36,9 +36,10 @@ class Diagnostic:
     resource: str = ""  # "VirtualService default/httpbin"
 
     def __post_init__(self) -> None:
-        if len(self.message) > MAX_TEXT_CHARS or len(self.path) > MAX_TEXT_CHARS:
+        if max(len(self.message), len(self.path), len(self.resource)) > MAX_TEXT_CHARS:
             object.__setattr__(self, "message", clip(self.message))
             object.__setattr__(self, "path", clip(self.path))
+            object.__setattr__(self, "resource", clip(self.resource))
 
     @property
     def display_code(self) -> str:

@@ -14,11 +14,16 @@ routes one request from another workload.
 
 Configs are loaded and compiled once per session and per (paths, namespace,
 shadow_suffix).  ``mesh.route("GET", "http://reviews:9080/", headers={...})``
-returns a ``Decision`` with ``.destination``, ``.host``, ``.subset``,
+returns a ``CheckedRoute`` (routecheck/assertions.py) with ``.destination``, ``.host``, ``.subset``,
 ``.cluster``, ``.split``, ``.mirrors``, ``.status``, ... and assertion helpers
 (``.check(**expectations)``, ``.assert_destination(...)``,
 ``.assert_mirrors(...)``, ``.assert_no_mirror()``, ``.assert_status(...)``)
 whose failures list every mismatch, as ``mirrorsim check`` does.
+
+* ``mirrorsim_diff``: a factory, ``mirrorsim_diff("path/", ports={18081: v1_port, ...},
+  ignore_json_paths=[...])``, running the proxy with ``--diff`` in front of backends the
+  test started (simulator/difftest.py, docs/diff.md); ``assert_no_mismatch(proxy)`` fails
+  the test with the readable diff of every mismatch recorded.
 """
 
 from __future__ import annotations
@@ -29,16 +34,21 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from simulator.model.names import DEFAULT_NAMESPACE
+
 if TYPE_CHECKING:  # imported lazily: the plugin loads in every pytest run of this environment
+    from collections.abc import Iterator
+
+    from simulator.difftest import DiffProxy
     from simulator.routecheck.workspace import Mesh
 
-__all__ = ["mesh", "mirrorsim_mesh"]
+__all__ = ["assert_no_mismatch", "mesh", "mirrorsim_diff", "mirrorsim_mesh"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("mirrorsim_config", type="linelist", default=[],
                   help="Istio YAML files or directories the mirrorsim `mesh` fixture loads (relative to rootdir)")
-    parser.addini("mirrorsim_namespace", default="default",
+    parser.addini("mirrorsim_namespace", default=DEFAULT_NAMESPACE,
                   help="namespace of resources without one, and of the client (default: default)")
 
 
@@ -65,7 +75,7 @@ def mirrorsim_mesh(pytestconfig: pytest.Config) -> Callable[..., Mesh]:
         from simulator.core.paths import MODES, parse_mode
         from simulator.routecheck.workspace import ConfigError, Mesh, as_source
 
-        ns = namespace or str(pytestconfig.getini("mirrorsim_namespace") or "default")
+        ns = namespace or str(pytestconfig.getini("mirrorsim_namespace") or DEFAULT_NAMESPACE)
         resolved = tuple(str(p if Path(p).is_absolute() or Path(p).exists() else root / p) for p in paths)
         mode = parse_mode(path_normalization)
         if mode is None:
@@ -94,3 +104,37 @@ def mesh(request: pytest.FixtureRequest, mirrorsim_mesh: Callable[..., Mesh]) ->
         pytest.fail("the mesh fixture needs a config: mark the test with @pytest.mark.mirrorsim('path/') "
                     "or set mirrorsim_config in the pytest ini options", pytrace=False)
     return mirrorsim_mesh(*paths)
+
+
+@pytest.fixture
+def mirrorsim_diff(pytestconfig: pytest.Config) -> Iterator[Callable[..., DiffProxy]]:
+    """Factory: ``mirrorsim_diff(*paths, ports={declared: bound}, namespace="default",
+    ignore_headers=(), json_paths=(), regexes=(), body_cap=...) -> DiffProxy`` (its ``url``,
+    ``mismatches()``, ``counts()``); every proxy started is stopped after the test."""
+    from simulator.difftest import DiffProxy, DiffProxyError
+
+    started: list[DiffProxy] = []
+    root = Path(pytestconfig.rootpath)
+
+    def factory(*paths: str | Path, **kw: Any) -> DiffProxy:
+        resolved = [p if Path(p).is_absolute() or Path(p).exists() else root / p for p in paths]
+        proxy = DiffProxy(resolved, **kw)
+        try:
+            proxy.start()
+        except DiffProxyError as exc:
+            proxy.stop()
+            pytest.fail(str(exc), pytrace=False)
+        started.append(proxy)
+        return proxy
+
+    yield factory
+    for proxy in started:
+        proxy.stop()
+
+
+def assert_no_mismatch(proxy: DiffProxy) -> None:
+    """Fail the test with the readable diff when any mirror's response differed."""
+    __tracebackhide__ = True
+    report = proxy.report()
+    if report:
+        pytest.fail(report, pytrace=False)

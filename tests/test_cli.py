@@ -107,9 +107,13 @@ async def test_demo_shows_shadow_copies():
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     text = out.decode()
     assert proc.returncode == 0, text + err.decode()
-    assert text.count("client got:  200 from httpbin-v1") == 3
+    assert text.count("client got:  200 from httpbin-v1") == 3 + 2  # step 3 (--diff) sends two
     assert text.count("Host: httpbin-shadow:8000") == 3
     assert "internal.upstream_rq_200: 3" in text
+    # step 3: the one field v2 answers differently, and nothing else
+    assert "match 1, mismatch 1" in text
+    assert '$.version: primary "1" | mirror "2"' in text
+    assert '-  "version": "1"\n' in text and '+  "version": "2"\n' in text
 
 
 async def test_demo_from_the_packaged_config(tmp_path: Path):

@@ -1,29 +1,27 @@
 """Loading ``-f`` paths: files and directories, multi-document YAML, ``kind:
 List``, line tracking, and dispatch to the parser and the analyzers.
 
-YAML is composed with a safe loader into nodes, which are converted here into
-plain Python values while the 1-based line of every field path
-(``spec.http[1].route[0].destination.subset``) is recorded; that map travels
-with each resource as ``model.Source.lines``.
+simulator/config/yamlio.py reads the YAML into plain values with the 1-based
+line of every field path (``spec.http[1].route[0].destination.subset``); that
+map travels with each resource as ``model.Source.lines``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
+from simulator.config import k8s
 from simulator.config.parse import SPECS, parse_spec
 from simulator.config.schema import Ctx, F, Obj, any_value, string, string_map, suggest
 from simulator.config.validate import analyze
-from simulator.config.yamlio import Expansion, InputError, compose, read_text
+from simulator.config.yamlio import STDIN, STDIN_NAME, Document, InputError, parse_documents, read_stdin, read_text
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.model import istio as m
+from simulator.model.names import DEFAULT_NAMESPACE
 from simulator.model.syntax import is_dns1123_label
 
 GROUP = "networking.istio.io"
@@ -39,134 +37,33 @@ class LoadResult:
     config: m.Config
     diagnostics: Diagnostics
     files: tuple[str, ...] = ()  # every file (or path) read, in order
+    # with load(..., keep_specs=True): each resource's spec as written, by (kind, namespace, name)
+    specs: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()  # Kubernetes objects read and skipped (Deployment ns/name (apps/v1))
 
     @property
     def ok(self) -> bool:
         return not self.diagnostics.has_errors()
 
 
-def load(paths: Iterable[str | os.PathLike[str]] | str, default_namespace: str = "default") -> LoadResult:
-    """Load files and directories (``kubectl apply -f`` style)."""
+def load(paths: Iterable[str | os.PathLike[str]] | str, default_namespace: str = DEFAULT_NAMESPACE, *,
+         keep_specs: bool = False) -> LoadResult:
+    """Load files and directories (``kubectl apply -f`` style).  ``keep_specs``:
+    keep each resource's spec as written (``LoadResult.specs``)."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     loader = _Loader(default_namespace)
+    loader.specs = {} if keep_specs else None
     for path in paths:
         loader.add_path(Path(path))
     return loader.finish()
 
 
-def load_text(text: str, filename: str = "<inline>", default_namespace: str = "default") -> LoadResult:
+def load_text(text: str, filename: str = "<inline>", default_namespace: str = DEFAULT_NAMESPACE) -> LoadResult:
     """Load YAML given as a string (``filename`` names it in diagnostics)."""
     loader = _Loader(default_namespace)
     loader.add_text(text, filename)
     return loader.finish()
-
-
-def documents(path: str | os.PathLike[str]) -> list[Any]:
-    """The plain values of one file's YAML documents, read within the input limits
-    (simulator/config/yamlio.py); the documents before a problem, or none."""
-    out: list[Any] = []
-    expansion = Expansion()
-    try:
-        for node in compose(read_text(path), expansion):
-            out.append(_to_document(node, expansion).value)
-    except InputError:
-        pass
-    return out
-
-
-# ------------------------------------------------------------------ YAML nodes -> values
-
-
-_CONSTRUCTOR = SafeConstructor()
-_STRING_TAGS = ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:str")
-
-
-@dataclass(slots=True)
-class _Document:
-    """One resource's values with the line of every field path."""
-
-    value: Any
-    line: int
-    lines: dict[str, int] = field(default_factory=dict)
-    problems: list[tuple[str, int, str]] = field(default_factory=list)  # (path, line, message)
-    expansion: Expansion = field(default_factory=Expansion)
-
-
-def _to_document(node: Node, expansion: Expansion) -> _Document:
-    doc = _Document(value=None, line=node.start_mark.line + 1, expansion=expansion)
-    doc.value = _convert(node, "", doc, depth=0)
-    if isinstance(node, MappingNode) and node.value:
-        doc.line = node.value[0][0].start_mark.line + 1
-    return doc
-
-
-def _convert(node: Node, path: str, doc: _Document, depth: int) -> Any:
-    problem = doc.expansion.enter(node, depth)
-    if problem is not None:
-        if problem:
-            doc.problems.append((path, node.start_mark.line + 1, problem))
-        return None
-    if isinstance(node, MappingNode):
-        out: Any = _convert_mapping(node, path, doc, depth)
-    elif isinstance(node, SequenceNode):
-        out = []
-        for i, item in enumerate(node.value):
-            p = f"{path}[{i}]"
-            doc.lines.setdefault(p, item.start_mark.line + 1)
-            out.append(_convert(item, p, doc, depth + 1))
-    else:
-        return _scalar(node, path, doc)
-    doc.expansion.leave()
-    return out
-
-
-def _convert_mapping(node: MappingNode, path: str, doc: _Document, depth: int) -> dict[str, Any]:
-    first_line: dict[str, int] = {}
-    for key_node, _ in node.value:
-        if isinstance(key_node, ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-            key = _key(key_node, path, doc)
-            line = key_node.start_mark.line + 1
-            if key in first_line:
-                p = f"{path}.{key}" if path else key
-                doc.problems.append((p, line, f'duplicate key "{key}" (first defined at line {first_line[key]})'))
-            else:
-                first_line[key] = line
-    problem = doc.expansion.merge(node)  # YAML merge keys (<<: *anchor)
-    if problem is not None:
-        doc.problems.append((path, node.start_mark.line + 1, f"invalid merge key: {problem}"))
-    out: dict[str, Any] = {}
-    for key_node, value_node in node.value:
-        key = _key(key_node, path, doc)
-        p = f"{path}.{key}" if path else key
-        own = first_line.get(key)
-        doc.lines[p] = own if own is not None else doc.lines.get(p, key_node.start_mark.line + 1)
-        out[key] = _convert(value_node, p, doc, depth + 1)
-    return out
-
-
-def _key(node: Node, path: str, doc: _Document) -> str:
-    if isinstance(node, ScalarNode):
-        value = _scalar(node, path, doc)
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return "null" if value is None else str(value)
-    doc.problems.append((path, node.start_mark.line + 1, "a mapping key must be a plain string"))
-    return f"<{type(node).__name__}>"
-
-
-def _scalar(node: Node, path: str, doc: _Document) -> Any:
-    if node.tag in _STRING_TAGS:
-        return str(node.value)
-    constructor = SafeConstructor.yaml_constructors.get(node.tag)
-    if constructor is None:
-        doc.problems.append((path, node.start_mark.line + 1, f"unsupported YAML tag {node.tag}"))
-        return str(node.value)
-    try:
-        return constructor(_CONSTRUCTOR, node)
-    except (ConstructorError, ValueError) as exc:
-        doc.problems.append((path, node.start_mark.line + 1, f"invalid YAML value: {exc}"))
-        return str(node.value)
 
 
 # ------------------------------------------------------------------ the loader
@@ -197,11 +94,21 @@ class _Loader:
         self.diagnostics: list[Diagnostic] = []
         self.file_order: dict[str, int] = {}
         self.resources: dict[tuple[str, str, str], Any] = {}  # (kind, ns, name) -> model, load order
+        self.specs: dict[tuple[str, str, str], Any] | None = None  # (kind, ns, name) -> spec as written
         self.order = 0
+        self.skipped: list[str] = []  # Kubernetes objects of kinds mirrorsim has no use for
 
     # ----------------------------------------------------------------- inputs
 
     def add_path(self, path: Path) -> None:
+        if str(path) == STDIN:
+            if STDIN_NAME in self.file_order:  # `-f - -f -`: one stream, read once
+                return
+            try:
+                self.add_text(read_stdin(), STDIN_NAME)
+            except InputError as exc:
+                self._file_error(STDIN_NAME, exc.line, exc.message)
+            return
         if path.is_dir():
             # route-test files (*.test.yaml, read by `mirrorsim check`) may live beside the config
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in YAML_SUFFIXES
@@ -231,20 +138,15 @@ class _Loader:
 
     def add_text(self, text: str, filename: str) -> None:
         self.file_order.setdefault(filename, len(self.file_order))
-        expansion = Expansion()  # the limits on aliases hold for the whole file
-        for node in self._compose(text, filename, expansion):
-            doc = _to_document(node, expansion)
-            self._add_document(doc, filename)
-
-    def _compose(self, text: str, filename: str, expansion: Expansion) -> Iterator[Node]:
         try:
-            yield from compose(text, expansion)
+            for doc in parse_documents(text):
+                self._add_document(doc, filename)
         except InputError as exc:
             self._file_error(filename, exc.line, exc.message)
 
     # ----------------------------------------------------------------- documents
 
-    def _add_document(self, doc: _Document, filename: str) -> None:
+    def _add_document(self, doc: Document, filename: str) -> None:
         source = m.Source(file=filename, line=doc.line, lines=doc.lines)
         ctx = Ctx(source=source)
         for path, line, message in doc.problems:
@@ -263,14 +165,14 @@ class _Loader:
             return
         self._add_object(value, ctx)
 
-    def _add_list(self, doc: _Document, filename: str) -> None:
+    def _add_list(self, doc: Document, filename: str) -> None:
         """``kind: List`` (or ``*List``): each item is a document of its own
         with its own path map (``items[3].spec.x`` -> ``spec.x``)."""
         for i, item in enumerate(doc.value["items"]):
             prefix = f"items[{i}]"
             lines = {k[len(prefix) + 1 :]: v for k, v in doc.lines.items() if k.startswith(prefix + ".")}
             first = min(lines.values(), default=doc.lines.get(prefix, doc.line))
-            item_doc = _Document(value=item, line=first, lines=lines)
+            item_doc = Document(value=item, line=first, lines=lines)
             self._add_document(item_doc, filename)
 
     def _add_object(self, value: Mapping[str, Any], ctx: Ctx) -> None:
@@ -289,11 +191,17 @@ class _Loader:
         if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
             ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else self.default_namespace
             ctx.resource = f"{kind} {ns}/{meta['name']}"
-        if group != GROUP:
+        if k8s.handles(group, version, kind):
+            parse, store_as = k8s.reader(value, ctx)
+            self._add_resource(kind, value, ctx, parse=parse, store_as=store_as)
+        elif k8s.skipped(group, kind):
+            self.skipped.append(f"{kind} {ctx.resource.partition(' ')[2] or '<unnamed>'} ({api_version})")
+        elif group != GROUP:
             ctx.warn(
                 "kind",
                 f"{kind} ({api_version}) ignored: mirrorsim reads only networking.istio.io "
-                f"VirtualService, DestinationRule, ServiceEntry, WorkloadEntry and Gateway",
+                f"VirtualService, DestinationRule, ServiceEntry, WorkloadEntry and Gateway, "
+                f"Gateway API HTTPRoute, Gateway and ReferenceGrant, and core v1 Service",
             )
         elif kind in OTHER_GROUP_KINDS:
             ctx.warn("kind", f"{kind} ignored: mirrorsim does not simulate {kind} resources")
@@ -313,14 +221,15 @@ class _Loader:
             self._add_resource(kind, value, ctx)
         self.diagnostics.extend(ctx.diagnostics)
 
-    def _add_resource(self, kind: str, value: Mapping[str, Any], ctx: Ctx) -> None:
+    def _add_resource(self, kind: str, value: Mapping[str, Any], ctx: Ctx,
+                      parse: Callable[[str, m.Meta, Any, Ctx], Any] = parse_spec, store_as: str = "") -> None:
         for key in value:
             if key not in _TOP_LEVEL:
                 Obj(kind, [F(k, any_value) for k in _TOP_LEVEL]).unknown_field(ctx, key, key)
         meta = self._meta(value.get("metadata"), ctx)
         ctx.resource = f"{kind} {meta.namespace}/{meta.name or '<unnamed>'}"
         ctx.namespace = meta.namespace
-        rkey = (kind, meta.namespace, meta.name)
+        rkey = (store_as or kind, meta.namespace, meta.name)
         previous = self.resources.get(rkey)
         if previous is not None:
             meta = m.Meta(
@@ -334,11 +243,13 @@ class _Loader:
                 f"{ctx.resource} is defined again (first at {previous.src.file}:"
                 f"{previous.src.line}); like kubectl apply, this definition replaces it",
             )
-        obj = parse_spec(kind, meta, value.get("spec"), ctx)
+        obj = parse(kind, meta, value.get("spec"), ctx)
         if meta.name:
             self.resources[rkey] = obj
+            if self.specs is not None:
+                self.specs[rkey] = value.get("spec")
         else:
-            self.resources[(kind, meta.namespace, f"<unnamed {self.order}>")] = obj
+            self.resources[(store_as or kind, meta.namespace, f"<unnamed {self.order}>")] = obj
 
     def _meta(self, raw: Any, ctx: Ctx) -> m.Meta:
         values = _METADATA(ctx, raw, "metadata") if raw is not None else {}
@@ -347,6 +258,8 @@ class _Loader:
         name = values.get("name", "")
         if not name:
             ctx.error("metadata", "metadata.name is required")
+        elif len(name) > 253:  # the API server's limit on an object's name (a DNS subdomain)
+            ctx.error("metadata.name", f"metadata.name: must be no more than 253 characters (has {len(name)})")
         namespace = values.get("namespace") or self.default_namespace
         if not is_dns1123_label(namespace):
             ctx.error(
@@ -372,6 +285,8 @@ class _Loader:
             workload_entries=tuple(o for o in objs if isinstance(o, m.WorkloadEntry)),
             gateways=tuple(o for o in objs if isinstance(o, m.Gateway)),
         )
-        diagnostics = self.diagnostics + analyze(config)
+        config = k8s.finish(config, objs, self.diagnostics)
+        diagnostics = self.diagnostics + analyze(k8s.analyzable(config))
         diagnostics.sort(key=lambda d: (self.file_order.get(d.file, -1), d.line))
-        return LoadResult(config=config, diagnostics=Diagnostics(items=diagnostics), files=tuple(self.file_order))
+        return LoadResult(config=config, diagnostics=Diagnostics(items=diagnostics), files=tuple(self.file_order),
+                          specs=self.specs or {}, skipped=tuple(self.skipped))

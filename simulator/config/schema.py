@@ -1,11 +1,17 @@
-"""A small schema engine: plain YAML values -> model objects, collecting
-diagnostics instead of raising.
+"""The schema toolkit: plain YAML values -> model objects, collecting
+diagnostics instead of raising.  One ``Ctx`` (where diagnostics go, and the
+line of every field path) for every input format: Istio resources here and in
+parse.py / rules.py, route-test files in simulator/routecheck/.
 
 An ``Obj`` describes one Istio message type: its YAML field names, each with a
 converter and the model attribute it fills.  The same table gives the strict
 unknown-field check and the "valid fields" list in its message.  Converters
 have the signature ``conv(ctx, value, path) -> value | INVALID``; ``INVALID``
 means "already reported, leave the attribute at its default".
+
+Formats parsed by hand (route tests) use the ``check_*`` functions at the end:
+they report a problem naming the value's type and the value (``expected an
+integer, got string '80'``) and return None.
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.config.durations import NS_PER_MS, NS_PER_S, parse_duration_ns
 from simulator.diagnostics import Diagnostic, Severity
 from simulator.model.istio import Source
+from simulator.model.names import DEFAULT_NAMESPACE, UINT32_MAX
 
 
 class _Invalid:
@@ -33,7 +40,6 @@ INVALID: Any = _Invalid()
 
 Conv = Callable[["Ctx", Any, str], Any]
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-UINT32_MAX = 2**32 - 1
 
 
 # ------------------------------------------------------------------ context
@@ -45,8 +51,16 @@ class Ctx:
 
     source: Source
     resource: str = ""
-    namespace: str = "default"
+    namespace: str = DEFAULT_NAMESPACE
     diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def file(self) -> str:
+        return self.source.file
+
+    def line(self, path: str) -> int:
+        """The line of ``path`` (or of its nearest ancestor; "" is the resource's)."""
+        return self.source.line_of(path) if path else self.source.line
 
     def report(self, severity: Severity, path: str, message: str, code: str = "") -> None:
         self.diagnostics.append(
@@ -54,7 +68,7 @@ class Ctx:
                 severity=severity,
                 message=message,
                 file=self.source.file,
-                line=self.source.line_of(path) if path else self.source.line,
+                line=self.line(path),
                 path=path,
                 code=code,
                 resource=self.resource,
@@ -246,12 +260,6 @@ def map_of(item: Conv) -> Conv:
     return conv
 
 
-def raw_map(ctx: Ctx, value: Any, path: str) -> Any:
-    if not isinstance(value, Mapping):
-        return _type_error(ctx, path, "a mapping", value)
-    return dict(value)
-
-
 string_list = list_of(string)
 string_map = map_of(string)
 
@@ -370,3 +378,79 @@ def suggest(word: Any, choices: list[str] | tuple[str, ...]) -> str:
         if word.lower() in lowered:
             close = [lowered[word.lower()]]
     return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+# ------------------------------------------------------------------ plain checks (formats parsed by hand)
+
+
+def kind_of(value: Any) -> str:
+    """The YAML type of a value: ``string``, ``integer``, ``mapping``, ..."""
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+            dict: "mapping"}.get(type(value), type(value).__name__)
+
+
+def join(path: str, key: str) -> str:
+    """``path.key`` (``key`` at the top)."""
+    return f"{path}.{key}" if path else key
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
+def check_fields(ctx: Ctx, value: Any, path: str, names: Sequence[str], what: str,
+                 severity: Severity = "error") -> dict[str, Any] | None:
+    """A mapping whose keys are ``names`` (snake_case accepted for camelCase): the
+    known entries; an unknown key is reported (at ``severity``) with the valid
+    names in their order and a suggestion."""
+    if not isinstance(value, dict):
+        ctx.error(path, f"{path or what}: expected a mapping ({what}), got {kind_of(value)} {value!r}")
+        return None
+    out: dict[str, Any] = {}
+    for key, element in value.items():
+        name = key if key in names else _camel(key)
+        if name not in names:
+            ctx.report(severity, join(path, key), f'unknown field "{key}" in {what}; valid fields: '
+                       f'{", ".join(names)}{suggest(key, tuple(names))}')
+            continue
+        out[name] = element
+    return out
+
+
+def check_string(ctx: Ctx, value: Any, path: str, allow_empty: bool = False) -> str | None:
+    if isinstance(value, str) and (value or allow_empty):
+        return value
+    ctx.error(path, f"{path}: expected a {'string' if allow_empty else 'non-empty string'}, "
+              f"got {kind_of(value)} {value!r}")
+    return None
+
+
+def check_int(ctx: Ctx, value: Any, path: str, lo: int = 0, hi: int | None = None) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        ctx.error(path, f"{path}: expected an integer, got {kind_of(value)} {value!r}")
+        return None
+    if value < lo or (hi is not None and value > hi):
+        ctx.error(path, f"{path}: {value} is out of range ({lo}..{hi if hi is not None else 'max'})")
+        return None
+    return value
+
+
+def check_number(ctx: Ctx, value: Any, path: str) -> float | None:
+    """A number, or Istio's Percent form ``{value: n}``."""
+    if isinstance(value, dict) and set(value) == {"value"}:
+        value = value["value"]
+        path = f"{path}.value"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        ctx.error(path, f"{path}: expected a number, got {kind_of(value)} {value!r}")
+        return None
+    return float(value)
+
+
+def check_bool(ctx: Ctx, value: Any, path: str) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    ctx.error(path, f"{path}: expected true or false, got {kind_of(value)} {value!r}")
+    return None

@@ -189,8 +189,8 @@ def _conflicting_mesh_hosts(config: m.Config, reg: Registry) -> list[Diagnostic]
     for host, entries in by_host.items():
         if len({id(vs) for vs, _ in entries}) < 2:
             continue
-        ordered = sorted(entries, key=lambda e: (e[0].meta.order, e[0].meta.name, e[0].meta.namespace))
-        winner = ordered[0][0]
+        winner = reg.mesh_virtual_service(host)
+        assert winner is not None  # host is a mesh-bound VirtualService's
         names = ",".join(sorted(f"{vs.meta.namespace}/{vs.meta.name}" for vs, _ in entries))
         for vs, i in entries:
             ctx = _ctx("VirtualService", vs)

@@ -20,12 +20,10 @@ from simulator.core.cors import CorsResult
 from simulator.core.hosts import split_host_port
 from simulator.core.matchers import parse_query
 from simulator.core.table import (
-    DirectResponseAction,
     Forward,
     HeaderMutations,
     LocalReply,
     MirrorPolicy,
-    RedirectAction,
     Route,
     RouteAction,
     RouteAttempt,
@@ -59,7 +57,7 @@ class ClusterRef:
 
 
 @dataclass(frozen=True, slots=True)
-class Request:
+class RouteQuery:
     """One request as the router sees it.  ``port`` is the listener port (the
     original destination port in a sidecar, the server port in a gateway);
     None = chosen as the proxy chooses it (``RouteTable.select_virtual_host``)."""
@@ -115,7 +113,7 @@ class MirrorInfo:
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
-    request: Request
+    request: RouteQuery
     listener_port: int
     gateway: str  # "mesh" or "ns/name"
     virtual_host: VirtualHost | None
@@ -190,7 +188,7 @@ def condition_failure(route: Route, path_only: str, headers: dict[str, str], que
     return None
 
 
-def explain(table: RouteTable, req: Request, gateway: str = MESH) -> Explanation:
+def explain(table: RouteTable, req: RouteQuery, gateway: str = MESH) -> Explanation:
     """Route ``req`` and say why (``gateway`` names the table's Gateway, for display).
     The path is normalized first, as the listener does (``RouteTable.normalize_path``);
     the route configuration and virtual host are the proxy's choice
@@ -236,15 +234,6 @@ def explain(table: RouteTable, req: Request, gateway: str = MESH) -> Explanation
         )
     return Explanation(req, listener_port, gateway, vh, tuple(attempts), decision, shares, mirrors,
                        cors=cors, normalized_path=normalized)
-
-
-def route_kind(route: Route) -> str:
-    a = route.action
-    if isinstance(a, RedirectAction):
-        return "redirect"
-    if isinstance(a, DirectResponseAction):
-        return "direct_response"
-    return "route"
 
 
 def header_ops(mut: HeaderMutations) -> dict[str, object]:

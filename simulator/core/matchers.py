@@ -22,7 +22,7 @@ import re2  # type: ignore[import-untyped,unused-ignore]
 # The C++ binding itself: re2.compile()'s Python wrapper costs 2-3 us more per call.
 from re2 import _re2  # type: ignore[import-untyped,unused-ignore]
 
-from simulator.model.syntax import check_re2
+from simulator.model.syntax import check_re2, check_re2_program
 
 _ANCHOR_BOTH: Any = _re2.RE2.Anchor.ANCHOR_BOTH
 _UNANCHORED: Any = _re2.RE2.Anchor.UNANCHORED
@@ -92,9 +92,9 @@ class Regex:
     answers RE2 gave for the last (up to 1024) short inputs.
     """
 
-    def __init__(self, pattern: str, captures: bool = False) -> None:
+    def __init__(self, pattern: str, captures: bool = False, generated: bool = False) -> None:
         self.pattern = pattern
-        reason = check_re2(pattern)
+        reason = check_re2_program(pattern) if generated else check_re2(pattern)
         rx: Any = None
         if reason is None:
             rx = _re2.RE2(pattern.encode("utf-8", "surrogatepass"),
@@ -242,10 +242,11 @@ def _parse_rewrite(substitution: str) -> list[tuple[int, bytes]]:
     return parts
 
 
-def compile_regex(pattern: str, captures: bool = False) -> Regex:
+def compile_regex(pattern: str, captures: bool = False, generated: bool = False) -> Regex:
     """The one way mirrorsim compiles a user-supplied pattern (routes, rewrites,
-    explain, check).  Raises ValueError when RE2 rejects it."""
-    return Regex(pattern, captures)
+    explain, check).  Raises ValueError when RE2 rejects it.  ``generated``: a pattern
+    istiod builds (from a path prefix), held to Envoy's program size only."""
+    return Regex(pattern, captures, generated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,9 +276,11 @@ class StringMatcher:
 
 @dataclass(frozen=True, slots=True)
 class PathMatcher:
-    """Envoy RouteMatch path specifier: prefix / path / safe_regex."""
+    """Envoy RouteMatch path specifier: prefix / path / safe_regex / path_separated_prefix
+    (``sep_prefix``: the path is the prefix or continues with ``/`` after it; istiod emits
+    it for a Gateway API PathPrefix match)."""
 
-    kind: str  # prefix | exact | regex
+    kind: str  # prefix | exact | regex | sep_prefix
     value: str
     case_sensitive: bool = True
     regex: Regex | None = field(default=None, compare=False, repr=False)
@@ -298,6 +301,10 @@ class PathMatcher:
             if self.case_sensitive:
                 return path_no_query == self.value
             return path_no_query.lower() == self.value
+        if k == "sep_prefix":
+            p = path_no_query if self.case_sensitive else path_no_query.lower()
+            n = len(self.value)
+            return p.startswith(self.value) and (len(p) == n or p[n] == "/")
         rx = self.regex
         return rx is not None and rx.fullmatch(path_no_query)
 
@@ -308,7 +315,8 @@ class PathMatcher:
 
     def describe(self) -> str:
         ci = "" if self.case_sensitive else " (ignoring case)"
-        return f"uri {self.kind} {self.value!r}{ci}"
+        kind = "path-separated prefix" if self.kind == "sep_prefix" else self.kind
+        return f"uri {kind} {self.value!r}{ci}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,3 +371,8 @@ def parse_query(query: str) -> dict[str, str]:
         k, _, v = part.partition("=")
         out.setdefault(k, v)
     return out
+
+
+def quote_meta(s: str) -> str:
+    """Go's regexp.QuoteMeta: ``s`` as a regex that matches it literally."""
+    return "".join("\\" + c if c in "\\.+*?()|[]{}^$" else c for c in s)

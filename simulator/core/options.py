@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simulator.core.paths import BASE
+from simulator.core.registry import labels_select
 from simulator.model import istio as m
 from simulator.model.names import DEFAULT_DOMAIN, DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True, slots=True)
-class Source:
+class Workload:
     """The calling workload: its pod labels and namespace ("" = the default namespace)."""
 
     labels: tuple[tuple[str, str], ...] = ()
@@ -46,7 +47,6 @@ class TranslateOptions:
         are a subset of the workload's labels and its sourceNamespace (if any) is the
         workload's namespace."""
         if match.source_labels:
-            labels = dict(self.source_labels)
-            if not all(labels.get(k) == v for k, v in match.source_labels.items()):
+            if not labels_select(match.source_labels, dict(self.source_labels)):
                 return False
         return not match.source_namespace or match.source_namespace == self.client_namespace

@@ -19,6 +19,7 @@ from simulator.core.matchers import (
     QueryParameterMatcher,
     StringMatcher,
     compile_regex,
+    quote_meta,
 )
 from simulator.core.options import TranslateOptions
 from simulator.core.registry import Registry, gateway_refs
@@ -38,7 +39,7 @@ from simulator.core.table import (
     WeightedCluster,
 )
 from simulator.model import istio as m
-from simulator.model.names import MESH
+from simulator.model.names import GRPC_STATUS_CODES, MESH
 
 # --------------------------------------------------------------------------- routes
 
@@ -49,12 +50,15 @@ def _string_matcher(sm: m.StringMatch) -> StringMatcher:
     return StringMatcher.make(sm.kind, sm.value)
 
 
-def translate_match(match: m.HTTPMatchRequest | None) -> RouteMatch:
+def translate_match(match: m.HTTPMatchRequest | None, gateway_semantics: bool = False) -> RouteMatch:
     if match is None or match.uri is None:
         path = PathMatcher.make("prefix", "/")
     else:
-        kind = match.uri.kind if match.uri.kind != "present" else "prefix"
+        kind: str = match.uri.kind if match.uri.kind != "present" else "prefix"
         value = match.uri.value if match.uri.kind != "present" else "/"
+        if gateway_semantics and kind == "prefix" and value != "/":
+            # route.go translateRouteMatch: path_separated_prefix, trailing "/" trimmed
+            kind, value = "sep_prefix", value.removesuffix("/")
         path = PathMatcher.make(kind, value, case_sensitive=not match.ignore_uri_case)
     headers: list[HeaderMatcher] = []
     if match is not None:
@@ -136,9 +140,6 @@ class _Ctx:
     listener_port: int
     gateway: str = MESH
 
-    def resolve(self, host: str) -> str:
-        return self.reg.resolve(host, self.vs.meta.namespace)
-
     def cluster_for(self, dest: m.Destination) -> str:
         return self.reg.cluster_for(dest, self.vs.meta.namespace, self.listener_port)
 
@@ -146,7 +147,7 @@ class _Ctx:
 def _consistent_hash(ctx: _Ctx, dest: m.Destination, port: int) -> bool:
     """Istio's HashForHTTPDestination: the destination has a consistent-hash load balancer
     (subset port-level, then subset, then port-level, then top-level policy)."""
-    dr = ctx.reg.destination_rule(ctx.resolve(dest.host))
+    dr = ctx.reg.destination_rule(ctx.reg.resolve(dest.host, ctx.vs.meta.namespace))
     if dr is None:
         return False
 
@@ -194,14 +195,6 @@ def _retry_policy(r: m.HTTPRetry | None) -> RetryPolicy | None:
     )
 
 
-_GRPC_CODES = {
-    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
-    "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
-    "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
-    "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
-}
-
-
 def _fault(f: m.HTTPFaultInjection | None) -> FaultConfig | None:
     if f is None:
         return None
@@ -217,7 +210,7 @@ def _fault(f: m.HTTPFaultInjection | None) -> FaultConfig | None:
     if f.abort is not None:
         abort_status = f.abort.http_status
         if f.abort.grpc_status:
-            abort_grpc = _GRPC_CODES.get(f.abort.grpc_status.upper())
+            abort_grpc = GRPC_STATUS_CODES.get(f.abort.grpc_status.upper())
         abort_num = int((f.abort.percentage or 0.0) * 10000)
     if delay is None and abort_status is None and abort_grpc is None:
         return None
@@ -243,7 +236,9 @@ def _cors(c: m.CorsPolicy | None) -> CorsPolicy | None:
 def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
     """One Envoy route per match block (only those that apply to this port and the mesh)."""
     vs = ctx.vs
-    origin = f"VirtualService {vs.meta.namespace}/{vs.meta.name}"
+    gw_semantics = vs.semantics == "gateway"
+    origin = rule.origin or f"VirtualService {vs.meta.namespace}/{vs.meta.name}"
+    src = rule.src or vs.src
     route_headers_req, authority = _header_mutations(rule.headers.request if rule.headers else None)
     route_headers_resp, _ = _header_mutations(rule.headers.response if rule.headers else None)
     action: RouteAction | RedirectAction | DirectResponseAction
@@ -252,7 +247,10 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
     elif rule.redirect is not None:
         rd = rule.redirect
         action = RedirectAction(
-            scheme=rd.scheme, host=rd.authority, port=rd.port, derive_port=rd.derive_port,
+            # route.go: FROM_REQUEST_PORT is the port the routes are built for (port_redirect);
+            # FROM_PROTOCOL_DEFAULT sets nothing (Envoy keeps a non-default request port)
+            scheme=rd.scheme, host=rd.authority, derive_port=rd.derive_port,
+            port=ctx.listener_port if rd.port is None and rd.derive_port == "FROM_REQUEST_PORT" else rd.port,
             path=rd.uri, prefix_rewrite=rd.prefix_rewrite,
             response_code=rd.redirect_code or 301,
         )
@@ -276,6 +274,11 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
         if rewrite is not None and rewrite.uri_regex_rewrite is not None:
             regex_src = rewrite.uri_regex_rewrite.match
             regex_rewrite = (compile_regex(regex_src, captures=True), rewrite.uri_regex_rewrite.rewrite)
+        elif gw_semantics and prefix_rewrite == "/":
+            # route.go: a Gateway API ReplacePrefixMatch "/" removes the matched prefix
+            regex_src = f"^{quote_meta(_separated_prefix(rule))}(/?)(.*)"
+            regex_rewrite = (compile_regex(regex_src, captures=True, generated=True), "/\\2")
+            prefix_rewrite = None
         host_rewrite = (rewrite.authority if rewrite and rewrite.authority else None) or authority
         dests = [d for d in rule.route]
         single = ""
@@ -312,6 +315,7 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
             prefix_rewrite=prefix_rewrite, regex_rewrite=regex_rewrite,
             regex_rewrite_source=regex_src, host_rewrite=host_rewrite,
             mirror_policies=tuple(mirrors),
+            cluster_not_found_status=500 if gw_semantics else 503,
         )
     fault = _fault(rule.fault)
     cors = _cors(rule.cors_policy)
@@ -331,14 +335,23 @@ def translate_http_route(ctx: _Ctx, i: int, rule: m.HTTPRoute) -> list[Route]:
         name = rule.name
         if match is not None and match.name:
             name = f"{rule.name}.{match.name}" if rule.name else match.name
-        path = f"spec.http[{i}]" + (f".match[{j}]" if j >= 0 else "")
+        path = rule.origin_path or f"spec.http[{i}]" + (f".match[{j}]" if j >= 0 else "")
         routes.append(Route(
-            name=name, match=translate_match(match), action=action,
+            name=name, match=translate_match(match, gw_semantics), action=action,
             request_headers=route_headers_req, response_headers=route_headers_resp,
             fault=fault, cors=cors, origin=origin, origin_path=path,
-            file=vs.src.file, line=vs.src.line_of(path),
+            file=src.file, line=src.line_of(path),
         ))
     return routes
+
+
+def _separated_prefix(rule: m.HTTPRoute) -> str:
+    """The path_separated_prefix of a (single-match) Gateway API rule, else ""."""
+    uri = rule.match[0].uri if rule.match else None
+    if uri is None or uri.kind != "prefix" or uri.value == "/":
+        return ""
+    return uri.value.removesuffix("/")
+
 
 
 def translate_virtual_service(

@@ -258,6 +258,8 @@ class RouteAction:
     regex_rewrite_source: str = ""
     host_rewrite: str | None = None
     mirror_policies: tuple[MirrorPolicy, ...] = ()
+    # Envoy cluster_not_found_response_code: istiod sets 500 on Gateway API routes
+    cluster_not_found_status: int = 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -629,7 +631,7 @@ def _rewrite_path(pm: PathMatcher, a: RouteAction, path_only: str) -> str:
         pattern, sub = a.regex_rewrite
         return pattern.sub(sub, path_only)
     assert a.prefix_rewrite is not None
-    if pm.kind == "prefix":
+    if pm.kind == "prefix" or pm.kind == "sep_prefix":
         return a.prefix_rewrite + path_only[len(pm.value) :]
     # exact and regex path matches: the whole path is replaced
     return a.prefix_rewrite
@@ -653,19 +655,15 @@ def _redirect(
     host, port = split_host_port(authority)
     if a.host is not None:
         host, port = split_host_port(a.host)
-    if a.port is not None:
+    if a.port is not None:  # translation sets FROM_REQUEST_PORT's: the listener port
         port = a.port
-    elif a.derive_port == "FROM_PROTOCOL_DEFAULT":
-        port = None
-    elif a.derive_port == "FROM_REQUEST_PORT":
-        port = split_host_port(authority)[1]
     if port is not None and ((new_scheme == "http" and port == 80) or (new_scheme == "https" and port == 443)):
         port = None
     if a.path is not None:
         new_path = a.path
         if query and "?" not in a.path:
             new_path += "?" + query
-    elif a.prefix_rewrite is not None and r.match.path.kind == "prefix":
+    elif a.prefix_rewrite is not None and r.match.path.kind in ("prefix", "sep_prefix"):
         new_path = a.prefix_rewrite + path_only[len(r.match.path.value):]
         if query:
             new_path += "?" + query

@@ -23,7 +23,7 @@ from simulator.core.matchers import (
     PathMatcher,
 )
 from simulator.core.options import TranslateOptions
-from simulator.core.registry import build_registry, gateway_refs, is_mesh_bound
+from simulator.core.registry import Service, build_registry, gateway_refs
 from simulator.core.routes import translate_virtual_service
 from simulator.core.table import (
     ISTIO_DEFAULT_RETRY,
@@ -71,42 +71,32 @@ def service_domains(host: str, client_ns: str, domain: str, addresses: tuple[str
     return tuple(doms)
 
 
+def vs_origin(vs: m.VirtualService) -> str:
+    """``VirtualService ns/name``, or the HTTPRoutes a generated one was made from."""
+    routes = dict.fromkeys(r.origin for r in vs.http if r.origin)
+    return ", ".join(routes) if routes else f"VirtualService {vs.meta.namespace}/{vs.meta.name}"
+
+
 def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable:
     """Compile a loaded config into the immutable RouteTable (delegates already merged)."""
     opts = opts or TranslateOptions()
     reg = build_registry(cfg, opts.domain)
     clusters = build_clusters(reg)
-    mesh_vs = sorted((vs for vs in cfg.virtual_services if is_mesh_bound(vs) and vs.hosts),
-                     key=lambda v: v.meta.order)
-    vs_hosts: list[tuple[str, m.VirtualService]] = []
-    for vs in mesh_vs:
-        for h in vs.hosts:
-            vs_hosts.append((reg.resolve(h, vs.meta.namespace), vs))
-
-    def vs_for(host: str) -> m.VirtualService | None:
-        for h, vs in vs_hosts:  # oldest exact match wins
-            if h == host:
-                return vs
-        best: tuple[int, m.VirtualService] | None = None
-        for h, vs in vs_hosts:
-            if h.startswith("*") and wildcard_matches(h, host):
-                if best is None or len(h) > best[0]:
-                    best = (len(h), vs)
-        return best[1] if best else None
-
-    ports: set[int] = {p.number for s in reg.services.values() for p in s.ports}
-    ports.add(80)
+    client_ns = opts.client_namespace
+    # the services of each port, in registry order (one pass: a Service may list thousands of ports)
+    by_port: dict[int, dict[str, Service]] = {80: {}}
+    for svc in reg.services.values():
+        for p in svc.ports:
+            by_port.setdefault(p.number, {}).setdefault(svc.host, svc)
     route_configs: dict[int, RouteConfiguration] = {}
-    for port in sorted(ports):
+    for port in sorted(by_port):
         vhosts: list[VirtualHost] = []
         seen: set[str] = set()
-        for svc in reg.services.values():
-            if svc.port_by_number(port) is None:
-                continue
-            svc_vs = vs_for(svc.host)
+        for svc in by_port[port].values():
+            svc_vs = reg.mesh_virtual_service(svc.host, svc.namespace, client_ns)
             routes = (translate_virtual_service(reg, opts, svc_vs, port)
                       if svc_vs is not None else [])
-            origin = (f"VirtualService {svc_vs.meta.namespace}/{svc_vs.meta.name}"
+            origin = (vs_origin(svc_vs)
                       if svc_vs and routes else "")
             if not routes:
                 routes = [_default_route(svc.host, port)]
@@ -115,15 +105,15 @@ def translate(cfg: m.Config, opts: TranslateOptions | None = None) -> RouteTable
                                       tuple(routes), origin))
             seen.add(svc.host)
         if port == 80:  # non-service VS hosts ("gross HACK" in Istio: port 80 only)
-            for h, vs in vs_hosts:
+            for h, vs in reg.mesh_hosts:
                 if h in seen or h in reg.services:
                     continue
-                if vs_for(h) is not vs:
+                if reg.mesh_virtual_service(h, client_namespace=client_ns) is not vs:
                     continue
                 routes = translate_virtual_service(reg, opts, vs, port)
                 vhosts.append(VirtualHost(
                     f"{h}:{port}", (h,), tuple(routes),
-                    f"VirtualService {vs.meta.namespace}/{vs.meta.name}"))
+                    vs_origin(vs)))
                 seen.add(h)
         route_configs[port] = RouteConfiguration.build(port, tuple(vhosts))
     return RouteTable(route_configs, clusters, opts.shadow_suffix,
@@ -175,7 +165,9 @@ def translate_gateway(
     by_host: dict[str, list[Route]] = {}
     origins: dict[str, list[str]] = {}
     for vs in sorted(cfg.virtual_services, key=lambda v: v.meta.order):
-        if gw_ref not in gateway_refs(vs.gateways, vs):
+        bound = gateway_refs(vs.gateways, vs)
+        # a route from a Gateway API route names the listener it is bound to: ns/gateway/listener
+        if gw_ref not in bound and not (server.name and f"{gw_ref}/{server.name}" in bound):
             continue
         for h in vs.hosts:
             for sh in server.hosts:
@@ -185,7 +177,7 @@ def translate_gateway(
                 routes = translate_virtual_service(reg, opts, vs, port, gateway=gw_ref,
                                                    stop_at_catch_all=False)
                 by_host.setdefault(host, []).extend(routes)
-                origins.setdefault(host, []).append(f"VirtualService {vs.meta.namespace}/{vs.meta.name}")
+                origins.setdefault(host, []).append(vs_origin(vs))
                 break
     vhosts = []
     for host, routes in by_host.items():

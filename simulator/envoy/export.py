@@ -38,7 +38,7 @@ setting-by-setting table with where Istio sets each one.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -93,6 +93,29 @@ _REDIRECT_CODES = {301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
 _LB_POLICIES = {"LEAST_REQUEST", "ROUND_ROBIN", "RANDOM", "RING_HASH", "MAGLEV"}
 
 
+# istio-agent's bootstrap stats_config.stats_tags (tools/packaging/common/envoy_bootstrap.json,
+# without the per-deployment extraStatTags), with use_all_default_tags: false; the admin's
+# /stats/prometheus extracts the same tags (simulator/proxy/prometheus.py)
+ISTIO_STATS_TAGS: Final[tuple[tuple[str, str], ...]] = (
+    ("cluster_name", r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)"),
+    ("tcp_prefix", r"^tcp\.((.*?)\.)\w+?$"),
+    ("response_code", r"_rq(_(\d{3}))$"),
+    ("response_code_class", r"_rq(_(\dxx))$"),
+    ("http_conn_manager_listener_prefix",
+     r"^listener(?=\.).*?\.http\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)"),
+    ("http_conn_manager_prefix", r"^http\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)"),
+    ("listener_address", r"^listener\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)"),
+    ("mongo_prefix", r"^mongo\.(.+?)\.(collection|cmd|cx_|op_|delays_|decoding_)(.*?)$"),
+    ("cache", r"(cache\.(.+?)\.)"),
+    ("component", r"(component\.(.+?)\.)"),
+    ("tag", r"(tag\.(.+?);\.)"),
+    ("wasm_filter", r"(wasm_filter\.(.+?)\.)"),
+    ("authz_enforce_result", r"rbac(\.(allowed|denied))"),
+    ("authz_dry_run_action", r"(\.istio_dry_run_(allow|deny)_)"),
+    ("authz_dry_run_result", r"(\.shadow_(allowed|denied))"),
+)
+
+
 def bootstrap(
     table: RouteTable,
     *,
@@ -112,6 +135,8 @@ def bootstrap(
     return {
         "node": {"id": "mirrorsim", "cluster": "mirrorsim"},
         "admin": {"address": _address(*admin)},
+        "stats_config": {"use_all_default_tags": False,
+                         "stats_tags": [{"tag_name": n, "regex": r} for n, r in ISTIO_STATS_TAGS]},
         # istio-agent's bootstrap (tools/packaging/common/envoy_bootstrap.json), runtime flags from
         # pkg/bootstrap/config.go extractRuntimeFlags
         "layered_runtime": {"layers": [
@@ -279,7 +304,7 @@ def decorator_operation(r: Route, port: int) -> str:
         host = a.cluster.rpartition("|")[2] if isinstance(a, RouteAction) else ""
         return f"{host}:{port}/*"
     p = r.match.path
-    path = p.value + "*" if p.kind == "prefix" else p.value
+    path = p.value + "*" if p.kind in ("prefix", "sep_prefix") else p.value
     if isinstance(a, RouteAction) and a.cluster.count("|") == 3:
         _, cport, _, host = a.cluster.split("|")
         return f"{host}:{cport}{path}"
@@ -300,6 +325,8 @@ def _path(p: PathMatcher) -> dict[str, Any]:
     out: dict[str, Any]
     if p.kind == "prefix":
         out = {"prefix": p.value}
+    elif p.kind == "sep_prefix":
+        out = {"path_separated_prefix": p.value}
     elif p.kind == "exact":
         out = {"path": p.value}
     else:
@@ -365,6 +392,8 @@ def route_action(a: RouteAction, table: RouteTable) -> dict[str, Any]:
         c = table.clusters.get(a.cluster)
         if c is not None and c.hash_policy:
             out["hash_policy"] = [_hash_policy(kind, name) for kind, name in c.hash_policy]
+    if a.cluster_not_found_status == 500:  # istiod on Gateway API routes
+        out["cluster_not_found_response_code"] = "INTERNAL_SERVER_ERROR"
     out["timeout"] = duration(a.timeout)  # 0s = no timeout (Envoy's default would be 15s)
     out["max_grpc_timeout"] = out["timeout"]  # Istio's setTimeout: grpc-timeout honoured, capped by it
     if a.retry_policy is not None:

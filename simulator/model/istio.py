@@ -94,11 +94,6 @@ class HTTPMatchRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class PortSelector:
-    number: int
-
-
-@dataclass(frozen=True, slots=True)
 class Destination:
     host: str
     subset: str = ""
@@ -226,6 +221,11 @@ class HTTPRoute:
     mirrors: tuple[HTTPMirrorPolicy, ...] = ()
     cors_policy: CorsPolicy | None = None
     headers: Headers | None = None
+    # Set on rules translated from a Gateway API HTTPRoute (config/gwapi_convert.py):
+    # "HTTPRoute ns/name" and the rule's own source, for FILE:LINE in explain and check.
+    origin: str = field(default="", compare=False)
+    origin_path: str = field(default="", compare=False)
+    src: Source | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +239,9 @@ class VirtualService:
     tcp: tuple[dict[str, object], ...] = ()
     export_to: tuple[str, ...] = ()
     src: Source = field(default_factory=Source, compare=False)
+    # "gateway": istiod's route semantics for VirtualServices it generates from Gateway
+    # API routes (constants.RouteSemanticsGateway; core/translate.py applies them).
+    semantics: str = ""
 
 
 # --------------------------------------------------------------------------- DestinationRule
@@ -416,6 +419,32 @@ class Gateway:
     src: Source = field(default_factory=Source, compare=False)
 
 
+# --------------------------------------------------------------------------- Kubernetes Service
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesServicePort:
+    """A core v1 ServicePort (``targetPort``: a number, a port name, or unset)."""
+
+    port: int
+    name: str = ""
+    target_port: int | str | None = None
+    protocol: str = "TCP"
+    app_protocol: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesService:
+    """A core v1 Service: a registry source beside ServiceEntries (core/registry.py)."""
+
+    meta: Meta
+    ports: tuple[KubernetesServicePort, ...] = ()
+    selector: dict[str, str] | None = field(default=None, compare=False, hash=False)
+    cluster_ip: str = ""
+    type: str = "ClusterIP"
+    src: Source = field(default_factory=Source, compare=False)
+
+
 # --------------------------------------------------------------------------- the whole config
 
 
@@ -428,3 +457,4 @@ class Config:
     service_entries: tuple[ServiceEntry, ...] = ()
     workload_entries: tuple[WorkloadEntry, ...] = ()
     gateways: tuple[Gateway, ...] = ()
+    kubernetes_services: tuple[KubernetesService, ...] = ()

@@ -1,4 +1,5 @@
-"""Access log lines in Envoy's default format, written in batches.
+"""Access log lines in Envoy's default format (or Istio's, ``--access-log-format``:
+simulator/proxy/logformat.py), written in batches.
 
 Envoy's default format::
 
@@ -22,6 +23,8 @@ import sys
 import time
 from typing import IO, Final
 
+from simulator.proxy.logformat import Formatter, Line
+
 FLUSH_INTERVAL: Final = 1.0  # seconds, as Envoy's file_flush_interval default
 FLUSH_BYTES: Final = 64 * 1024
 ATOMIC_WRITE: Final = 4096  # PIPE_BUF on Linux: a pipe write up to this size is atomic
@@ -32,9 +35,11 @@ _SMALL: Final = [str(n) for n in range(SMALL_NUMBERS)]
 
 class AccessLog:
     def __init__(self, stream: IO[str] | None, loop: asyncio.AbstractEventLoop | None = None,
-                 owned: bool = False) -> None:
+                 owned: bool = False, fmt: str = "envoy") -> None:
         self.stream = stream
         self._owned = owned  # close() closes the stream: it was opened for this log
+        # istio / json (simulator/proxy/logformat.py); None: Envoy's default, written here
+        self.formatter: Formatter | None = None if fmt == "envoy" else Formatter(fmt)
         self._buf: list[str] = []
         self._size = 0
         self._scheduled = False
@@ -74,15 +79,23 @@ class AccessLog:
         request_id: str | None,
         authority: str,
         upstream_host: str,
+        cluster: str = "",
+        route_name: str = "",
     ) -> None:
         if self.stream is None:
             return
-        self._buf.append(
-            f'[{self._start_time(start)}] "{method} {path} {protocol}" {_num(code)} {flags} '
-            f"{_num(bytes_received)} {_num(bytes_sent)} {_num(duration_ms)} {upstream_service_time} "
-            f'"{xff or "-"}" "{user_agent or "-"}" "{request_id or "-"}" "{authority or "-"}" '
-            f'"{upstream_host or "-"}"\n'
-        )
+        if self.formatter is not None:
+            self._buf.append(self.formatter.render(Line(
+                self._start_time(start), method, path, protocol, code, flags, bytes_received, bytes_sent,
+                duration_ms, upstream_service_time, xff, user_agent, request_id, authority, upstream_host,
+                cluster, route_name)))
+        else:
+            self._buf.append(
+                f'[{self._start_time(start)}] "{method} {path} {protocol}" {_num(code)} {flags} '
+                f"{_num(bytes_received)} {_num(bytes_sent)} {_num(duration_ms)} {upstream_service_time} "
+                f'"{xff or "-"}" "{user_agent or "-"}" "{request_id or "-"}" "{authority or "-"}" '
+                f'"{upstream_host or "-"}"\n'
+            )
         self._size += len(self._buf[-1])
         if self._size >= FLUSH_BYTES:
             self.flush()
@@ -155,9 +168,10 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def access_log_for(spec: str, loop: asyncio.AbstractEventLoop | None = None) -> AccessLog:
-    """The access log a ``--access-log`` value names; its close() closes the file it opened."""
-    return AccessLog(open_access_log(spec), loop, owned=True)
+def access_log_for(spec: str, loop: asyncio.AbstractEventLoop | None = None, fmt: str = "envoy") -> AccessLog:
+    """The access log a ``--access-log`` value names (in format ``fmt``); its close() closes
+    the file it opened."""
+    return AccessLog(open_access_log(spec), loop, owned=True, fmt=fmt)
 
 
 def open_access_log(spec: str) -> IO[str] | None:

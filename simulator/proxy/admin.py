@@ -1,19 +1,27 @@
-"""The admin surface (aiohttp), like Envoy's admin port: /stats, /ready, /clusters,
-/config_dump, /server_info."""
+"""The admin surface (aiohttp), like Envoy's admin port: /stats, /stats/prometheus, /ready,
+/clusters, /config_dump, /server_info, /reset_counters (docs/admin.md)."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 import time
+from typing import Any
 
 from aiohttp import web
 
 from simulator.build import build_info
 from simulator.core.table import RedirectAction, RouteAction
+from simulator.proxy.diff import diffs_view
+from simulator.proxy.envoy_admin import cluster_statuses, clusters_text, envoy_config_dump
+from simulator.proxy.live.app import add_live_routes
+from simulator.proxy.prometheus import FilterError, prometheus_text, select
+from simulator.proxy.reload import OK_STAT, REJECTED_STAT, ConfigSource, ConfigState
 from simulator.proxy.server import Proxy
 
 PROXY_KEY = web.AppKey("proxy", Proxy)
+STATE_KEY = web.AppKey("config_state", ConfigState)
+LISTEN_KEY = web.AppKey("listen", tuple)
 
 
 def _proxy(request: web.Request) -> Proxy:
@@ -30,12 +38,17 @@ def proxy_stats(proxy: Proxy) -> dict[str, int]:
 
 
 def stats_response(request: web.Request, snap: dict[str, int]) -> web.Response:
-    """Envoy's /stats: ``name: value`` lines, ``?filter=substring``, ``?format=json``."""
+    """Envoy's /stats: ``name: value`` lines, ``?filter=REGEX`` (RE2, partial match),
+    ``?usedonly``, ``?format=json``; ``/stats/prometheus`` takes the same filters."""
     snap.setdefault("mirrorsim.shadow_dropped", 0)
-    snap = dict(sorted(snap.items()))
-    flt = request.query.get("filter")
-    if flt:
-        snap = {k: v for k, v in snap.items() if flt in k}
+    snap.setdefault(OK_STAT, 0)  # before the first reload too (scrapers want the series)
+    snap.setdefault(REJECTED_STAT, 0)
+    try:
+        snap = select(dict(sorted(snap.items())), request.query)
+    except FilterError as exc:
+        return web.Response(status=400, text=str(exc))
+    if request.path.endswith("/prometheus"):
+        return web.Response(text=prometheus_text(snap), content_type="text/plain")
     if request.query.get("format") == "json":
         return web.json_response({"stats": [{"name": k, "value": v} for k, v in snap.items()]})
     return web.Response(text="".join(f"{k}: {v}\n" for k, v in snap.items()))
@@ -43,6 +56,21 @@ def stats_response(request: web.Request, snap: dict[str, int]) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     return stats_response(request, proxy_stats(_proxy(request)))
+
+
+def post_only(request: web.Request) -> web.Response | None:
+    """Envoy's admin refuses a GET on an endpoint that changes state."""
+    if request.method != "POST":
+        return web.Response(status=405, text="This endpoint requires POST\n")
+    return None
+
+
+async def reset_counters(request: web.Request) -> web.Response:
+    refused = post_only(request)
+    if refused is not None:
+        return refused
+    _proxy(request).stats.reset_counters()
+    return web.Response(text="OK\n")
 
 
 def ready_response(state: str) -> web.Response:
@@ -61,23 +89,25 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def clusters(request: web.Request) -> web.Response:
+    """Envoy's /clusters (text, or ``?format=json``): circuit breakers and each host with
+    its active requests and health flags (``/failed_outlier_check`` while ejected)."""
     proxy = _proxy(request)
-    lines = []
-    for name, c in sorted(proxy.table.clusters.items()):
-        cb = c.circuit_breakers
-        lines.append(f"{name}::default_priority::max_connections::{cb.max_connections}")
-        lines.append(f"{name}::default_priority::max_pending_requests::{cb.max_pending_requests}")
-        lines.append(f"{name}::default_priority::max_requests::{cb.max_requests}")
-        lines.append(f"{name}::default_priority::max_retries::{cb.max_retries}")
-        for ep in c.endpoints:
-            active = proxy.pools[name].endpoint_active.get(ep, 0) if name in proxy.pools else 0
-            lines.append(f"{name}::{ep.host_port}::rq_active::{active}")
-            lines.append(f"{name}::{ep.host_port}::health_flags::healthy")
-    return web.Response(text="\n".join(lines) + "\n")
+    statuses = cluster_statuses(proxy.table, proxy.pools, proxy.loop.time())
+    if request.query.get("format") == "json":
+        return web.json_response({"cluster_statuses": statuses}, dumps=_indented)
+    return web.Response(text=clusters_text(statuses))
 
 
 async def config_dump(request: web.Request) -> web.Response:
+    """Envoy's ConfigDump of the loaded table (the translation ``mirrorsim envoy`` prints);
+    ``?format=mirrorsim``: mirrorsim's own view, each route with its FILE:LINE."""
     proxy = _proxy(request)
+    if request.query.get("format") != "mirrorsim":
+        state = request.app[STATE_KEY]
+        host, port = request.app[LISTEN_KEY]
+        dump = envoy_config_dump(proxy.table, state, listen=(host, port),
+                                 admin=_admin_address(request))
+        return web.json_response(dump, dumps=_indented)
     routes = []
     for port, rc in sorted(proxy.table.route_configs.items()):
         vhosts = []
@@ -110,26 +140,83 @@ async def config_dump(request: web.Request) -> web.Response:
         routes.append({"name": str(port), "virtual_hosts": vhosts})
     cl = [{"name": c.name, "endpoints": [e.host_port for e in c.endpoints], "lb_policy": c.lb_policy}
           for c in proxy.table.clusters.values()]
-    return web.json_response({"route_configs": routes, "clusters": cl},
-                             dumps=lambda o: json.dumps(o, indent=2))
+    return web.json_response({"route_configs": routes, "clusters": cl}, dumps=_indented)
 
 
-def build_admin_app(proxy: Proxy, started: float | None = None) -> web.Application:
+def build_admin_app(proxy: Proxy, started: float | None = None, source: ConfigSource | None = None,
+                    listen: tuple[str, int] = ("127.0.0.1", 15001)) -> web.Application:
     app = web.Application()
     app[PROXY_KEY] = proxy
     t0 = started or time.time()
+    app[STATE_KEY] = state = source.state if source is not None else ConfigState(loaded_at=t0)
+    app[LISTEN_KEY] = listen
     build = build_info()  # "compiled (mypyc)" or "pure Python ..."
 
     async def server_info(request: web.Request) -> web.Response:
         return web.json_response({"state": server_state(proxy), "uptime_seconds": int(time.time() - t0),
-                                  "envoy_semantics": "1.40", "build": build})
+                                  "envoy_semantics": "1.40", "build": build, "config": state.describe()})
 
     app.router.add_get("/stats", stats)
+    app.router.add_get("/stats/prometheus", stats)
+    app.router.add_route("*", "/reset_counters", reset_counters)
     app.router.add_get("/ready", ready)
     app.router.add_get("/clusters", clusters)
     app.router.add_get("/config_dump", config_dump)
     app.router.add_get("/server_info", server_info)
+
+    async def diffs(request: web.Request) -> web.Response:  # --diff's mismatches (proxy/diff.py)
+        return web.json_response(diffs_view(proxy.diff, request.query.get("n")))
+
+    app.router.add_get("/diffs", diffs)
+    # the live page at / (simulator/proxy/live/): redrawn when a reload swaps the table
+    hub = add_live_routes(app, proxy.tap, lambda: proxy.table, lambda: f"v{state.version}")
+    state.listeners.append(hub.config_attempt)
     return app
+
+
+def add_supervisor_routes(app: web.Application, sup: Any) -> None:
+    """``--workers``: the parent's /server_info (each worker's config version), /config_dump
+    (the parent's table, which every worker loads) and /reset_counters (every worker's)."""
+    t0 = time.time()
+    build = build_info()
+
+    async def server_info(request: web.Request) -> web.Response:
+        snap = await sup.gather_stats()
+        state: ConfigState = sup.reloader.state if sup.reloader is not None else ConfigState(loaded_at=t0)
+        config = state.describe()
+        config["workers"] = {str(s.index): snap.get(f"mirrorsim.worker.{s.index}.config_version")
+                             for s in sup.slots}
+        return web.json_response({"state": sup.state(), "uptime_seconds": int(time.time() - t0),
+                                  "envoy_semantics": "1.40", "build": build, "config": config})
+
+    async def config_dump(request: web.Request) -> web.Response:
+        state = sup.reloader.state if sup.reloader is not None else ConfigState(loaded_at=t0)
+        dump = envoy_config_dump(sup.table, state, listen=(sup.opts.listen_host, sup.port),
+                                 admin=_admin_address(request))
+        return web.json_response(dump, dumps=_indented)
+
+    async def reset(request: web.Request) -> web.Response:
+        refused = post_only(request)
+        if refused is not None:
+            return refused
+        sup.counters.clear()
+        for slot in sup.slots:
+            if slot.state == "ready":
+                slot.send(b"reset\n")
+        return web.Response(text="OK\n")
+
+    app.router.add_get("/server_info", server_info)
+    app.router.add_get("/config_dump", config_dump)
+    app.router.add_route("*", "/reset_counters", reset)
+
+
+def _indented(o: object) -> str:
+    return json.dumps(o, indent=2)
+
+
+def _admin_address(request: web.Request) -> tuple[str, int]:
+    sock = request.transport.get_extra_info("sockname") if request.transport is not None else None
+    return (sock[0], sock[1]) if sock else ("127.0.0.1", 15000)
 
 
 def exposure_warning(host: str, port: int) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from simulator.core.cors import set_lines as cors_set_lines
 from simulator.core.grpc_timeout import to_grpc_timeout
@@ -21,11 +21,15 @@ from simulator.core.table import Endpoint, Forward, LocalReply, RetryPolicy
 from simulator.proxy import expect, header_ops, tunnel
 from simulator.proxy.accesslog import protocol
 from simulator.proxy.client import ClientConnection, DownstreamRequest
+from simulator.proxy.events import RequestRecord
 from simulator.proxy.headers import INLINE_RESPONSE, coalesce_inline, repeats_a_name
 from simulator.proxy.heads import apply_response_mutations_str, local_reply_bytes, response_head
 from simulator.proxy.mirror import ShadowRequest
 from simulator.proxy.server import Proxy
 from simulator.proxy.upstream import ClusterPool, Exchange, UpstreamConnection
+
+if TYPE_CHECKING:
+    from simulator.proxy.diff import PrimaryCapture
 
 UPSTREAM_RESET_PREFIX: Final = "upstream connect error or disconnect/reset before headers. reset reason: "
 UPSTREAM_RETRIED_PREFIX: Final = ("upstream connect error or disconnect/reset before headers. "
@@ -46,7 +50,7 @@ class Forwarding(Exchange):
         "log_path", "fault_flags", "hdrs", "per_try_timer", "pending_head", "retry_held",
         "retry_overflow", "head_base", "head_muts", "head_tail", "first_start", "has_length",
         "scheme", "body_pending", "attempt_at", "attempt_line", "tunnel", "shadow_base", "cors_lines",
-        "timeout", "grpc_at", "grpc_len", "body_owed", "continued",
+        "timeout", "grpc_at", "grpc_len", "body_owed", "continued", "diff",
     )
 
     def __init__(self, conn: ClientConnection, proxy: Proxy, req: DownstreamRequest) -> None:
@@ -103,6 +107,7 @@ class Forwarding(Exchange):
         self.grpc_len = 0  # ... and its length
         self.body_owed = False  # Expect: this attempt's head went without the body (expect.py)
         self.continued = False  # an upstream 1xx was relayed (expect.on_interim)
+        self.diff: PrimaryCapture | None = None  # --diff: the response kept for the copies' (diff.py)
 
     def on_sent(self) -> None:
         """The primary was written to an upstream connection (UpstreamConnection.send)."""
@@ -133,7 +138,7 @@ class Forwarding(Exchange):
             shadows.submit(ShadowRequest(
                 d, policy, req.method, req.version, base, self.head_muts, self.head_tail, self.payload,
                 len(req.body), self.request_id, self.xff, self.user_agent, self.timeout, self.grpc_at == -1,
-                self.attempt_line, self.tunnel))
+                self.attempt_line, self.tunnel, self.diff))
         if self.tunnel is not None:
             self.tunnel.copies_dispatched()
 
@@ -277,6 +282,8 @@ class Forwarding(Exchange):
         if retriable and self.retry_overflow:
             self.flags = "UO"
         self.response_code = status
+        if self.diff is not None:
+            self.diff.on_headers(status, headers)
         now = wall_time()
         ms = str(int((now - self.upstream_start) * 1000))
         self.upstream_time = ms
@@ -298,6 +305,7 @@ class Forwarding(Exchange):
         if self.done or not self.headers_sent:
             return
         self.bytes_sent += len(data)
+        raw = data
         if self.chunked_out:
             data = b"%x\r\n%s\r\n" % (len(data), data)
         head = self.pending_head
@@ -308,6 +316,8 @@ class Forwarding(Exchange):
                 self.pause_upstream()
         else:
             self.conn.write(data)
+        if self.diff is not None:  # after the client's write
+            self.diff.on_body(raw)
 
     def on_data_end(self) -> None:
         """End of one upstream read: send response headers still held back."""
@@ -367,7 +377,7 @@ class Forwarding(Exchange):
         self.cancel_timer()
         flags = flag
         if self.attempt > 1:
-            flags += ",URX"
+            flags = "URX," + flag  # Envoy lists flags in the order they were set: URX, then the reset's
         # Envoy's router: a protocol error (a response that is not HTTP) is a 502, other resets 503
         code = 502 if flag == "UPE" else 503
         self.pool.stats.response(code, self.internal)  # type: ignore[union-attr]
@@ -463,6 +473,8 @@ class Forwarding(Exchange):
         self.cancel_timer()
         self.abandon_attempt()
         self.flags = "DC"
+        if self.diff is not None:
+            self.diff.end(False, "DC")
         self._release_retry()
         self.response_code = self.response_code or 0
         self._log()
@@ -504,6 +516,8 @@ class Forwarding(Exchange):
             return
         self.done = True
         self.shadow_base = None
+        if self.diff is not None:
+            self.diff.end(not abort, self.flags)
         self.give_body()
         self.cancel_timer()
         self._release_retry()
@@ -526,10 +540,14 @@ class Forwarding(Exchange):
         if self.fault_flags:
             flags = self.fault_flags if flags == "-" else f"{self.fault_flags},{flags}"
         proxy.stats.downstream_response(self.response_code, flags)
+        req = self.req
+        sink = proxy.tap.sink
+        if sink is not None:  # the live page watches (events.py)
+            sink.request_done(RequestRecord(req.start, req.method, self.log_path, self.authority, self.decision,
+                                            self.response_code, flags, wall_time() - req.start, self.request_id))
         al = proxy.access_log
         if al.stream is None:
             return
-        req = self.req
         d = self.decision
         path = self.log_path
         if isinstance(d, Forward) and d.original_path is not None:
@@ -538,4 +556,5 @@ class Forwarding(Exchange):
         al.log(req.start, req.method, path, protocol(req.version), self.response_code,
                flags, len(req.body), self.bytes_sent, int((now - req.start) * 1000),
                self.upstream_time, self.xff, self.user_agent, self.request_id, self.authority,
-               self.upstream_host)
+               self.upstream_host, d.cluster if isinstance(d, Forward) else "",
+               d.route.name if d is not None and d.route is not None else "")

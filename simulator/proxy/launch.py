@@ -12,12 +12,14 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from simulator.core.table import RouteTable
 from simulator.proxy.accesslog import AccessLog, access_log_for
 from simulator.proxy.admin import build_admin_app
+from simulator.proxy.diff import DiffOptions, DiffRecorder
 from simulator.proxy.downstream import DownstreamConnection
 from simulator.proxy.limits import DEFAULT_MAX_BUFFERED_BYTES
 from simulator.proxy.mirror import (
@@ -70,6 +72,10 @@ class RunOptions:
     max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
     reuse_port: bool = False
     sock: socket.socket | None = None  # a pre-bound listening socket (--workers)
+    config_source: Any = None  # reload.ConfigSource: SIGHUP / --watch re-read it (reload.py)
+    watch: bool = False
+    access_log_format: str = "envoy"  # envoy | istio | json (accesslog.py)
+    diff: DiffOptions | None = None  # --diff: compare the copies' responses (proxy/diff.py)
 
 
 @dataclass(slots=True)
@@ -145,6 +151,8 @@ class RunningProxy:
             await self.admin.cleanup()
         await asyncio.sleep(0)  # the closed connections' connection_lost: their access-log lines
         self.proxy.access_log.close()
+        if self.proxy.diff is not None:
+            self.proxy.diff.close()
 
 
 def protocol_factory(proxy: Proxy) -> Callable[[], asyncio.BaseProtocol]:
@@ -165,13 +173,16 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
     )
     access_log = opts.access_log
     if access_log is None:
-        access_log = access_log_for(opts.access_log_spec, loop) if opts.access_log_spec else AccessLog(None, loop)
+        access_log = (access_log_for(opts.access_log_spec, loop, opts.access_log_format) if opts.access_log_spec
+                      else AccessLog(None, loop))
     proxy = Proxy(table, access_log=access_log, options=popts,
                   loop=loop)
-    proxy.shadows = ShadowDispatcher(proxy, proxy.stats, access_log, loop, popts.local_address,
+    proxy.shadows = ShadowDispatcher(proxy, proxy.stats, access_log, loop, popts.local_address, tap=proxy.tap,
                                      max_inflight=opts.max_shadow_inflight,
                                      max_bytes=opts.max_shadow_bytes,
                                      default_timeout=opts.shadow_timeout)
+    if opts.diff is not None:
+        proxy.diff = DiffRecorder(proxy.stats, loop, opts.diff)
     if opts.sock is not None:
         server = await loop.create_server(protocol_factory(proxy), sock=opts.sock, backlog=1024)
     else:
@@ -183,7 +194,8 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
     admin = None
     admin_port = None
     if opts.admin_port is not None:
-        admin = web.AppRunner(build_admin_app(proxy, time.time()), access_log=None)
+        app = build_admin_app(proxy, time.time(), opts.config_source, (opts.listen_host, port))
+        admin = web.AppRunner(app, access_log=None)
         await admin.setup()
         site = web.TCPSite(admin, opts.admin_host, opts.admin_port)
         await site.start()

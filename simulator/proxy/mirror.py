@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from simulator.core.grpc_timeout import to_grpc_timeout
 from simulator.core.table import Forward, MirrorPolicy
 from simulator.proxy.accesslog import AccessLog, protocol
+from simulator.proxy.events import DROPPED, FAILED, UNKNOWN_CLUSTER, EventTap, ShadowRecord, shadow_fate
 from simulator.proxy.stats import Stats
 from simulator.proxy.upstream import ClusterPool, Exchange, UpstreamConnection
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from simulator.core.table import Endpoint
+    from simulator.proxy.diff import PrimaryCapture, Side
 
 # C statics in the compiled build (a from-import is a module-dict lookup at every call)
 wall_time: Final = time.time
@@ -92,15 +94,18 @@ class ShadowRequest:
     is the primary's global timeout (the route's, or a gRPC request's; 0: none) and
     ``grpc_timeout_added`` says the primary got a grpc-timeout it did not have;
     ``attempt_line`` is where the client's x-envoy-attempt-count was in ``head`` (-1:
-    none).  ``tunnel``: the upgrade's tunnel, for a WebSocket request."""
+    none).  ``tunnel``: the upgrade's tunnel, for a WebSocket request; ``diff``: with ``run
+    --diff``, the primary's capture that each copy's response is compared with (diff.py)."""
 
     __slots__ = ("forward", "policy", "method", "version", "head", "muts", "tail", "payload", "body_len",
-                 "request_id", "xff", "user_agent", "timeout", "grpc_timeout_added", "attempt_line", "tunnel")
+                 "request_id", "xff", "user_agent", "timeout", "grpc_timeout_added", "attempt_line", "tunnel",
+                 "diff")
 
     def __init__(self, forward: Forward, policy: MirrorPolicy, method: str, version: str,
                  head: list[bytes], muts: bytes, tail: bytes, payload: tuple[bytes, ...], body_len: int,
                  request_id: str | None, xff: str | None, user_agent: str | None, timeout: float,
-                 grpc_timeout_added: bool, attempt_line: int, tunnel: UpgradeCopies | None) -> None:
+                 grpc_timeout_added: bool, attempt_line: int, tunnel: UpgradeCopies | None,
+                 diff: PrimaryCapture | None = None) -> None:
         self.forward: Final = forward
         self.policy: Final = policy
         self.method: Final = method
@@ -117,15 +122,17 @@ class ShadowRequest:
         self.grpc_timeout_added: Final = grpc_timeout_added
         self.attempt_line: Final = attempt_line
         self.tunnel: Final = tunnel
+        self.diff: Final = diff
 
 
 class ShadowDispatcher:
     """Sends shadow copies through the pools ``pools`` gives (the proxy's, by cluster
-    name), counting in ``stats`` and logging to ``access_log``; ``local_address`` is
-    appended to x-forwarded-for (Envoy's local address)."""
+    name), counting in ``stats``, logging to ``access_log`` and telling ``tap``'s sink (the
+    live page, events.py); ``local_address`` is appended to x-forwarded-for (Envoy's local
+    address)."""
 
     def __init__(self, pools: PoolSource, stats: Stats, access_log: AccessLog,
-                 loop: asyncio.AbstractEventLoop, local_address: str, *,
+                 loop: asyncio.AbstractEventLoop, local_address: str, *, tap: EventTap | None = None,
                  max_inflight: int = DEFAULT_MAX_INFLIGHT, max_bytes: int = DEFAULT_MAX_BYTES,
                  default_timeout: float = DEFAULT_SHADOW_TIMEOUT) -> None:
         self.pools = pools
@@ -133,6 +140,7 @@ class ShadowDispatcher:
         self.access_log = access_log
         self.loop = loop
         self.local_address = local_address
+        self.tap = tap if tap is not None else EventTap()
         self.max_inflight = max_inflight
         self.max_bytes = max_bytes
         self.default_timeout = default_timeout  # a copy's life when its route has no timeout (0: none)
@@ -159,16 +167,28 @@ class ShadowDispatcher:
         if pool is None:
             # Envoy: "shadow cluster 'X' does not exist", debug log only, no stat
             stats.inc("mirrorsim.shadow_unknown_cluster")
+            if req.diff is not None:
+                req.diff.refused(policy.cluster, "unknown_cluster")
+            if self.tap.sink is not None:
+                self.tell_unsent(req, UNKNOWN_CLUSTER)
             return
         body_len = req.body_len
         if self.inflight >= self.max_inflight or self.inflight_bytes + body_len > self.max_bytes:
             stats.inc("mirrorsim.shadow_dropped")
+            if req.diff is not None:
+                req.diff.refused(policy.cluster, "copy_dropped")
+            if self.tap.sink is not None:
+                self.tell_unsent(req, DROPPED)
             return
         pacer = self.pacers.get(policy.cluster)
         if pacer is None:
             pacer = self.pacers[policy.cluster] = ShadowPacer()
         elif pacer.latency > PACE_ABOVE_LATENCY and not pacer.admit(pool.loop.time(), self.max_inflight):
             stats.inc("mirrorsim.shadow_dropped")
+            if req.diff is not None:
+                req.diff.refused(policy.cluster, "copy_dropped")
+            if self.tap.sink is not None:
+                self.tell_unsent(req, DROPPED)
             return
         stats.inc("http.async-client.rq_total")
         endpoint = pool.pick()
@@ -180,6 +200,10 @@ class ShadowDispatcher:
             st.upstream_rq_total += 1
             st.response(503, True)
             stats.inc("mirrorsim.shadow_fast_failed")
+            if req.diff is not None:
+                req.diff.refused(policy.cluster, "fast_failed")
+            if self.tap.sink is not None:
+                self.tell_unsent(req, FAILED, 503, "UF")
             return
         d = req.forward
         authority = d.shadow_authority(policy)
@@ -211,6 +235,15 @@ class ShadowDispatcher:
         self.inflight += 1
         self.inflight_bytes += body_len
         ShadowExchange(self, pool, pacer, req, authority, (b"".join(lines), *req.payload)).start(endpoint)
+
+    def tell_unsent(self, req: ShadowRequest, fate: str, status: int = 0, flags: str = "-") -> None:
+        """The live page's record of a copy not sent (events.py)."""
+        sink = self.tap.sink
+        if sink is not None:
+            d = req.forward
+            sink.shadow_done(ShadowRecord(wall_time(), req.method, d.original_path or d.path, req.request_id,
+                                          req.policy.cluster, d.shadow_authority(req.policy), status, flags, 0.0,
+                                          fate))
 
     def _unreachable(self, pool: ClusterPool, endpoint: Endpoint) -> bool:
         """Whether a copy to ``endpoint`` fails at once: a connection to it failed less
@@ -309,7 +342,7 @@ class ShadowExchange(Exchange):
     __slots__ = ("dispatcher", "pool", "pacer", "payload",
                  "nbytes", "timer", "status", "finished", "start_time", "authority", "path",
                  "request_id", "xff", "user_agent", "timeout", "upstream_host", "bytes_in",
-                 "upstream_time", "version", "tunnel", "bounded")
+                 "upstream_time", "version", "tunnel", "bounded", "diff")
 
     def __init__(self, dispatcher: ShadowDispatcher, pool: ClusterPool, pacer: ShadowPacer, req: ShadowRequest,
                  authority: str, payload: tuple[bytes, ...]) -> None:
@@ -339,6 +372,8 @@ class ShadowExchange(Exchange):
         self.tunnel: UpgradeCopies | None = req.tunnel
         if self.tunnel is not None:
             self.tunnel.mirror_started()
+        # --diff: this copy's response, kept to compare with the primary's (diff.py)
+        self.diff: Side | None = None if req.diff is None else req.diff.mirror(pool.cluster.name)
 
     def start(self, endpoint: Endpoint | None) -> None:
         pool = self.pool
@@ -366,9 +401,13 @@ class ShadowExchange(Exchange):
         elapsed = wall_time() - self.start_time
         self.upstream_time = str(int(elapsed * 1000))
         self.pacer.observe(elapsed)
+        if self.diff is not None:
+            self.diff.on_headers(status, headers)
 
     def on_body(self, data: bytes) -> None:
-        self.bytes_in += len(data)  # read and discarded
+        self.bytes_in += len(data)  # read and discarded (kept with --diff)
+        if self.diff is not None:
+            self.diff.on_body(data)
 
     def on_complete(self) -> None:
         self._end(self.status, "-")
@@ -425,7 +464,14 @@ class ShadowExchange(Exchange):
             self.tunnel = None
         self.pool.stats.response(status, True)
         self.dispatcher.done(self.nbytes)
+        if self.diff is not None:
+            self.diff.ended(status, flags)
         dispatcher = self.dispatcher
+        sink = dispatcher.tap.sink
+        if sink is not None:  # the live page watches (events.py)
+            sink.shadow_done(ShadowRecord(self.start_time, self.method, self.path, self.request_id,
+                                          self.pool.cluster.name, self.authority, status, flags,
+                                          wall_time() - self.start_time, shadow_fate(status, self.status, flags)))
         al = dispatcher.access_log
         if al.stream is not None:
             now = wall_time()
@@ -434,4 +480,4 @@ class ShadowExchange(Exchange):
             al.log(self.start_time, self.method, self.path, protocol(self.version), status, flags,
                    self.nbytes, self.bytes_in, int((now - self.start_time) * 1000),
                    self.upstream_time, xff, self.user_agent, self.request_id,
-                   self.authority, self.upstream_host)
+                   self.authority, self.upstream_host, self.pool.cluster.name)

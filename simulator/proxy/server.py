@@ -40,16 +40,21 @@ import asyncio
 import dataclasses
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from simulator.core.table import RouteTable
 from simulator.proxy.accesslog import AccessLog
 from simulator.proxy.client import ClientConnection
+from simulator.proxy.events import EventTap
 from simulator.proxy.headers import DateCache
 from simulator.proxy.ids import RandomValues, RequestIds
 from simulator.proxy.limits import DEFAULT_MAX_BUFFERED_BYTES, BodyBudget
 from simulator.proxy.mirror import PoolSource, ShadowDispatcher
 from simulator.proxy.stats import Stats
 from simulator.proxy.upstream import ClusterPool
+
+if TYPE_CHECKING:
+    from simulator.proxy.diff import DiffRecorder
 
 
 @dataclass(slots=True)
@@ -87,9 +92,11 @@ class Proxy(PoolSource):
         self.pools: dict[str, ClusterPool] = {}
         self.dates = DateCache(self.options.server_name)
         self.shadows: ShadowDispatcher | None = None
+        self.diff: DiffRecorder | None = None  # --diff (proxy/diff.py)
         self.connections: set[ClientConnection] = set()  # downstream.DownstreamConnection
         self.budget = BodyBudget(self.options.max_buffered_bytes, self.loop)
         self.draining = False  # shutting down: every response says connection: close (lifecycle.py)
+        self.tap = EventTap()  # the live page's sink when one watches (events.py)
 
     def sibling(self, table: RouteTable, http_prefix: str, server_name: bytes = b"istio-envoy") -> Proxy:
         """A proxy for another listener (a gateway server) sharing this one's
@@ -100,7 +107,9 @@ class Proxy(PoolSource):
                       options=options, loop=self.loop)
         other.pools = self.pools
         other.shadows = self.shadows
+        other.diff = self.diff
         other.budget = self.budget
+        other.tap = self.tap
         return other
 
     def pool(self, cluster_name: str) -> ClusterPool | None:

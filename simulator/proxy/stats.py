@@ -28,6 +28,9 @@ _COUNTERS: Final = (
 )
 
 
+_GAUGES: Final = frozenset({"upstream_cx_active", "outlier_detection_ejections_active"})
+
+
 class ClusterStats:
     __slots__ = ("name", *_COUNTERS, "codes", "external_codes", "internal_codes", "retry_codes")
 
@@ -72,6 +75,16 @@ class ClusterStats:
         codes[code] = codes.get(code, 0) + 1
         split = self.internal_codes if internal else self.external_codes
         split[code] = split.get(code, 0) + 1
+
+    def reset_counters(self) -> None:
+        """Envoy's ``POST /reset_counters``: every counter to 0; gauges keep their value."""
+        for s in _COUNTERS:
+            if s not in _GAUGES:
+                setattr(self, s, 0)
+        self.codes.clear()
+        self.external_codes.clear()
+        self.internal_codes.clear()
+        self.retry_codes.clear()
 
     def render(self, out: dict[str, int]) -> None:
         p = f"cluster.{self.name}."
@@ -132,6 +145,20 @@ class Stats:
         if flags != "-":
             for f in flags.split(","):
                 self.flags[f] += 1
+
+    def reset_counters(self) -> None:
+        """Every counter of this listener, its children and the clusters to 0."""
+        for cs in self.clusters.values():
+            cs.reset_counters()
+        self._reset_listener()
+        for child in self.children:
+            child._reset_listener()
+
+    def _reset_listener(self) -> None:
+        self.counters.clear()
+        self.downstream_codes.clear()
+        self.flags.clear()
+        self.downstream_rq_total = 0
 
     def _render_listener(self, out: dict[str, int]) -> None:
         p = f"http.{self.http_prefix}."

@@ -12,7 +12,7 @@ from typing import Final
 
 from simulator.core.faults import abort_fires, delay_fires
 from simulator.core.grpc_timeout import grpc_route_timeout, is_grpc, to_grpc_timeout
-from simulator.core.table import FaultConfig, Forward, LocalReply
+from simulator.core.table import FaultConfig, Forward, LocalReply, RouteAction
 from simulator.proxy import header_ops, tunnel
 from simulator.proxy.forwarding import Forwarding
 from simulator.proxy.headers import BODILESS_METHODS, INLINE_REQUEST, NAME_STR, coalesce_inline
@@ -204,13 +204,17 @@ class Stream(Forwarding):
         if ct is not None and is_grpc(ct):
             self._grpc_timeout(d, hdrs.get("grpc-timeout"), base)
         if pool is None:
-            self.local_reply(503, b"", "NC", early=True)  # Envoy: no copy either
+            action = d.route.action  # 500 on Gateway API routes (cluster_not_found_response_code)
+            status = action.cluster_not_found_status if isinstance(action, RouteAction) else 503
+            self.local_reply(status, b"", "NC", early=True)  # Envoy: no copy either
         else:
             self.pool = pool
             if self.timeout > 0 and not req.streaming:  # Expect: from the body's end (expect.py)
                 self.timer = proxy.loop.call_later(self.timeout, self.on_timeout)
             if d.mirrors and proxy.shadows is not None:
                 self.shadow_base = base
+                if proxy.diff is not None and self.tunnel is None:
+                    self.diff = proxy.diff.begin(self, d)
             elif self.tunnel is not None:
                 self.tunnel.copies_dispatched()  # none to wait for
             self.send_attempt()

@@ -41,9 +41,12 @@ from typing import Any, Final, TextIO
 from aiohttp import web
 
 from simulator.core.table import RouteTable
-from simulator.proxy.admin import proxy_stats, ready_response, stats_response
+from simulator.proxy.admin import add_supervisor_routes, proxy_stats, ready_response, stats_response
+from simulator.proxy.events import EventTap
 from simulator.proxy.launch import GatewayListener, RunOptions, freeze_startup_objects, start_proxy
 from simulator.proxy.lifecycle import DEFAULT_DRAIN_TIME, Shutdown, drain, say, signal_name
+from simulator.proxy.live.app import add_live_routes
+from simulator.proxy.reload import CONFIG_VERSION_STAT, Loaded, Reloader, worker_reload
 from simulator.proxy.tasks import TaskSet
 
 DEFAULT_RESTART_DELAY: Final = 0.2
@@ -101,6 +104,7 @@ class Slot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     deaths: list[float] = field(default_factory=list)
     restarts: int = 0
+    version: int = 1  # the config version it was forked with (reload.py)
     seq: int = 0  # numbers stats requests, so a late answer is never taken for a newer one
 
     def send(self, line: bytes) -> None:
@@ -133,6 +137,8 @@ class Supervisor:
         self.done: asyncio.Future[int] = self.loop.create_future()
         self.all_ready: asyncio.Future[None] = self.loop.create_future()
         self.force_timer: asyncio.TimerHandle | None = None
+        self.reloader: Reloader | None = None  # SIGHUP / --watch: every worker reloads (reload.py)
+        self.counters: dict[str, int] = {}  # the parent's own (config reloads)
 
     def say(self, msg: str) -> None:
         say(self.out, msg)
@@ -170,6 +176,7 @@ class Supervisor:
                 for sig in _BLOCKED:
                     signal.signal(sig, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent tells us
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload: the parent tells us
                 close_inherited_fds({0, 1, 2, child_end.fileno(), *(s.fileno() for s in socks)})
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 code = self._worker(slot.index, socks, child_end)
@@ -187,6 +194,7 @@ class Supervisor:
             s.close()  # only the worker holds its listening sockets
         slot.pid = pid
         slot.state = "starting"
+        slot.version = self.reloader.state.version if self.reloader is not None else 1
         self.tasks.spawn(self._await_ready(slot, pid, parent_end))
 
     def _worker(self, index: int, socks: list[socket.socket], control: socket.socket) -> int:
@@ -215,6 +223,8 @@ class Supervisor:
             return
         slot.state = "ready"
         self.say(f"mirrorsim worker {slot.index} ready (pid {pid})")
+        if self.reloader is not None and slot.version < self.reloader.state.version:
+            slot.send(b"reload %d\n" % self.reloader.state.version)  # reloaded while it started
         if self.draining:
             slot.send(b"exit\n" if self.shutdown.forced.is_set() else b"drain\n")
         elif all(s.state == "ready" for s in self.slots) and not self.all_ready.done():
@@ -346,8 +356,12 @@ class Supervisor:
         for slot, snap in zip(self.slots, snaps, strict=True):
             total[f"mirrorsim.worker.{slot.index}.live"] = int(snap is not None)
             total[f"mirrorsim.worker.{slot.index}.restarts"] = slot.restarts
+            if snap is not None and CONFIG_VERSION_STAT in snap:
+                total[f"mirrorsim.worker.{slot.index}.config_version"] = snap.pop(CONFIG_VERSION_STAT)
             for k, v in (snap or {}).items():
                 total[k] = total.get(k, 0) + v
+        for k, v in self.counters.items():
+            total[k] = total.get(k, 0) + v
         total["mirrorsim.workers_live"] = sum(1 for s in snaps if s is not None)
         return total
 
@@ -363,7 +377,11 @@ class Supervisor:
 
         app = web.Application()
         app.router.add_get("/stats", stats_handler)
+        app.router.add_get("/stats/prometheus", stats_handler)
         app.router.add_get("/ready", ready_handler)
+        add_supervisor_routes(app, self)
+        # the live page: the config, and counts from /stats (the events stay in the workers)
+        add_live_routes(app, EventTap(), lambda: self.table, workers=len(self.slots))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.opts.admin_host, self.opts.admin_port)
@@ -375,6 +393,9 @@ class Supervisor:
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(sig, self.on_signal, sig)
         self.loop.add_signal_handler(signal.SIGCHLD, self.reap)
+        if self.opts.config_source is not None:
+            self.reloader = Reloader(self.opts.config_source, self._reloaded, self._count, self.out)
+            self.reloader.install(self.loop, self.opts.watch)
         for slot in self.slots:
             self.spawn(slot)  # an OSError here (cannot listen) ends the run
         runner, admin = await self.start_admin()
@@ -392,6 +413,17 @@ class Supervisor:
         if not self.gave_up:
             self.say(f"mirrorsim: workers stopped; exit {code}")
         return code
+
+    def _count(self, stat: str) -> None:
+        self.counters[stat] = self.counters.get(stat, 0) + 1
+
+    def _reloaded(self, loaded: Loaded, version: int) -> None:
+        """A new config passed in the parent: later forks start from it, every worker reads it."""
+        self.table = loaded.table
+        self.gateways = [replace(gw, table=loaded.gateways.get(gw.name, gw.table)) for gw in self.gateways]
+        for slot in self.slots:
+            if slot.state == "ready":
+                slot.send(b"reload %d\n" % version)
 
     def kill_all(self) -> None:
         """Last resort when the parent leaves abnormally: no worker outlives it."""
@@ -428,7 +460,14 @@ def run_worker(index: int, table: RouteTable, opts: RunOptions, gateways: Sequen
                     return
                 cmd, _, arg = line.strip().partition(b" ")
                 if cmd == b"stats":
-                    writer.write(arg + b" " + json.dumps(proxy_stats(rp.proxy)).encode() + b"\n")
+                    snap = proxy_stats(rp.proxy)
+                    if opts.config_source is not None:
+                        snap[CONFIG_VERSION_STAT] = opts.config_source.state.version
+                    writer.write(arg + b" " + json.dumps(snap).encode() + b"\n")
+                elif cmd == b"reload" and opts.config_source is not None:
+                    worker_reload(rp, opts.config_source, int(arg), index)
+                elif cmd == b"reset":
+                    rp.proxy.stats.reset_counters()
                 elif cmd == b"drain":
                     shutdown.request()
                 elif cmd == b"exit":

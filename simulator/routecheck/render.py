@@ -1,4 +1,5 @@
-"""Render an ``Explanation`` as readable text or as JSON-ready data."""
+"""Render an ``Explanation`` as readable text (``mirrorsim explain``); its JSON is
+decision_json.py's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from typing import Any
 from simulator.config.durations import format_duration
 from simulator.core.explain import Explanation, header_ops
 from simulator.core.table import Forward, LocalReply, RetryPolicy, Route
-from simulator.routecheck.decision import describe_route
+from simulator.model.names import MESH
+
+
+def describe_route(route: Route | None) -> str:
+    if route is None:
+        return "no route"
+    where = f"{route.file}:{route.line} " if route.file else ""
+    name = f' "{route.name}"' if route.name else ""
+    return f"{where}{route.origin} {route.origin_path}{name}".strip()
 
 
 def _where(route: Route) -> str:
@@ -40,7 +49,7 @@ def _ops_lines(label: str, ops: dict[str, Any]) -> list[str]:
     return out
 
 
-def _pct(p: float) -> str:
+def percent_text(p: float) -> str:
     return f"{p:.6g}%"
 
 
@@ -49,7 +58,7 @@ def explain_text(e: Explanation) -> str:
     lines = [f"{req.method} {req.scheme}://{req.authority}{req.path}"]
     for n, v in req.headers.items():
         lines.append(f"  {n}: {v}")
-    if e.gateway != "mesh":
+    if e.gateway != MESH:
         port_src = "the Gateway server's port"
     elif req.port is not None:
         port_src = "the port given"
@@ -59,7 +68,7 @@ def explain_text(e: Explanation) -> str:
         port_src = f"default for {req.scheme}"
     else:
         port_src = "the port of the host's service"
-    gw = "sidecar (mesh)" if e.gateway == "mesh" else f"gateway {e.gateway}"
+    gw = "sidecar (mesh)" if e.gateway == MESH else f"gateway {e.gateway}"
     lines.append(f"{gw}, listener port {e.listener_port} (from {port_src}), random value {req.random_value}")
     if e.normalized_path is None:
         lines.append(f"path: {req.path} fails path normalization: 400 (path_normalization_failed)")
@@ -120,14 +129,14 @@ def explain_text(e: Explanation) -> str:
         lines.append("destinations (weighted):")
         for s in e.shares:
             mark = "  <- this request (random value)" if s.picked else ""
-            lines.append(f"  {_pct(s.percent):>9}  weight {s.weight:<4} {s.cluster.name}{mark}")
+            lines.append(f"  {percent_text(s.percent):>9}  weight {s.weight:<4} {s.cluster.name}{mark}")
     else:
         lines.append(f"destination: {d.cluster}")
     if e.mirrors:
         lines.append("mirrors:")
         for mi in e.mirrors:
             sampled = "mirrored" if mi.sampled else "not mirrored"
-            lines.append(f"  {_pct(mi.percent):>9}  {mi.cluster.name}  Host: {mi.shadow_host}"
+            lines.append(f"  {percent_text(mi.percent):>9}  {mi.cluster.name}  Host: {mi.shadow_host}"
                          f"  ({sampled} for this random value)")
     else:
         lines.append("mirrors: none")
@@ -143,68 +152,11 @@ def explain_text(e: Explanation) -> str:
     f = d.fault
     if f is not None:
         if f.delay is not None:
-            lines.append(f"fault: delay {format_duration(f.delay)} for {_pct(f.delay_numerator / 10000)} of requests")
+            share = percent_text(f.delay_numerator / 10000)
+            lines.append(f"fault: delay {format_duration(f.delay)} for {share} of requests")
         if f.abort_status is not None or f.abort_grpc_status is not None:
             what = f"HTTP {f.abort_status}" if f.abort_status is not None else f"gRPC status {f.abort_grpc_status}"
-            lines.append(f"fault: abort with {what} for {_pct(f.abort_numerator / 10000)} of requests")
+            lines.append(f"fault: abort with {what} for {percent_text(f.abort_numerator / 10000)} of requests")
     else:
         lines.append("fault: none")
     return "\n".join(lines) + "\n"
-
-
-def _route_dict(r: Route | None) -> dict[str, Any] | None:
-    if r is None:
-        return None
-    return {"file": r.file, "line": r.line, "origin": r.origin, "path": r.origin_path, "name": r.name}
-
-
-def _cluster_dict(name: str) -> dict[str, Any]:
-    from simulator.core.explain import ClusterRef
-
-    c = ClusterRef.parse(name)
-    return {"cluster": c.name, "host": c.host, "subset": c.subset, "port": c.port}
-
-
-def explain_dict(e: Explanation) -> dict[str, Any]:
-    req = e.request
-    vh = e.virtual_host
-    out: dict[str, Any] = {
-        "request": {"method": req.method, "scheme": req.scheme, "authority": req.authority, "path": req.path,
-                    "headers": dict(req.headers), "port": req.port, "randomValue": req.random_value},
-        "gateway": e.gateway,
-        "listenerPort": e.listener_port,
-        "normalizedPath": e.normalized_path,
-        "virtualHost": None if vh is None else {"name": vh.name, "domains": list(vh.domains), "origin": vh.origin},
-        "attempts": [dict(_route_dict(a.route) or {}, matched=a.condition is None, condition=a.condition,
-                          actual=a.actual or None) for a in e.attempts],
-        "result": e.kind,
-        "route": _route_dict(e.route),
-    }
-    if e.cors is not None:
-        out["cors"] = {"origin": e.cors.origin, "allowed": e.cors.allowed,
-                       "preflight": None if e.cors.preflight is None else dict(e.cors.preflight),
-                       "responseHeaders": dict(e.cors.response)}
-    d = e.decision
-    if isinstance(d, LocalReply):
-        out.update(status=d.status, flags=d.flags, details=d.details, body=d.body.decode("utf-8", "replace"),
-                   headers=dict(d.headers))
-        return out
-    out.update(
-        destination=_cluster_dict(d.cluster),
-        destinations=[dict(_cluster_dict(s.cluster.name), weight=s.weight, percent=s.percent, picked=s.picked)
-                      for s in e.shares],
-        mirrors=[dict(_cluster_dict(mi.cluster.name), percentage=mi.percent, shadowHost=mi.shadow_host,
-                      sampled=mi.sampled) for mi in e.mirrors],
-        path=d.path, authority=d.authority, originalPath=d.original_path,
-        requestHeaders=header_ops(d.request_headers), responseHeaders=header_ops(d.response_headers),
-        timeout=d.timeout or None,
-        retries=None if d.retry_policy is None else {
-            "attempts": d.retry_policy.num_retries,
-            "retryOn": list(d.retry_policy.retry_on) + [str(c) for c in d.retry_policy.retriable_status_codes],
-            "perTryTimeout": d.retry_policy.per_try_timeout or None},
-        fault=None if d.fault is None else {
-            "delay": d.fault.delay, "delayPercentage": d.fault.delay_numerator / 10000,
-            "abortStatus": d.fault.abort_status, "abortGrpcStatus": d.fault.abort_grpc_status,
-            "abortPercentage": d.fault.abort_numerator / 10000},
-    )
-    return out

@@ -3,7 +3,8 @@
 ``Mesh(paths)`` loads and validates the Istio YAML once, compiles the mesh
 route table (and, on demand, one per Gateway) and routes requests:
 ``mesh.route("GET", "http://reviews:9080/", headers={"end-user": "jason"})``
-returns a ``Decision``.  Used by ``explain``, ``check`` and the pytest plugin.
+returns a ``CheckedRoute`` (a ``RouteOutcome`` with assertion helpers).  Used by
+``explain``, ``check`` and the pytest plugin.
 """
 
 from __future__ import annotations
@@ -15,40 +16,23 @@ from pathlib import Path
 from typing import Any
 
 from simulator.config import load
-from simulator.config.loader import documents
-from simulator.core.explain import Explanation, Request, explain
-from simulator.core.options import Source, TranslateOptions
+from simulator.config.loader import ROUTE_TEST_SUFFIXES, YAML_SUFFIXES
+from simulator.config.schema import Ctx
+from simulator.config.yamlio import no_gc
+from simulator.core.explain import Explanation, RouteQuery, explain
+from simulator.core.options import TranslateOptions, Workload
+from simulator.core.registry import user_gateway_ref
 from simulator.core.table import Route, RouteTable
 from simulator.core.translate import gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.model import istio as m
-from simulator.model.names import MESH
-from simulator.routecheck.decision import Decision
-from simulator.routecheck.spec import request_from_url
-from simulator.routecheck.yamlsrc import no_gc
-
-CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
-TEST_SUFFIXES = (".test.yaml", ".test.yml")
+from simulator.model.names import DEFAULT_NAMESPACE, MESH
+from simulator.routecheck.assertions import CheckedRoute
+from simulator.routecheck.request_spec import parse_source, request_from_url
 
 
 def is_test_file(path: Path) -> bool:
-    return path.name.lower().endswith(TEST_SUFFIXES)
-
-
-def config_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """``-f`` paths for the loader, leaving out route-test files (``*.test.yaml``)
-    found in directories, so tests can live next to the config they test."""
-    out: list[str] = []
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in CONFIG_SUFFIXES)
-            if any(is_test_file(f) for f in files):
-                kept = [str(f) for f in files if not is_test_file(f)]
-                out.extend(kept or [str(path)])
-                continue
-        out.append(str(p))
-    return out
+    return path.name.lower().endswith(ROUTE_TEST_SUFFIXES)
 
 
 def test_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -58,7 +42,7 @@ def test_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in CONFIG_SUFFIXES)
+            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in YAML_SUFFIXES)
             tests = [f for f in files if is_test_file(f)]
             out.extend(str(f) for f in (tests or files))
         else:
@@ -66,26 +50,21 @@ def test_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
-def as_source(source: Source | Mapping[str, Any] | None) -> Source | None:
-    """``{"labels": {...}, "namespace": "..."}`` (or a Source, or None) as a Source.
-    Raises ValueError for a malformed one, naming the valid form."""
-    if source is None or isinstance(source, Source):
+def as_source(source: Workload | Mapping[str, Any] | None) -> Workload | None:
+    """``{"labels": {...}, "namespace": "..."}`` (or a Workload, or None) as a Workload,
+    checked as a route test's ``source:`` block is (``request_spec.parse_source``); an
+    empty namespace means the client's.  Raises ValueError for a malformed one, quoting
+    the bad value and the valid form."""
+    if source is None or isinstance(source, Workload):
         return source
-    if not isinstance(source, Mapping) or set(source) - {"labels", "namespace"}:
-        raise ValueError(f"source: expected {{'labels': {{...}}, 'namespace': '...'}}, got {source!r}")
-    from simulator.model.syntax import check_label_key, check_label_value
-
-    labels = source.get("labels") or {}
-    if not isinstance(labels, Mapping):
-        raise ValueError(f"source labels: expected a mapping like {{'app': 'productpage'}}, got {labels!r}")
-    for k, v in labels.items():
-        problem = check_label_key(str(k)) or check_label_value(str(v))
-        if problem:
-            raise ValueError(f"source labels: {problem}; expected a mapping like {{'app': 'productpage'}}")
-    ns = source.get("namespace") or ""
-    if not isinstance(ns, str):
-        raise ValueError(f"source namespace: expected a string, got {ns!r}")
-    return Source(tuple(sorted((str(k), str(v)) for k, v in labels.items())), ns)
+    value: Any = source
+    if isinstance(source, Mapping):
+        value = {k: v for k, v in source.items() if not (k == "namespace" and v in (None, ""))}
+    ctx = Ctx(m.Source("source"))
+    src = parse_source(ctx, value, "source")
+    if src is None or ctx.diagnostics:
+        raise ValueError(ctx.diagnostics[0].message if ctx.diagnostics else f"source: got {source!r}")
+    return src
 
 
 class ConfigError(Exception):
@@ -95,7 +74,7 @@ class ConfigError(Exception):
         self.diagnostics = diagnostics
         errors = [d for d in diagnostics if d.severity == "error"]
         super().__init__(f"{len(errors)} error(s) in the configuration:\n"
-                         + "\n".join(format_diagnostic(d) for d in errors))
+                         + "\n".join(d.format() for d in errors))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +84,7 @@ class Rule:
 
     file: str
     line: int
-    origin: str  # VirtualService ns/name
+    origin: str  # VirtualService ns/name, or HTTPRoute ns/name
     path: str  # spec.http[1].match[0]
     name: str = ""
 
@@ -127,17 +106,18 @@ def route_keys(route: Route) -> tuple[tuple[str, str, str], tuple[str, str, str]
 class Mesh:
     """Loaded Istio configuration; see the module docstring."""
 
-    def __init__(self, paths: Iterable[str | os.PathLike[str]] | str, namespace: str = "default",
+    def __init__(self, paths: Iterable[str | os.PathLike[str]] | str, namespace: str = DEFAULT_NAMESPACE,
                  shadow_suffix: bool = True, *, allow_errors: bool = False, path_normalization: str = "BASE",
-                 source: Source | Mapping[str, Any] | None = None) -> None:
+                 source: Workload | Mapping[str, Any] | None = None) -> None:
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
         with no_gc():
-            result = load(config_paths(paths), default_namespace=namespace)
+            result = load(paths, default_namespace=namespace, keep_specs=True)  # skips *.test.yaml in directories
         self.namespace = namespace
         self.shadow_suffix = shadow_suffix
         self.config: m.Config = result.config
         self.diagnostics: Diagnostics = result.diagnostics
+        self.skipped = result.skipped  # Kubernetes objects of other kinds (listed by check -v)
         if not result.ok and not allow_errors:
             raise ConfigError(list(result.diagnostics))
         src = as_source(source)
@@ -145,8 +125,8 @@ class Mesh:
                                         path_normalization=path_normalization,
                                         source_labels=src.labels if src else (),
                                         source_namespace=src.namespace if src else "")
-        self._tables: dict[tuple[str, int | None, Source | None], RouteTable] = {}
-        self._raw: dict[str, dict[tuple[str, str], Any]] = {}
+        self._tables: dict[tuple[str, int | None, Workload | None], RouteTable] = {}
+        self._specs = result.specs
 
     @property
     def warnings(self) -> list[Diagnostic]:
@@ -155,7 +135,7 @@ class Mesh:
     # ----------------------------------------------------------------- tables
 
     def table(self, gateway: str = MESH, port: int | None = None,
-              source: Source | Mapping[str, Any] | None = None) -> RouteTable:
+              source: Workload | Mapping[str, Any] | None = None) -> RouteTable:
         """The route table of the mesh (sidecars), or of one server of Gateway
         ``ns/name``: the server on ``port``, else the only server, else the
         first one.  ``source``: the calling workload, when not the Mesh's own
@@ -163,7 +143,7 @@ class Mesh:
         KeyError for an unknown Gateway."""
         src = as_source(source)
         if gateway == MESH:
-            key: tuple[str, int | None, Source | None] = (MESH, None, src)
+            key: tuple[str, int | None, Workload | None] = (MESH, None, src)
             t = self._tables.get(key)
             if t is None:
                 opts = self.options
@@ -184,10 +164,9 @@ class Mesh:
 
     # ----------------------------------------------------------------- routing
 
-    def explain(self, request: Request, gateway: str = MESH,
-                source: Source | Mapping[str, Any] | None = None) -> Explanation:
-        if gateway != MESH and "/" not in gateway:
-            gateway = f"{self.namespace}/{gateway}"
+    def explain(self, request: RouteQuery, gateway: str = MESH,
+                source: Workload | Mapping[str, Any] | None = None) -> Explanation:
+        gateway = user_gateway_ref(gateway, self.namespace)
         port = request.port
         if gateway != MESH and port is None:
             _, servers = gateway_servers(self.config, gateway)
@@ -195,13 +174,13 @@ class Mesh:
             port = request.implied_port if request.implied_port in ports else None
         return explain(self.table(gateway, port, source), request, gateway)
 
-    def decide(self, request: Request, gateway: str = MESH,
-               source: Source | Mapping[str, Any] | None = None) -> Decision:
-        return Decision(self.explain(request, gateway, source), self.namespace, self.options.domain)
+    def decide(self, request: RouteQuery, gateway: str = MESH,
+               source: Workload | Mapping[str, Any] | None = None) -> CheckedRoute:
+        return CheckedRoute(self.explain(request, gateway, source), self.namespace, self.options.domain)
 
     def route(self, method: str, url: str, headers: Mapping[str, str] | None = None, *,
               random_value: int = 0, port: int | None = None, gateway: str = MESH,
-              source: Source | Mapping[str, Any] | None = None) -> Decision:
+              source: Workload | Mapping[str, Any] | None = None) -> CheckedRoute:
         """Route one request: ``url`` is ``http://authority/path?query`` (a ``Host``
         header overrides the authority).  ``source``: the calling workload,
         ``{"labels": {"app": "productpage"}, "namespace": "default"}`` (default:
@@ -212,7 +191,7 @@ class Mesh:
         scheme, authority, path = parsed
         hdrs = {k.lower(): str(v) for k, v in (headers or {}).items()}
         authority = hdrs.pop("host", authority)
-        return self.decide(Request(method, authority, path, hdrs, scheme, port, random_value), gateway, source)
+        return self.decide(RouteQuery(method, authority, path, hdrs, scheme, port, random_value), gateway, source)
 
     # ----------------------------------------------------------------- rules
 
@@ -222,10 +201,18 @@ class Mesh:
         once each (their routes are merged with the delegating rule's matches);
         delegating rules themselves are left out."""
         out = []
+        seen: set[tuple[str, str, str]] = set()
         for vs in self.config.virtual_services:
             origin = f"VirtualService {vs.meta.namespace}/{vs.meta.name}"
             for i, rule in enumerate(vs.http):
                 if rule.delegate is not None:
+                    continue
+                if rule.src is not None:  # translated from an HTTPRoute: its rule's match, once
+                    r = Rule(rule.src.file, rule.src.line_of(rule.origin_path), rule.origin, rule.origin_path,
+                             rule.name)
+                    if r.key not in seen:
+                        seen.add(r.key)
+                        out.append(r)
                     continue
                 blocks: list[tuple[str, str]] = [
                     (f"spec.http[{i}].match[{j}]", mt.name) for j, mt in enumerate(rule.match)
@@ -239,31 +226,13 @@ class Mesh:
         """The matched rule (``spec.http[i]``) exactly as written in its file."""
         if not route.file or not route.origin.startswith("VirtualService "):
             return None
-        by_name = self._raw.get(route.file)
-        if by_name is None:
-            by_name = self._raw[route.file] = _raw_virtual_services(route.file, self.namespace)
         ns, _, name = route.origin.split(" ", 1)[1].partition("/")
-        spec = by_name.get((ns, name))
+        spec = self._specs.get(("VirtualService", ns, name))
         if not isinstance(spec, dict):
             return None
         i = int(route.origin_path.split("[", 1)[1].split("]", 1)[0])
         http = spec.get("http")
         return http[i] if isinstance(http, list) and i < len(http) and isinstance(http[i], dict) else None
-
-
-def _raw_virtual_services(file: str, namespace: str) -> dict[tuple[str, str], Any]:
-    out: dict[tuple[str, str], Any] = {}
-    stack = [d for d in documents(file) if isinstance(d, dict)]
-    while stack:
-        d = stack.pop(0)
-        if isinstance(d.get("items"), list) and str(d.get("kind", "")).endswith("List"):
-            stack.extend(x for x in d["items"] if isinstance(x, dict))
-            continue
-        raw_meta = d.get("metadata")
-        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-        if d.get("kind") == "VirtualService" and isinstance(meta.get("name"), str):
-            out[(str(meta.get("namespace") or namespace), meta["name"])] = d.get("spec")
-    return out
 
 
 # --------------------------------------------------------------------------- diagnostics
@@ -291,24 +260,4 @@ def source_warnings(config: m.Config, options: TranslateOptions) -> list[Diagnos
                 "warning", f"{path}: no match of this rule selects the calling workload ({who}): {why}; "
                 "its sidecar never applies the rule", vs.src.file, vs.src.line_of(path), path,
                 resource=f"VirtualService {vs.meta.namespace}/{vs.meta.name}"))
-    return out
-
-
-def diagnostic_code(d: Diagnostic) -> str:
-    return d.display_code
-
-
-def diagnostic_message(d: Diagnostic) -> str:
-    return d.display_message
-
-
-def format_diagnostic(d: Diagnostic, code: bool = True) -> str:
-    """``FILE:LINE: error|warning CODE message (at PATH in Kind ns/name)``."""
-    return d.format(code)
-
-
-def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:
-    out = d.as_dict()
-    out["code"] = diagnostic_code(d)
-    out["message"] = diagnostic_message(d)
     return out

@@ -127,28 +127,29 @@ def test_deprecated_allow_origin_is_exact():
 
 
 def test_explain_and_check_show_a_preflight_answered_by_cors():
-    from simulator.core.explain import Request, explain
-    from simulator.routecheck.decision import Decision
-    from simulator.routecheck.render import explain_dict, explain_text
+    from simulator.core.explain import RouteQuery, explain
+    from simulator.routecheck.assertions import CheckedRoute
+    from simulator.routecheck.decision_json import explain_json
+    from simulator.routecheck.render import explain_text
 
     table = table_from_yaml(registry_yaml({"v1": 18081}) + virtual_service("""
 - route: [{destination: {host: httpbin, subset: v1}}]
   mirror: {host: httpbin, subset: v1}
   corsPolicy: {allowOrigins: [{exact: "https://a.example"}], allowMethods: [PUT]}
 """))
-    req = Request("OPTIONS", "httpbin:8000", "/", {"origin": "https://a.example",
+    req = RouteQuery("OPTIONS", "httpbin:8000", "/", {"origin": "https://a.example",
                                                    "access-control-request-method": "PUT"})
     e = explain(table, req)
     assert e.kind == "cors_preflight" and not e.forwarded
     assert not any(m.sampled for m in e.mirrors)  # the router never runs
     assert "CORS preflight answered by the proxy: 200" in explain_text(e)
-    assert explain_dict(e)["cors"]["preflight"]["access-control-allow-methods"] == "PUT"
-    d = Decision(e)
+    assert explain_json(e)["cors"]["preflight"]["access-control-allow-methods"] == "PUT"
+    d = CheckedRoute(e)
     assert d.status == 200 and "CORS preflight" in d.summary()
     assert d.destination is None and e.cluster is None  # nothing goes upstream
     d.check(status=200)
     assert [mi.sampled for mi in d.mirrors] == [False]
-    actual = explain(table, Request("GET", "httpbin:8000", "/", {"origin": "https://a.example"}))
+    actual = explain(table, RouteQuery("GET", "httpbin:8000", "/", {"origin": "https://a.example"}))
     assert actual.kind == "forward" and actual.cors is not None
     assert actual.cors.response == (("access-control-allow-origin", "https://a.example"),)
     assert "cors: origin https://a.example allowed" in explain_text(actual)

@@ -175,10 +175,10 @@ ADMIN = registry_yaml({"v1": 9001, "v2": 9002}) + virtual_service("""
 @pytest.mark.parametrize("path", ["/public/../admin/x", "/x/%2e%2e/admin", "/%61dmin", "/a/../admin", "/.."
                                   "/admin"])
 def test_the_route_table_routes_the_normalized_path(path):
-    from simulator.core.explain import Request, explain
+    from simulator.core.explain import RouteQuery, explain
 
     table = table_from_yaml(ADMIN)
-    e = explain(table, Request("GET", "httpbin:8000", path))
+    e = explain(table, RouteQuery("GET", "httpbin:8000", path))
     assert e.cluster is not None and e.cluster.subset == "v2", e.decision
     assert e.path_changed and e.normalized_path is not None and e.normalized_path.startswith("/admin")
 

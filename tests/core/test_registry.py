@@ -169,7 +169,6 @@ def test_a_second_source_of_services_feeds_the_same_lookups() -> None:
     httpbin = reg.service("httpbin.default.svc.cluster.local")
     assert httpbin is not None and [p.number for p in httpbin.ports] == [9080]  # kube's, listed first
     dest = m.Destination(host="reviews", subset="v1")
-    assert reg.has_cluster(dest, "default", 80)
     assert reg.cluster_for(dest, "default", 80) == "outbound|9080|v1|reviews.default.svc.cluster.local"
 
 
@@ -192,3 +191,18 @@ def test_a_dns_service_without_endpoints_has_no_labels_for_a_subset_to_select() 
     table = translate(result.config)
     assert table.clusters["outbound|80|v1|api.example.com"].endpoints == ()
     assert [e.address for e in table.clusters["outbound|80||api.example.com"].endpoints] == ["api.example.com"]
+
+
+def test_the_vs_a_sidecar_uses_is_the_one_ist0109_names() -> None:
+    """Two mesh VirtualServices for one host: the analyzer's IST0109 names the one sidecars
+    use, and the route table's virtual host takes its routes from that one."""
+    def vs(name: str, subset: str) -> str:
+        return route_to("httpbin", subset).replace("name: vs,", f"name: {name},")
+    text = SE + destination_rule("httpbin", ("v1", "v2")) + vs("old", "v1") + vs("young", "v2")
+    result = load_text(text, "two.yaml")
+    ist0109 = [d for d in result.diagnostics if d.code == "IST0109" and "young" in d.resource]
+    assert len(ist0109) == 1 and "sidecars use default/old" in ist0109[0].message
+    table = translate(result.config)
+    decision = table.route("GET", "httpbin.default.svc.cluster.local", "/", {}, 0)
+    assert isinstance(decision, Forward) and decision.cluster.split("|")[2] == "v1"
+    assert decision.route.origin == "VirtualService default/old"

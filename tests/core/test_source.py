@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from simulator.config import load_text
-from simulator.core.explain import Request, explain
+from simulator.core.explain import RouteQuery, explain
 from simulator.core.translate import TranslateOptions, gateway_servers, translate, translate_gateway
 from tests.conftest import registry_yaml, virtual_service
 
@@ -32,7 +32,7 @@ def subset_for(path: str, labels: dict[str, str] | None = None, namespace: str =
     cfg = load_text(RULES, "rules.yaml")
     assert cfg.ok, [d.format() for d in cfg.diagnostics]
     opts = TranslateOptions(source_labels=tuple(sorted((labels or {}).items())), source_namespace=namespace)
-    e = explain(translate(cfg.config, opts), Request("GET", "httpbin.default:8000", path))
+    e = explain(translate(cfg.config, opts), RouteQuery("GET", "httpbin.default:8000", path))
     assert e.cluster is not None, e.decision
     return e.cluster.subset
 
@@ -85,5 +85,5 @@ def test_a_gateway_is_its_own_source():
     cfg = load_text(GATEWAY, "gw.yaml").config
     gw, servers = gateway_servers(cfg, "default/gw")
     table = translate_gateway(cfg, gw, servers[0], TranslateOptions())
-    e = explain(table, Request("GET", "example.com", "/"))
+    e = explain(table, RouteQuery("GET", "example.com", "/"))
     assert e.cluster is not None and e.cluster.subset == "v2"  # the gateway's selector labels select rule 0

@@ -64,7 +64,7 @@ async def test_config_dump_shows_the_cors_policy(run_proxy):
 
     async with Recorder("v1") as a:
         rp = await run_proxy(table_from_yaml(registry_yaml({"v1": a.port}) + virtual_service(HTTP)))
-        resp = await get(rp.admin_port, "/config_dump", host="127.0.0.1")
+        resp = await get(rp.admin_port, "/config_dump?format=mirrorsim", host="127.0.0.1")
     (rc,) = [rc for rc in json.loads(resp.body)["route_configs"] if rc["name"] == "8000"]
     (route,) = rc["virtual_hosts"][0]["routes"]
     assert route["cors"] == {"allow_origins": ["exact 'https://a.example'"], "allow_methods": "GET,PUT",

@@ -158,6 +158,9 @@ class _BackendConn(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.b.mode == "close":
             return
+        if self.b.mode == "hang":  # recorded, never answered (route timeouts)
+            self._record()
+            return
         if self.parser.should_upgrade():  # answered when the parser raises HttpParserUpgrade
             self._record()
             return
@@ -197,8 +200,9 @@ class Backend:
     """A recording upstream on 127.0.0.1.  ``mode``: ``ok`` (200, ``x-backend: NAME``, body NAME),
     ``close`` (closes the connection after the request head, without answering), ``garbage``
     (answers bytes that are not HTTP), ``ws`` (answers a websocket upgrade with 101 and echoes
-    the tunnel, prefixing ``echo:``).  ``raw_response`` (bytes) replaces the response of any mode
-    but ``close``/``garbage``: written as is, then the connection is closed."""
+    the tunnel, prefixing ``echo:``), ``hang`` (records the request and never answers).
+    ``raw_response`` (bytes) replaces the response of any mode but ``close``/``garbage``: written
+    as is, then the connection is closed."""
 
     def __init__(self, name: str, mode: str = "ok") -> None:
         self.name = name

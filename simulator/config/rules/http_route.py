@@ -9,7 +9,6 @@ from collections.abc import Iterable
 
 from simulator.config.rules.fields import (
     CORS_METHODS,
-    GRPC_STATUS_NAMES,
     HTTP_STATUS_CODES,
     KB,
     MB,
@@ -25,6 +24,7 @@ from simulator.config.rules.unreachable import route_name
 from simulator.config.schema import Ctx
 from simulator.core import header_format
 from simulator.model import istio as m
+from simulator.model.names import GRPC_STATUS_CODES
 from simulator.model.syntax import (
     check_fqdn,
     check_header_name,
@@ -356,11 +356,11 @@ def _check_fault_abort(ctx: Ctx, abort: m.FaultAbort, path: str) -> None:
                 f"{path}.httpStatus: HTTP status {abort.http_status} is not in range 200-599",
             )
     elif abort.grpc_status is not None:
-        if abort.grpc_status not in GRPC_STATUS_NAMES:
+        if abort.grpc_status not in GRPC_STATUS_CODES:
             ctx.error(
                 f"{path}.grpcStatus",
                 f'{path}.grpcStatus: gRPC status "{abort.grpc_status}" is not supported; valid: '
-                + ", ".join(GRPC_STATUS_NAMES),
+                + ", ".join(GRPC_STATUS_CODES),
             )
     elif not ctx.has(f"{path}.httpStatus") and not ctx.has(f"{path}.grpcStatus"):
         ctx.warn(path, f"{path}: abort configured, but error type not set (httpStatus or grpcStatus)")

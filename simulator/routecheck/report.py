@@ -1,95 +1,14 @@
-"""Run route tests against a loaded mesh; route coverage; text, JSON and JUnit reports."""
+"""Reports of a route-test run (``mirrorsim check``): text, JSON and JUnit XML."""
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.diagnostics import Diagnostic
-from simulator.routecheck.decision import Decision
-from simulator.routecheck.spec import Failure, TestCase, TestFile, load_test_file
-from simulator.routecheck.workspace import Mesh, Rule, format_diagnostic, route_keys
-from simulator.routecheck.yamlsrc import no_gc
-
-
-@dataclass(slots=True)
-class CaseResult:
-    case: TestCase
-    decision: Decision | None
-    failures: list[Failure]
-    error: str = ""
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures and not self.error
-
-
-@dataclass(slots=True)
-class RunResult:
-    files: list[TestFile]
-    results: list[CaseResult]
-    rules: list[Rule]
-    covered: set[tuple[str, str, str]] = field(default_factory=set)
-
-    @property
-    def diagnostics(self) -> list[Diagnostic]:
-        return [d for f in self.files for d in f.diagnostics]
-
-    @property
-    def file_errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity == "error"]
-
-    @property
-    def failed(self) -> list[CaseResult]:
-        return [r for r in self.results if not r.passed]
-
-    @property
-    def uncovered(self) -> list[Rule]:
-        return [r for r in self.rules if r.key not in self.covered]
-
-    @property
-    def coverage(self) -> float:
-        if not self.rules:
-            return 100.0
-        return 100.0 * (len(self.rules) - len(self.uncovered)) / len(self.rules)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.file_errors and bool(self.results)
-
-
-def load_tests(paths: Iterable[str], mesh: Mesh) -> list[TestFile]:
-    return [load_test_file(p, mesh.namespace, mesh.raw_rule) for p in paths]
-
-
-def run_tests(mesh: Mesh, files: list[TestFile]) -> RunResult:
-    with no_gc():
-        return _run_tests(mesh, files)
-
-
-def _run_tests(mesh: Mesh, files: list[TestFile]) -> RunResult:
-    rules = mesh.rules()
-    result = RunResult(files, [], rules)
-    known_gateways = set(mesh.gateways())
-    for tf in files:
-        for case in tf.cases:
-            t0 = time.perf_counter()
-            if case.gateway != "mesh" and case.gateway not in known_gateways:
-                known = ", ".join(sorted(known_gateways)) or "none"
-                result.results.append(CaseResult(case, None, [], f'no Gateway "{case.gateway}" in the '
-                                                 f"configuration (known: {known}, or mesh)"))
-                continue
-            decision = mesh.decide(case.request, case.gateway, case.workload)
-            failures = [f for c in case.checks for f in c.run(decision)]
-            if decision.route is not None and decision.route.origin_path:
-                result.covered.update(route_keys(decision.route))
-            result.results.append(CaseResult(case, decision, failures, seconds=time.perf_counter() - t0))
-    return result
-
+from simulator.model.names import MESH
+from simulator.routecheck.cases import TestCase
+from simulator.routecheck.suite import CaseResult, RunResult
 
 # --------------------------------------------------------------------------- text
 
@@ -100,7 +19,7 @@ def request_line(case: TestCase) -> str:
     if r.headers:
         s += "  " + ", ".join(f"{k}: {v}" for k, v in r.headers.items())
     extra = []
-    if case.gateway != "mesh":
+    if case.gateway != MESH:
         extra.append(f"gateway {case.gateway}")
     if r.port is not None:
         extra.append(f"port {r.port}")
@@ -126,7 +45,7 @@ def format_case(res: CaseResult) -> list[str]:
 
 
 def text_report(res: RunResult, verbose: bool = False, coverage: bool = True) -> str:
-    lines: list[str] = [format_diagnostic(d, code=False) for d in res.diagnostics]
+    lines: list[str] = [d.format(False) for d in res.diagnostics]
     for r in res.results:
         if verbose or not r.passed:
             lines += format_case(r)
@@ -159,6 +78,7 @@ def json_report(res: RunResult) -> dict[str, Any]:
             "name": r.case.name, "file": r.case.file, "line": r.case.line, "format": r.case.source,
             "request": request_line(r.case), "passed": r.passed, "error": r.error or None,
             "result": d.summary() if d else None,
+            "decision": d.as_json() if d else None,
             "failures": [f.as_dict() for f in r.failures],
         })
     return {
@@ -195,8 +115,8 @@ def junit_xml(res: RunResult) -> str:
         for d in diags_by_file.get(path, []):
             tc = ET.SubElement(suite, "testcase", classname=path, name=f"parse {path}:{d.line}",
                                file=path, line=str(d.line))
-            err = ET.SubElement(tc, "error", message=format_diagnostic(d, code=False), type="TestFileError")
-            err.text = format_diagnostic(d, code=False)
+            err = ET.SubElement(tc, "error", message=d.format(False), type="TestFileError")
+            err.text = d.format(False)
             counts["tests"] += 1
             counts["errors"] += 1
         for r in results:

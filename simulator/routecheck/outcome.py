@@ -1,8 +1,11 @@
-"""A routing decision as tests see it: destination, split, mirrors, actions.
+"""The outcome of routing one request, as tests see it: destination, split,
+mirrors, actions.
 
-``Decision`` wraps the core's ``Explanation`` with plain, comparable values
-(FQDN hosts, subsets, ports, percentages, seconds) and renders itself for
-failure messages.  ``mirrorsim check`` and the pytest plugin both use it.
+``RouteOutcome`` holds the core's ``Explanation`` (the core's decision,
+``Forward | LocalReply``, and why) and gives it as plain, comparable values (FQDN
+hosts, subsets, ports, percentages, seconds), as JSON (decision_json.py) and
+as failure messages.  ``mirrorsim check`` and the pytest plugin both use it;
+the plugin's has assertion helpers too (assertions.py).
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.config.durations import format_duration
 from simulator.core.explain import ClusterRef, Explanation, header_ops
 from simulator.core.hosts import fqdn
 from simulator.core.table import Forward, LocalReply, Route
+from simulator.model.names import DEFAULT_DOMAIN, DEFAULT_NAMESPACE
+from simulator.routecheck.decision_json import decision_json, fault_json, retries_json
+from simulator.routecheck.render import describe_route, explain_text, percent_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +44,7 @@ class Weighted:
     picked: bool
 
     def __str__(self) -> str:
-        return f"{self.destination} weight {self.weight} ({_pct(self.percent)})"
+        return f"{self.destination} weight {self.weight} ({percent_text(self.percent)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,25 +67,14 @@ class Mirror:
         return self.destination.subset
 
     def __str__(self) -> str:
-        return f"{self.destination} {_pct(self.percentage)} Host {self.shadow_host}"
+        return f"{self.destination} {percent_text(self.percentage)} Host {self.shadow_host}"
 
 
-def _pct(p: float) -> str:
-    return f"{p:.6g}%"
-
-
-def describe_route(route: Route | None) -> str:
-    if route is None:
-        return "no route"
-    where = f"{route.file}:{route.line} " if route.file else ""
-    name = f' "{route.name}"' if route.name else ""
-    return f"{where}{route.origin} {route.origin_path}{name}".strip()
-
-
-class Decision:
+class RouteOutcome:
     """What the router decided for one request (see ``simulator.core.explain``)."""
 
-    def __init__(self, explanation: Explanation, namespace: str = "default", domain: str = "cluster.local") -> None:
+    def __init__(self, explanation: Explanation, namespace: str = DEFAULT_NAMESPACE,
+                 domain: str = DEFAULT_DOMAIN) -> None:
         self.explanation = explanation
         self.namespace = namespace
         self.domain = domain
@@ -107,8 +101,16 @@ class Decision:
     @property
     def virtual_service(self) -> str | None:
         """``ns/name`` of the VirtualService whose rule matched."""
+        return self._origin("VirtualService")
+
+    @property
+    def http_route(self) -> str | None:
+        """``ns/name`` of the Gateway API HTTPRoute whose rule matched."""
+        return self._origin("HTTPRoute")
+
+    def _origin(self, kind: str) -> str | None:
         r = self.route
-        if r is None or not r.origin.startswith("VirtualService "):
+        if r is None or not r.origin.startswith(kind + " "):
             return None
         return r.origin.split(" ", 1)[1]
 
@@ -231,32 +233,12 @@ class Decision:
     @property
     def retries(self) -> dict[str, Any] | None:
         f = self._forward
-        if f is None or f.retry_policy is None:
-            return None
-        rp = f.retry_policy
-        return {
-            "attempts": rp.num_retries,
-            "retryOn": list(rp.retry_on) + [str(c) for c in rp.retriable_status_codes],
-            "perTryTimeout": rp.per_try_timeout or None,
-        }
+        return retries_json(f.retry_policy) if f is not None else None
 
     @property
     def fault(self) -> dict[str, Any] | None:
         r = self.route
-        fc = r.fault if r is not None else None
-        if fc is None:
-            return None
-        out: dict[str, Any] = {}
-        if fc.delay is not None:
-            out["delay"] = {"fixedDelay": fc.delay, "percentage": fc.delay_numerator / 10000}
-        if fc.abort_status is not None or fc.abort_grpc_status is not None:
-            abort: dict[str, Any] = {"percentage": fc.abort_numerator / 10000}
-            if fc.abort_status is not None:
-                abort["httpStatus"] = fc.abort_status
-            if fc.abort_grpc_status is not None:
-                abort["grpcStatus"] = fc.abort_grpc_status
-            out["abort"] = abort
-        return out
+        return fault_json(r.fault if r is not None else None)
 
     @property
     def request_headers(self) -> dict[str, Any]:
@@ -297,47 +279,13 @@ class Decision:
         flags = f" {self.flags}" if self.flags != "-" else ""
         return f"{self.status}{flags}: no virtual host for {self.explanation.request.authority}"
 
+    def as_json(self) -> dict[str, Any]:
+        """The decision in its one JSON shape (decision_json.py), as ``mirrorsim
+        explain --json`` and ``mirrorsim check --output json`` print it."""
+        return decision_json(self.explanation)
+
     def __repr__(self) -> str:
-        return f"<Decision {self.summary()}>"
-
-    # ----------------------------------------------------------------- assertions
-
-    def check(self, **expect: Any) -> None:
-        """Assert expectations written as in a route-test file
-        (``decision.check(destination={"host": "reviews", "subset": "v2"}, mirrors=[])``);
-        every mismatch is listed in the AssertionError."""
-        from simulator.routecheck.spec import parse_expectations
-
-        checks, problems = parse_expectations(expect)
-        if problems:
-            raise ValueError("; ".join(p.message + (f" (at {p.path})" if p.path else "") for p in problems))
-        failures = [f for c in checks for f in c.run(self)]
-        if failures:
-            lines = [f"route check failed: {self.summary()}"] + ["  " + f.format() for f in failures]
-            raise AssertionError("\n".join(lines))
-
-    def assert_destination(self, host: str | None = None, subset: str | None = None, port: int | None = None,
-                           cluster: str | None = None) -> None:
-        spec: dict[str, Any] = {k: v for k, v in
-                                (("host", host), ("subset", subset), ("port", port), ("cluster", cluster))
-                                if v is not None}
-        self.check(destination=spec)
-
-    def assert_mirrors(self, *mirrors: dict[str, Any]) -> None:
-        """Exactly these mirrors (``{"host": ..., "subset": ..., "percentage": ..., "shadowHost": ...}``)."""
-        self.check(mirrors=list(mirrors))
-
-    def assert_no_mirror(self) -> None:
-        self.check(mirrors=[])
-
-    def assert_status(self, status: int) -> None:
-        self.check(status=status)
+        return f"<Decision {self.summary()}>"  # what the user asked the mesh for: its decision
 
     def explain(self) -> str:
-        from simulator.routecheck.render import explain_text
-
         return explain_text(self.explanation)
-
-
-def duration_text(seconds: float | None) -> str:
-    return "none" if seconds is None else format_duration(seconds)

@@ -12,16 +12,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simulator.cli_args import add_config_args, add_routing_args, translate_options
 from simulator.diagnostics import Diagnostic
+from simulator.model.names import MESH
 
 
 def _print_config_problems(diagnostics: list[Diagnostic], *, warnings: bool) -> None:
-    from simulator.routecheck.workspace import format_diagnostic
-
     errors = [d for d in diagnostics if d.severity == "error"]
     for d in diagnostics:
         if d.severity == "error" or warnings:
-            print(format_diagnostic(d), file=sys.stderr)
+            print(d.format(), file=sys.stderr)
     if errors:
         print(f"mirrorsim: {len(errors)} error(s) in the configuration.", file=sys.stderr)
     elif diagnostics and not warnings:
@@ -46,25 +46,32 @@ def _mesh(args: argparse.Namespace, *, warnings: bool = False) -> Any:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from simulator.config import load
-    from simulator.routecheck.workspace import config_paths, diagnostic_dict, format_diagnostic
-
-    result = load(config_paths(args.files), default_namespace=args.namespace)
+    result = load(args.files, default_namespace=args.namespace)
     diags = list(result.diagnostics)
     if result.ok and (args.source_labels or args.source_namespace):
-        from simulator.cli import translate_options
         from simulator.routecheck.workspace import source_warnings
 
         diags += source_warnings(result.config, translate_options(args))
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
+    if args.verbose:
+        print_skipped(result.skipped)
     if args.output == "json":
         print(json.dumps({"ok": result.ok, "errors": errors, "warnings": warnings,
-                          "diagnostics": [diagnostic_dict(d) for d in diags]}, indent=2))
+                          "diagnostics": [dict(d.as_dict(), code=d.display_code, message=d.display_message)
+                                          for d in diags]}, indent=2))
     else:
         for d in diags:
-            print(format_diagnostic(d))
+            print(d.format())
         print(f"{errors} error(s), {warnings} warning(s)", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+def print_skipped(skipped: tuple[str, ...]) -> None:
+    """The Kubernetes objects the loader skipped (Deployment, ConfigMap, ...), once, on stderr."""
+    if skipped:
+        print(f"skipped {len(skipped)} Kubernetes object(s) that do not route: {', '.join(skipped)}",
+              file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- explain
@@ -78,9 +85,11 @@ def _header(s: str) -> tuple[str, str]:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from simulator.core.explain import Request
-    from simulator.routecheck.render import explain_dict, explain_text
-    from simulator.routecheck.spec import request_from_url
+    from simulator.core.explain import RouteQuery
+    from simulator.core.registry import user_gateway_ref
+    from simulator.routecheck.decision_json import explain_json
+    from simulator.routecheck.render import explain_text
+    from simulator.routecheck.request_spec import request_from_url
 
     parsed = request_from_url(args.url)
     if parsed is None:
@@ -95,16 +104,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for name, value in args.headers:
         headers[name] = f"{headers[name]},{value}" if name in headers else value
     authority = headers.pop("host", authority)
-    gateway = args.gateway if args.gateway == "mesh" or "/" in args.gateway else f"{args.namespace}/{args.gateway}"
-    if gateway != "mesh" and gateway not in mesh.gateways():
+    gateway = user_gateway_ref(args.gateway, args.namespace)
+    if gateway != MESH and gateway not in mesh.gateways():
         known = ", ".join(mesh.gateways()) or "none"
         print(f'mirrorsim explain: no Gateway "{gateway}" in the configuration (known: {known}, or mesh)',
               file=sys.stderr)
         return 1
-    req = Request(args.method, authority, path, headers, scheme, args.port, args.random_value)
+    req = RouteQuery(args.method, authority, path, headers, scheme, args.port, args.random_value)
     e = mesh.explain(req, gateway)
     if args.output == "json":
-        out = explain_dict(e)
+        out = explain_json(e)
         out["source"] = {"labels": dict(args.source_labels), "namespace": args.source_namespace or args.namespace}
         print(json.dumps(out, indent=2))
     else:
@@ -121,12 +130,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from simulator.routecheck.runner import json_report, junit_xml, load_tests, run_tests, text_report
+    from simulator.routecheck.report import json_report, junit_xml, text_report
+    from simulator.routecheck.suite import load_tests, run_tests
     from simulator.routecheck.workspace import test_paths
 
     mesh = _mesh(args)
     if mesh is None:
         return 1
+    if args.verbose:
+        print_skipped(mesh.skipped)
     paths = test_paths(args.tests)
     missing = [p for p in paths if not Path(p).exists()]
     for p in missing:
@@ -171,8 +183,6 @@ def _add_output(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    from simulator.cli import add_config_args, add_routing_args
-
     val = sub.add_parser(
         "validate", help="check Istio YAML and print every diagnostic",
         description="Apply Istio's validation rules and analyzer checks to the files and print every problem "
@@ -181,6 +191,8 @@ def register(sub: Any) -> None:
     add_config_args(val)
     add_routing_args(val)
     _add_output(val)
+    val.add_argument("-v", "--verbose", action="store_true",
+                     help="also list the Kubernetes objects skipped (kinds that do not route)")
     val.set_defaults(func=cmd_validate)
 
     ex = sub.add_parser(
@@ -194,7 +206,7 @@ def register(sub: Any) -> None:
                     help="request method (default GET)")
     ex.add_argument("-H", "--header", dest="headers", type=_header, action="append", default=[],
                     metavar="'NAME: VALUE'", help="request header (repeatable); 'Host: ...' overrides the URL's")
-    ex.add_argument("--gateway", default="mesh", metavar="NS/NAME",
+    ex.add_argument("--gateway", default=MESH, metavar="NS/NAME",
                     help="route as the named Gateway does (default: mesh, a sidecar)")
     ex.add_argument("--port", type=int, default=None,
                     help="listener port: the port the client connected to (default: the URL's port; "
