@@ -57,7 +57,7 @@ def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool
     from simulator.core.translate import TranslateOptions, gateway_servers, translate_gateway
 
     options = options or TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix)
-    from simulator.proxy.runner import GatewayListener
+    from simulator.proxy.launch import GatewayListener
 
     out = []
     for spec in specs:
@@ -145,7 +145,7 @@ def _config_source(args: argparse.Namespace, options):  # type: ignore[no-untype
 def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | None):  # type: ignore[no-untyped-def]
     """RunOptions from ``mirrorsim run`` flags; the access log is opened on ``loop`` if given."""
     from simulator.proxy.accesslog import access_log_for
-    from simulator.proxy.runner import RunOptions
+    from simulator.proxy.launch import RunOptions
 
     lhost, lport = args.listen
     ahost, aport = args.admin if args.admin else (None, None)
@@ -186,8 +186,8 @@ def _run_workers(args: argparse.Namespace, table, gateways) -> int:  # type: ign
 
 
 async def _serve(args: argparse.Namespace, table, gateways) -> int:  # type: ignore[no-untyped-def]
+    from simulator.proxy.launch import freeze_startup_objects, start_proxy
     from simulator.proxy.lifecycle import Shutdown, serve_until_signalled
-    from simulator.proxy.runner import freeze_startup_objects, start_proxy
 
     loop = asyncio.get_running_loop()
     shutdown = Shutdown(loop)

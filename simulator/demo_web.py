@@ -31,7 +31,7 @@ from simulator.core.table import RouteTable
 from simulator.core.translate import TranslateOptions, translate
 from simulator.demo import DEMO_DIR, rebind_endpoints
 from simulator.model import istio as m
-from simulator.proxy.runner import RunningProxy, RunOptions, start_proxy
+from simulator.proxy.launch import RunningProxy, RunOptions, start_proxy
 from simulator.proxy.tasks import TaskSet
 
 STEP1_YAML = """\

@@ -19,7 +19,7 @@ from simulator.config import load
 from simulator.core.translate import TranslateOptions, translate
 from simulator.demo import DEMO_DIR, rebind_endpoints
 from simulator.demo_web import without_mirrors
-from simulator.proxy.runner import RunOptions, start_proxy
+from simulator.proxy.launch import RunOptions, start_proxy
 from tests.support.browser import chromium
 
 REQUESTS = [("GET", "/headers", None), ("GET", "/get?show_env=1", None),
