@@ -28,6 +28,7 @@ from simulator.build import build_info  # noqa: E402
 from simulator.config import load_text  # noqa: E402
 from simulator.core.translate import translate  # noqa: E402
 from simulator.proxy.accesslog import AccessLog  # noqa: E402
+from simulator.proxy.downstream import DownstreamConnection  # noqa: E402
 from simulator.proxy.mirror import ShadowDispatcher  # noqa: E402
 from simulator.proxy.server import Proxy, ProxyOptions  # noqa: E402
 from simulator.proxy.upstream import UpstreamConnection  # noqa: E402
@@ -71,7 +72,9 @@ async def main(n: int, mode: str, diff: bool = False) -> None:
     table = translate(cfg)
     log = open("/dev/null", "w")
     proxy = Proxy(table, access_log=AccessLog(log, loop), options=ProxyOptions(seed=1), loop=loop)
-    proxy.shadows = ShadowDispatcher(proxy, max_inflight=0 if mode == "dropped" else 1024)
+    proxy.shadows = ShadowDispatcher(proxy, proxy.stats, proxy.access_log, loop, proxy.options.local_address,
+                                     tap=proxy.tap,
+                                     max_inflight=0 if mode == "dropped" else 1024)
     if diff:
         from simulator.proxy.diff import DiffRecorder
 
@@ -90,7 +93,7 @@ async def main(n: int, mode: str, diff: bool = False) -> None:
         pool.connections.add(conn)
         conn.idle_since = loop.time()
         pool.idle[ep] = [conn]
-    down = proxy.protocol_factory()
+    down = DownstreamConnection(proxy)
     down.connection_made(FakeTransport())
     t0 = time.perf_counter()
     c0 = time.process_time()

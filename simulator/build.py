@@ -29,11 +29,14 @@ from importlib.machinery import EXTENSION_SUFFIXES, ModuleSpec, SourceFileLoader
 from typing import Final
 
 COMPILED: Final = (
-    "simulator.proxy.server", "simulator.proxy.upstream", "simulator.proxy.mirror",
+    "simulator.proxy.downstream", "simulator.proxy.stream", "simulator.proxy.forwarding",
+    "simulator.proxy.heads", "simulator.proxy.client", "simulator.proxy.server", "simulator.proxy.ids",
+    "simulator.proxy.upstream", "simulator.proxy.mirror",
     "simulator.proxy.stats", "simulator.proxy.accesslog", "simulator.proxy.headers",
     "simulator.proxy.diff",  # run --diff: its captures are called from the data plane's callbacks
+    "simulator.proxy.events",  # the live page's records, built in the data plane's callbacks
     "simulator.core.table", "simulator.core.matchers", "simulator.core.hosts", "simulator.core.paths",
-    "simulator.core.cors",
+    "simulator.core.cors", "simulator.core.retry_policy", "simulator.core.faults",
 )
 # mypycify(group_name=GROUP) puts the compiled code of every module in one shared library,
 # GROUP + "__mypyc", inside the package (so editable and wheel installs both import it);

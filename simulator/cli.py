@@ -23,6 +23,7 @@ from simulator.cli_args import (
     translate_options,
 )
 from simulator.envoy import command as envoy_command
+from simulator.model.names import DEFAULT_NAMESPACE
 from simulator.routecheck import commands as routecheck_commands
 
 __all__ = ["add_config_args", "add_routing_args", "build_gateways", "build_parser", "hostport",
@@ -52,10 +53,11 @@ class _VersionAction(argparse.Action):
 def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool,  # type: ignore[no-untyped-def]
                    mesh_table, options=None) -> list:  # type: ignore[type-arg]
     """``--gateway [NS/]NAME[:SERVER_PORT]=HOST:PORT`` -> GatewayListener list."""
+    from simulator.core.registry import user_gateway_ref
     from simulator.core.translate import TranslateOptions, gateway_servers, translate_gateway
 
     options = options or TranslateOptions(namespace=namespace, shadow_suffix=shadow_suffix)
-    from simulator.proxy.runner import GatewayListener
+    from simulator.proxy.launch import GatewayListener
 
     out = []
     for spec in specs:
@@ -64,8 +66,7 @@ def build_gateways(config, specs: list[str], namespace: str, shadow_suffix: bool
             raise ValueError(f"--gateway {spec!r}: expected [NS/]NAME[:SERVER_PORT]=HOST:PORT")
         host, port = hostport(addr)
         name, _, sport = ref.partition(":")
-        if "/" not in name:
-            name = f"{options.namespace}/{name}"
+        name = user_gateway_ref(name, options.namespace)
         try:
             gw, servers = gateway_servers(config, name)
         except KeyError:
@@ -144,7 +145,7 @@ def _config_source(args: argparse.Namespace, options):  # type: ignore[no-untype
 def _run_options(args: argparse.Namespace, loop: asyncio.AbstractEventLoop | None):  # type: ignore[no-untyped-def]
     """RunOptions from ``mirrorsim run`` flags; the access log is opened on ``loop`` if given."""
     from simulator.proxy.accesslog import access_log_for
-    from simulator.proxy.runner import RunOptions
+    from simulator.proxy.launch import RunOptions
 
     lhost, lport = args.listen
     ahost, aport = args.admin if args.admin else (None, None)
@@ -185,8 +186,8 @@ def _run_workers(args: argparse.Namespace, table, gateways) -> int:  # type: ign
 
 
 async def _serve(args: argparse.Namespace, table, gateways) -> int:  # type: ignore[no-untyped-def]
+    from simulator.proxy.launch import freeze_startup_objects, start_proxy
     from simulator.proxy.lifecycle import Shutdown, serve_until_signalled
-    from simulator.proxy.runner import freeze_startup_objects, start_proxy
 
     loop = asyncio.get_running_loop()
     shutdown = Shutdown(loop)
@@ -244,6 +245,14 @@ def cmd_backend(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from simulator.demo import run_demo
 
+    if args.web:  # the two-step lesson with the live page (simulator/demo_web.py)
+        from simulator.demo_web import run_web_demo
+
+        host, port = args.admin
+        try:
+            return asyncio.run(run_web_demo(host, port, args.interval, color=not args.no_color))
+        except KeyboardInterrupt:
+            return 130
     return asyncio.run(run_demo(requests=args.requests, color=not args.no_color))
 
 
@@ -337,12 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--for", dest="for_paths", nargs="+", action="extend", default=[], metavar="PATH",
                     help="Istio YAML files or directories (as run -f): start one backend per loopback "
                          "endpoint of their STATIC ServiceEntries")
-    be.add_argument("--namespace", default="default", help=argparse.SUPPRESS)
+    be.add_argument("--namespace", default=DEFAULT_NAMESPACE, help=argparse.SUPPRESS)
     be.set_defaults(func=cmd_backend)
 
     demo = sub.add_parser("demo", help="Istio's mirroring task end to end on loopback")
     demo.add_argument("--requests", type=int, default=3, help="requests to send (default 3)")
     demo.add_argument("--no-color", action="store_true")
+    demo.add_argument("--web", action="store_true",
+                      help="keep running with the live page open and walk the task in two steps "
+                           "(all to v1, then the mirror to v2), waiting for Enter (docs/teaching.md)")
+    demo.add_argument("--admin", type=hostport, default=("127.0.0.1", 15000), metavar="HOST:PORT",
+                      help="with --web: the live page's address (default 127.0.0.1:15000, a free port if taken)")
+    demo.add_argument("--interval", type=float, default=1.0, metavar="S",
+                      help="with --web: seconds between requests (default 1)")
     demo.set_defaults(func=cmd_demo)
 
     # Commands that live with their feature: each module has register(subparsers).

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from simulator.model.names import DEFAULT_NAMESPACE
+
 
 def seconds(s: str) -> float:
     """A non-negative number of seconds (``1.5``), for argparse."""
@@ -37,9 +39,9 @@ def hostport(s: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
 def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--filename", dest="files", action="append", required=True,
                    metavar="PATH", help="Istio YAML file or directory (repeatable), like kubectl -f")
-    p.add_argument("--namespace", default="default",
+    p.add_argument("--namespace", default=DEFAULT_NAMESPACE,
                    help="namespace of resources without metadata.namespace, and of the client "
-                        "for short host names (default: default)")
+                        f"for short host names (default: {DEFAULT_NAMESPACE})")
 
 
 def add_routing_args(p: argparse.ArgumentParser) -> None:
@@ -51,7 +53,7 @@ def add_routing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source-labels", type=_source_labels, default={}, metavar="K=V[,K=V...]",
                    help="pod labels of the calling workload: rules whose sourceLabels do not select it "
                         "do not apply (default: an unlabelled workload)")
-    p.add_argument("--source-namespace", default=None, metavar="NS",
+    p.add_argument("--source-namespace", type=_namespace_name, default=None, metavar="NS",
                    help="namespace of the calling workload: rules whose sourceNamespace differs do not "
                         "apply; short host names resolve relative to it (default: --namespace)")
 
@@ -63,6 +65,14 @@ def _path_normalization(s: str) -> str:
     if mode is None:
         raise argparse.ArgumentTypeError(f"unknown path normalization {s!r}; expected one of {', '.join(MODES)}")
     return mode
+
+
+def _namespace_name(s: str) -> str:
+    from simulator.model.syntax import is_dns1123_label
+
+    if not is_dns1123_label(s):
+        raise argparse.ArgumentTypeError(f"{s!r} is not a namespace name (a DNS-1123 label like default)")
+    return s
 
 
 def _source_labels(s: str) -> dict[str, str]:

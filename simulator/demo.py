@@ -19,7 +19,7 @@ from simulator.config import load
 from simulator.core.translate import TranslateOptions, translate
 from simulator.demo_diff import diff_step
 from simulator.model import istio as m
-from simulator.proxy.runner import RunOptions, start_proxy
+from simulator.proxy.launch import RunOptions, start_proxy
 
 # configs/examples/mirroring/ in a clone; a wheel carries the same file as package data
 # (simulator/examples/httpbin.yaml is a symlink to it, copied into the wheel)

@@ -14,7 +14,7 @@ import aiohttp
 from simulator.core.response_diff import format_mismatch, make_rules
 from simulator.core.table import RouteTable
 from simulator.proxy.diff import DiffOptions
-from simulator.proxy.runner import RunOptions, start_proxy
+from simulator.proxy.launch import RunOptions, start_proxy
 
 # What differs between any primary and its shadow copy with the built-in backend, whatever
 # the version: which backend answered, and the request as each one saw it (Host -shadow,

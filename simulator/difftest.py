@@ -64,7 +64,7 @@ class DiffProxy:
 
     async def _start(self, table: Any) -> Any:
         from simulator.proxy.diff import DiffOptions
-        from simulator.proxy.runner import RunOptions, start_proxy
+        from simulator.proxy.launch import RunOptions, start_proxy
 
         return await start_proxy(table, RunOptions(listen_port=0, admin_port=0, seed=1,
                                                    local_address="127.0.0.1",

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from simulator.model.names import DEFAULT_NAMESPACE
+
 if TYPE_CHECKING:  # imported lazily: the plugin loads in every pytest run of this environment
     from collections.abc import Iterator
 
@@ -46,7 +48,7 @@ __all__ = ["assert_no_mismatch", "mesh", "mirrorsim_diff", "mirrorsim_mesh"]
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("mirrorsim_config", type="linelist", default=[],
                   help="Istio YAML files or directories the mirrorsim `mesh` fixture loads (relative to rootdir)")
-    parser.addini("mirrorsim_namespace", default="default",
+    parser.addini("mirrorsim_namespace", default=DEFAULT_NAMESPACE,
                   help="namespace of resources without one, and of the client (default: default)")
 
 
@@ -73,7 +75,7 @@ def mirrorsim_mesh(pytestconfig: pytest.Config) -> Callable[..., Mesh]:
         from simulator.core.paths import MODES, parse_mode
         from simulator.routecheck.workspace import ConfigError, Mesh, as_source
 
-        ns = namespace or str(pytestconfig.getini("mirrorsim_namespace") or "default")
+        ns = namespace or str(pytestconfig.getini("mirrorsim_namespace") or DEFAULT_NAMESPACE)
         resolved = tuple(str(p if Path(p).is_absolute() or Path(p).exists() else root / p) for p in paths)
         mode = parse_mode(path_normalization)
         if mode is None:

@@ -10,7 +10,7 @@ import pytest
 from simulator.config import load_text
 from simulator.core.table import RouteTable
 from simulator.core.translate import TranslateOptions, translate
-from simulator.proxy.runner import RunningProxy, RunOptions, start_proxy
+from simulator.proxy.launch import RunningProxy, RunOptions, start_proxy
 
 
 def registry_yaml(ports: dict[str, int], host: str = "httpbin", service_port: int = 8000) -> str:

@@ -33,12 +33,13 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from simulator.config.schema import Ctx
+from simulator.core.hosts import fqdn
 from simulator.core.matchers import quote_meta
 from simulator.diagnostics import Diagnostic
 from simulator.model import gatewayapi as g
 from simulator.model import istio as m
+from simulator.model.names import MESH
 
-DOMAIN = "cluster.local"
 ISTIO_CLASSES = ("istio",)
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 ISTIO_GROUP = "networking.istio.io"
@@ -181,7 +182,7 @@ def _route_virtual_services(route: g.HTTPRoute, world: _World, ctx: Ctx) -> list
                                             or (m.HTTPMatchRequest(port=ref.port),)) for r in http]
                 key += f"/{ref.port}"
             for host in hosts:  # a ServiceEntry parent: a VirtualService per host
-                out.append((f"{key}/{host}", _vs(route, host, "mesh", http)))
+                out.append((f"{key}/{host}", _vs(route, host, MESH, http)))
         elif ref.group == g.GROUP and ref.kind == "Gateway":
             gw = world.gateways.get((pns, ref.name))
             if gw is None or gw.gateway_class_name not in ISTIO_CLASSES:
@@ -209,7 +210,7 @@ def _parent_hosts(ref: g.ParentRef, pns: str, world: _World) -> tuple[str, ...] 
     """The hosts a mesh parent binds: the Service's, or every host of the ServiceEntry."""
     if ref.kind == "Service":
         if (pns, ref.name) in world.services:
-            return (f"{ref.name}.{pns}.svc.{DOMAIN}",)
+            return (fqdn(ref.name, pns),)
         return None
     for se in world.service_entries:
         if se.meta.namespace == pns and se.meta.name == ref.name:
@@ -415,7 +416,7 @@ def _destination(b: g.BackendRef, world: _World, ns: str, path: str,
         if "." in b.name:
             raise _RouteError("InvalidDestination",
                               "service name invalid; the name of the Service must be used, not the hostname.", path)
-        host = f"{b.name}.{bns}.svc.{DOMAIN}"
+        host = fqdn(b.name, bns)
         problem = None if (bns, b.name) in world.services else (path, "BackendNotFound", f"backend({host}) not found")
     elif b.group == ISTIO_GROUP and b.kind == "Hostname":
         if b.namespace is not None:

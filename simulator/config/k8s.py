@@ -46,11 +46,7 @@ def reader(value: Any, ctx: Ctx) -> tuple[Callable[[str, m.Meta, Any, Ctx], Any]
     def parse(kind: str, meta: m.Meta, spec: Any, ctx: Ctx) -> Any:
         return gwapi.parse(kind, meta, spec, ctx, created=stamp)
 
-    return parse, f"{group}/{kind_of(value)}"
-
-
-def kind_of(value: Any) -> str:
-    return str(value.get("kind", ""))
+    return parse, f"{group}/{value.get('kind', '')}"
 
 
 def _utc(value: Any) -> str | None:

@@ -26,6 +26,7 @@ from typing import Any
 from simulator.config.durations import NS_PER_MS, NS_PER_S, parse_duration_ns
 from simulator.diagnostics import Diagnostic, Severity
 from simulator.model.istio import Source
+from simulator.model.names import DEFAULT_NAMESPACE, UINT32_MAX
 
 
 class _Invalid:
@@ -39,7 +40,6 @@ INVALID: Any = _Invalid()
 
 Conv = Callable[["Ctx", Any, str], Any]
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-UINT32_MAX = 2**32 - 1
 
 
 # ------------------------------------------------------------------ context
@@ -51,7 +51,7 @@ class Ctx:
 
     source: Source
     resource: str = ""
-    namespace: str = "default"
+    namespace: str = DEFAULT_NAMESPACE
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     @property

@@ -271,10 +271,7 @@ class Expansion:
         keys win, then the first mapping listed), as PyYAML's ``flatten_mapping``
         gives them but without copying entries again at every level of nested
         merges; at most MAX_MERGED_ENTRIES entries are copied per file."""
-        for k, _ in node.value:
-            if k.tag == MERGE_KEY_TAG:
-                break
-        else:
+        if not _has_merge_key(node):
             return None
         own = sum(1 for k, _ in node.value if k.tag != MERGE_KEY_TAG)
         budget = [self._merge_budget]
@@ -287,12 +284,16 @@ class Expansion:
         return self._aliased(len(node.value) - own)  # the merged entries are converted again
 
 
-def _merge(node: MappingNode, active: set[int], budget: list[int]) -> str | None:
-    """Expansion.merge's work: ``budget[0]`` entries may still be copied."""
+def _has_merge_key(node: MappingNode) -> bool:
     for k, _ in node.value:
         if k.tag == MERGE_KEY_TAG:
-            break
-    else:
+            return True
+    return False
+
+
+def _merge(node: MappingNode, active: set[int], budget: list[int]) -> str | None:
+    """Expansion.merge's work: ``budget[0]`` entries may still be copied."""
+    if not _has_merge_key(node):
         return None
     if id(node) in active:
         return "a merge key (<<) that includes its own mapping"

@@ -7,27 +7,32 @@ from __future__ import annotations
 
 from simulator.core.registry import Registry
 from simulator.core.table import (
-    UINT32_MAX,
     CircuitBreakers,
     Cluster,
     OutlierDetectionConfig,
     cluster_name,
 )
 from simulator.model import istio as m
+from simulator.model.names import UINT32_MAX
 
 # --------------------------------------------------------------------------- clusters
 
 
-def _port_policy(tp: m.TrafficPolicy | None, port: int) -> m.TrafficPolicy | None:
-    if tp is None:
-        return None
+def _port_level(tp: m.TrafficPolicy, port: int) -> m.TrafficPolicy | None:
+    """The policy of ``tp``'s portLevelSettings entry for ``port``, if it has one."""
     for pl in tp.port_level_settings:
         if pl.port == port:
             return m.TrafficPolicy(
                 load_balancer=pl.load_balancer, connection_pool=pl.connection_pool,
                 outlier_detection=pl.outlier_detection, tls=pl.tls,
             )
-    return tp
+    return None
+
+
+def _port_policy(tp: m.TrafficPolicy | None, port: int) -> m.TrafficPolicy | None:
+    if tp is None:
+        return None
+    return _port_level(tp, port) or tp
 
 
 def effective_policy(
@@ -39,12 +44,9 @@ def effective_policy(
     if subset is None or subset.traffic_policy is None:
         return base
     sp = subset.traffic_policy
-    for pl in sp.port_level_settings:
-        if pl.port == port:
-            return m.TrafficPolicy(
-                load_balancer=pl.load_balancer, connection_pool=pl.connection_pool,
-                outlier_detection=pl.outlier_detection, tls=pl.tls,
-            )
+    port_level = _port_level(sp, port)
+    if port_level is not None:
+        return port_level
     if base is None:
         return sp
     return m.TrafficPolicy(

@@ -8,17 +8,13 @@ name has no dot; ``*`` and IP addresses are left alone, and a name with a dot
 
 from __future__ import annotations
 
-import ipaddress
-
 from simulator.model.names import DEFAULT_DOMAIN
+from simulator.model.syntax import is_ip as _is_address
 
 
 def is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        return False
-    return True
+    """An IP address, an IPv6 one with or without brackets (``[::1]``)."""
+    return _is_address(name.strip("[]"))
 
 
 def fqdn(name: str, namespace: str, domain: str = DEFAULT_DOMAIN) -> str:

@@ -14,7 +14,7 @@ from simulator.model.names import DEFAULT_DOMAIN, DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True, slots=True)
-class Source:
+class Workload:
     """The calling workload: its pod labels and namespace ("" = the default namespace)."""
 
     labels: tuple[tuple[str, str], ...] = ()

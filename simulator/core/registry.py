@@ -182,6 +182,12 @@ def gateway_ref(name: str, namespace: str) -> str:
     return f"{namespace}/{name}"
 
 
+def user_gateway_ref(name: str, namespace: str) -> str:
+    """A gateway as a user names one (a route test's ``gateway:``, ``--gateway``):
+    ``mesh`` and ``ns/name`` stay, ``name`` is in ``namespace``."""
+    return name if name == MESH or "/" in name else f"{namespace}/{name}"
+
+
 def gateway_refs(names: Iterable[str], vs: m.VirtualService) -> set[str]:
     """The gateways (``ns/name`` or ``mesh``) that ``names``, written in ``vs``, bind to."""
     return {gateway_ref(g, vs.meta.namespace) for g in names}
@@ -242,15 +248,6 @@ class Registry:
         """The cluster name a route to ``dest`` (written in ``namespace``) carries."""
         host = self.resolve(dest.host, namespace)
         return cluster_name(self.destination_port(host, dest.port, listener_port), dest.subset, host)
-
-    def has_cluster(self, dest: m.Destination, namespace: str, listener_port: int) -> bool:
-        """``translate`` builds the cluster ``cluster_for`` names: the host is a service
-        with that port and, for a subset, its DestinationRule defines the subset."""
-        host = self.resolve(dest.host, namespace)
-        svc = self.service(host)
-        if svc is None or svc.port_by_number(self.destination_port(host, dest.port, listener_port)) is None:
-            return False
-        return not dest.subset or self.subset(host, dest.subset) is not None
 
     def selected(self, svc: Service, labels: dict[str, str] | None) -> list[m.WorkloadEntrySpec]:
         """The endpoints of ``svc`` that ``labels`` (a subset's; None = all) select.  A DNS

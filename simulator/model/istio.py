@@ -94,11 +94,6 @@ class HTTPMatchRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class PortSelector:
-    number: int
-
-
-@dataclass(frozen=True, slots=True)
 class Destination:
     host: str
     subset: str = ""

@@ -10,6 +10,8 @@ MESH: Final = "mesh"
 DEFAULT_NAMESPACE: Final = "default"
 # The cluster's DNS domain: short names resolve to <name>.<namespace>.svc.<domain>.
 DEFAULT_DOMAIN: Final = "cluster.local"
+# The largest protobuf uint32: Istio's bound for uint32 fields, Envoy's "unset" circuit-breaker threshold.
+UINT32_MAX: Final = 2**32 - 1
 # gRPC status names (HTTPFaultInjection.Abort.grpcStatus) and their codes, in code order.
 GRPC_STATUS_CODES: Final = {
     "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,

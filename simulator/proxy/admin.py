@@ -14,6 +14,7 @@ from simulator.build import build_info
 from simulator.core.table import RedirectAction, RouteAction
 from simulator.proxy.diff import diffs_view
 from simulator.proxy.envoy_admin import cluster_statuses, clusters_text, envoy_config_dump
+from simulator.proxy.live.app import add_live_routes
 from simulator.proxy.prometheus import FilterError, prometheus_text, select
 from simulator.proxy.reload import OK_STAT, REJECTED_STAT, ConfigSource, ConfigState
 from simulator.proxy.server import Proxy
@@ -167,6 +168,12 @@ def build_admin_app(proxy: Proxy, started: float | None = None, source: ConfigSo
         return web.json_response(diffs_view(proxy.diff, request.query.get("n")))
 
     app.router.add_get("/diffs", diffs)
+    # the live page at / (simulator/proxy/live/): redrawn when a reload swaps the table
+    hub = add_live_routes(app, proxy.tap, lambda: proxy.table, lambda: f"v{state.version}")
+    state.listeners.append(hub.config_attempt)
+    if proxy.diff is not None:  # --diff: a mismatch badge on the copy's chip (docs/diff.md)
+        proxy.diff.listeners.append(lambda rec: hub.publish({
+            "kind": "annotate", "id": rec["x_request_id"], "cluster": rec["cluster"], "fields": {"diff": "mismatch"}}))
     return app
 
 

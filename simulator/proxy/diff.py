@@ -426,7 +426,19 @@ class DiffRecorder:
 
 def _same_headers(a: list[tuple[bytes, bytes]], b: list[tuple[bytes, bytes]], ignored: frozenset[bytes]) -> bool:
     """The same headers in the same order, the ignored ones left out (names lower-case)."""
-    return [h for h in a if h[0] not in ignored] == [h for h in b if h[0] not in ignored]
+    i = j = 0
+    na, nb = len(a), len(b)
+    while True:
+        while i < na and a[i][0] in ignored:
+            i += 1
+        while j < nb and b[j][0] in ignored:
+            j += 1
+        if i == na or j == nb:
+            return i == na and j == nb
+        if a[i] != b[j]:
+            return False
+        i += 1
+        j += 1
 
 
 def diffs_view(recorder: DiffRecorder | None, n: str | None) -> dict[str, Any]:

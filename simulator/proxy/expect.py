@@ -13,23 +13,25 @@ most), so:
 mirrorsim buffers a request's body before forwarding it (docs/deviations.md 1), so only
 this case streams: an HTTP/1.1 request with ``Expect: 100-continue`` and a
 ``Content-Length`` above 0 that arrives with nothing before it on its connection.  Its
-stream runs from the head (``start``); the body goes to the upstream when it has been read
-(``body_arrived``), and to the shadow copies then.  The route timeout starts then too
-(Envoy counts it from the end of the request).  Other Expect requests (chunked, pipelined
-behind another) keep the proxy's own ``100 Continue`` (docs/deviations.md P6).
+stream runs from the head (``DownstreamConnection.on_headers_complete``, downstream.py); the
+body goes to the upstream when it has been read (``body_arrived``), and to the shadow copies
+then.  The route timeout starts then too (Envoy counts it from the end of the request).  Other
+Expect requests (chunked, pipelined behind another) keep the proxy's own ``100 Continue`` (docs/deviations.md P6).
 
 Nothing here runs for a request without ``Expect: 100-continue``, except ``on_interim``: an
-upstream 1xx (rare) is relayed whether the client asked for a 100 or not.
+upstream 1xx (rare) is relayed whether the client asked for a 100 or not.  This module knows
+the stream only as ``ExpectStream`` (what it uses of it), so it sits below stream.py.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+import asyncio
+from typing import Final, Protocol
 
+from simulator.proxy.client import ClientConnection, DownstreamRequest
 from simulator.proxy.headers import status_line
-
-if TYPE_CHECKING:
-    from simulator.proxy.server import DownstreamConnection, Request, Stream
+from simulator.proxy.server import Proxy
+from simulator.proxy.upstream import ClusterPool, UpstreamConnection
 
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 RELAYED_1XX: Final = frozenset({100, 102, 103})
@@ -38,10 +40,42 @@ INTERIM_DROPPED: Final = frozenset({b"connection", b"keep-alive", b"proxy-connec
                                     b"upgrade"})
 
 
-def can_stream(conn: DownstreamConnection, headers: list[tuple[bytes, bytes]]) -> bool:
-    """Whether the Expect request whose head was just parsed streams its body."""
-    if conn.active is not None or conn.queue or conn.closed:
-        return False
+class ExpectStream(Protocol):
+    """What this module uses of a stream (stream.Stream)."""
+
+    req: DownstreamRequest
+    conn: ClientConnection
+    proxy: Proxy
+    pool: ClusterPool | None
+    payload: tuple[bytes, ...]
+    timeout: float
+    timer: asyncio.TimerHandle | None
+    shadow_base: list[bytes] | None
+    attempt: int
+    flags: str
+    keep_alive: bool
+    body_owed: bool
+    continued: bool
+    headers_sent: bool
+    done: bool
+    internal: bool
+
+    def give_body(self) -> None: ...
+
+    def abandon_attempt(self) -> None: ...
+
+    def finish(self, keep_alive: bool, abort: bool = False) -> None: ...
+
+    def on_timeout(self) -> None: ...
+
+    def current_conn(self) -> UpstreamConnection | None: ...
+
+    def release_shadows(self) -> None: ...
+
+
+def can_stream(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the Expect request whose head was just parsed streams its body (when
+    nothing is before it on its connection: the caller checks that)."""
     length = b""
     for n, v in headers:
         if n == b"content-length":
@@ -51,28 +85,20 @@ def can_stream(conn: DownstreamConnection, headers: list[tuple[bytes, bytes]]) -
     return length.isdigit() and int(length) > 0
 
 
-def start(stream: Stream) -> None:
-    """Run ``stream`` (its request's body still to come) from the head."""
-    stream.req.streaming = True
-    stream.conn.streaming = stream
-    stream.conn.active = stream
-    stream.run()
-
-
-def body_arrived(stream: Stream, req: Request) -> None:
+def body_arrived(stream: ExpectStream, req: DownstreamRequest) -> None:
     """The whole body was read (``req`` holds it): send it after the head, unless the
     stream is over (it then closed the connection)."""
     stream.req.body = req.body
     stream.req.held = req.held
     stream.req.streaming = False
     if stream.done:
-        stream._give_body()
+        stream.give_body()
         return
     if req.too_big:
         # over --max-request-bytes or the body budget after the head went: reset both sides
         stream.req.body = b""
         stream.flags = "DPE"
-        stream._abandon_attempt()
+        stream.abandon_attempt()
         stream.finish(False, abort=True)
         return
     body = req.body
@@ -88,7 +114,7 @@ def body_arrived(stream: Stream, req: Request) -> None:
         stream.release_shadows()
 
 
-def on_sent(stream: Stream) -> None:
+def on_sent(stream: ExpectStream) -> None:
     """An attempt's head went to an upstream connection: the body, if it is here already,
     goes after it; the shadow copies go once both have."""
     if stream.req.streaming:
@@ -102,7 +128,7 @@ def on_sent(stream: Stream) -> None:
         stream.release_shadows()
 
 
-def early_response(stream: Stream) -> None:
+def early_response(stream: ExpectStream) -> None:
     """The upstream answered before it got the body: the client's connection closes after
     this response, and the upstream's is not reused (its request was never finished)."""
     stream.keep_alive = False
@@ -112,7 +138,7 @@ def early_response(stream: Stream) -> None:
         c.reusable = False
 
 
-def on_interim(stream: Stream, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+def on_interim(stream: ExpectStream, status: int, headers: list[tuple[bytes, bytes]]) -> None:
     """A 1xx (not 101) from the upstream.  Under proxy_100_continue Envoy relays a 100, 102
     or 103 (HeaderUtility::isSpecial1xx; the router's onUpstream1xxHeaders), asked for or
     not, with the upstream's headers less the hop-by-hop ones, and then retries no more;

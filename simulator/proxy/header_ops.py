@@ -11,13 +11,26 @@ upstream response (or the local reply) and the same request.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from simulator.core.header_format import FormatContext, address_from_xff
-from simulator.core.table import Forward, HeaderMutations
+from simulator.core.table import Forward, HeaderMutations, LocalReply
+from simulator.proxy.client import ClientConnection, DownstreamRequest
 
-if TYPE_CHECKING:
-    from simulator.proxy.server import Stream
+
+class FormattedStream(Protocol):
+    """What this module uses of a stream (stream.Stream)."""
+
+    conn: ClientConnection
+    req: DownstreamRequest
+    decision: Forward | LocalReply | None
+    authority: str
+    path: str
+    method: str
+    scheme: str
+    xff: str | None
+    upstream_host: str
+    request_id: str | None
 
 
 HOSTNAME: Final = socket.gethostname()
@@ -30,7 +43,7 @@ def _address(info: object) -> str:
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
-def context(stream: Stream, response_headers: list[tuple[bytes, bytes]] | None = None,
+def context(stream: FormattedStream, response_headers: list[tuple[bytes, bytes]] | None = None,
             code: int = 0) -> FormatContext:
     transport = stream.conn.transport
     direct = _address(transport.get_extra_info("peername")) if transport is not None else ""
@@ -54,10 +67,10 @@ def context(stream: Stream, response_headers: list[tuple[bytes, bytes]] | None =
     )
 
 
-def request_mutations(stream: Stream, mut: HeaderMutations) -> HeaderMutations:
+def request_mutations(stream: FormattedStream, mut: HeaderMutations) -> HeaderMutations:
     return mut.resolve(context(stream)) if mut.dynamic else mut
 
 
-def response_mutations(stream: Stream, mut: HeaderMutations, headers: list[tuple[bytes, bytes]],
+def response_mutations(stream: FormattedStream, mut: HeaderMutations, headers: list[tuple[bytes, bytes]],
                        code: int) -> HeaderMutations:
     return mut.resolve(context(stream, headers, code)) if mut.dynamic else mut

@@ -18,7 +18,7 @@ import signal
 import sys
 from typing import Final, TextIO
 
-from simulator.proxy.runner import RunningProxy
+from simulator.proxy.launch import RunningProxy
 
 DEFAULT_DRAIN_TIME: Final = 5.0  # Istio's terminationDrainDuration default
 DRAIN_POLL: Final = 0.01  # how often the drain looks whether anything is still in flight

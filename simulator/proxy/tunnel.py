@@ -26,32 +26,57 @@ Theory of operation
   matches CONNECT without a connect matcher), connection closed, not mirrored.  A target
   that is not a path (``OPTIONS *``): 404, flag ``-``.
 
-Nothing here runs for an ordinary request: the hooks in server.py are taken only when the
-request carries ``Upgrade`` or a target not starting with ``/``.
+Nothing here runs for an ordinary request: the hooks in stream.py are taken only when the
+request carries ``Upgrade`` or a target not starting with ``/``; the h2c re-parse and the
+switch of the client's connection to the tunnel are the parser's (downstream.py).  This
+module knows the stream only as ``UpgradeStream`` (what it uses of it), so it sits below
+stream.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 from time import time as wall_time
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
-import httptools
-
+from simulator.core.table import Endpoint
+from simulator.proxy.client import ClientConnection, DownstreamRequest
 from simulator.proxy.headers import RESPONSE_HOP_BY_HOP, status_line
+from simulator.proxy.server import Proxy
+from simulator.proxy.upstream import ClusterPool, UpstreamConnection
 
-if TYPE_CHECKING:
-    from simulator.proxy.server import DownstreamConnection, Request, Stream
-    from simulator.proxy.upstream import UpstreamConnection
-
-CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
-# request headers an upgrade forwards as sent (otherwise hop-by-hop or recomputed)
-UPGRADE_KEEPS: Final = frozenset({b"connection", b"upgrade", b"content-length"})
 # client bytes held for the primary before its 101, or for a mirror before its own
 HOLD_LIMIT: Final = 1 << 20
 _LOCAL_REPLY_SKIP: Final = RESPONSE_HOP_BY_HOP | {b"content-length"}
-# connections being parsed again after an h2c upgrade (by id): what is left to feed them
-_refeeding: dict[int, list[bytes]] = {}
+
+
+class UpgradeStream(Protocol):
+    """What this module uses of a stream (stream.Stream)."""
+
+    conn: ClientConnection
+    proxy: Proxy
+    tunnel: Tunnel | None
+    pool: ClusterPool | None
+    endpoint: Endpoint | None
+    authority: str
+    log_path: str
+    request_id: str | None
+    keep_alive: bool
+    flags: str
+    response_code: int
+    bytes_sent: int
+    headers_sent: bool
+    done: bool
+    internal: bool
+
+    def local_reply(self, code: int, body: bytes, flags: str, extra: tuple[tuple[str, str], ...] = (),
+                    content_type: str = "text/plain", *, early: bool = False) -> None: ...
+
+    def finish(self, keep_alive: bool, abort: bool = False) -> None: ...
+
+    def cancel_timer(self) -> None: ...
+
+    def abandon_attempt(self) -> None: ...
 
 
 def _has_upgrade_token(connection: str | None) -> bool:
@@ -60,61 +85,7 @@ def _has_upgrade_token(connection: str | None) -> bool:
     return any(t.strip().lower() == "upgrade" for t in connection.split(","))
 
 
-def is_h2c(conn: DownstreamConnection, req: Request) -> bool:
-    """Whether llhttp stopped at an h2c upgrade that Envoy would ignore (then the request
-    is not run: ``downstream_upgraded`` parses its head again without the upgrade)."""
-    upgrade = req.upgrade
-    return (upgrade is not None and upgrade.strip().lower() == b"h2c" and req.method != "CONNECT"
-            and bool(conn.parser.should_upgrade()))
-
-
-def downstream_upgraded(conn: DownstreamConnection, rest: bytes) -> None:
-    """llhttp stopped after a request that upgrades the connection (or CONNECT);
-    ``rest`` is what the client sent after that request's head."""
-    if conn.closed or conn.transport is None:
-        return
-    upgrade = conn._upgrade
-    if upgrade is not None and upgrade.strip().lower() == b"h2c" and conn._url:
-        # Envoy drops the h2c upgrade: parse the same head again without it
-        head = _head_without_upgrade(conn, conn.parser.get_method())
-        conn.parser = httptools.HttpRequestParser(conn)
-        pending = _refeeding.get(id(conn))
-        if pending is not None:  # pipelined h2c requests: the outer loop feeds it, no recursion
-            pending.append(head + rest)
-            return
-        pending = _refeeding[id(conn)] = [head + rest]
-        try:
-            while pending and not conn.closed:
-                conn.data_received(pending.pop())
-        finally:
-            del _refeeding[id(conn)]
-        return
-    end = DownstreamEnd(conn, rest)
-    conn.transport.set_protocol(end)  # type: ignore[arg-type]  # duck-typed protocol
-    stream = conn.active
-    if stream is not None and stream.tunnel is not None:
-        stream.tunnel.attach_downstream(end)
-    elif not conn.queue:
-        end.discard = True  # CONNECT or a refused upgrade: its reply closes the connection
-
-
-def _head_without_upgrade(conn: DownstreamConnection, method: bytes) -> bytes:
-    drop = {b"upgrade", b"http2-settings"}
-    lines = [b"%s %s HTTP/1.1\r\n" % (method, conn._url)]
-    for n, v in conn._headers:
-        if n in drop:
-            continue
-        if n == b"connection":
-            tokens = [t for t in v.split(b",") if t.strip().lower() not in (b"upgrade", b"http2-settings")]
-            if not tokens:
-                continue
-            v = b",".join(tokens).strip()
-        lines.append(b"%s: %s\r\n" % (n, v))
-    lines.append(b"\r\n")
-    return b"".join(lines)
-
-
-def reject_target(stream: Stream, req: Request, target: str, authority: str) -> bool:
+def reject_target(stream: UpgradeStream, req: DownstreamRequest, target: str, authority: str) -> bool:
     """A request target that is not a path: CONNECT (404 NR, connection closed: Istio's
     sidecar routes have no connect matcher) or ``*`` and the like (404: Envoy's HCM
     serves relative paths only).  Returns whether the request was answered."""
@@ -130,7 +101,7 @@ def reject_target(stream: Stream, req: Request, target: str, authority: str) -> 
     return True
 
 
-def start_upgrade(stream: Stream, req: Request, hdrs: dict[str, str]) -> bool:
+def start_upgrade(stream: UpgradeStream, req: DownstreamRequest, hdrs: dict[str, str]) -> bool:
     """A request with an Upgrade header, before routing.  Returns False when it was
     answered here (an upgrade Envoy is not configured for: 403)."""
     if not _has_upgrade_token(hdrs.get("connection")):
@@ -148,7 +119,7 @@ def start_upgrade(stream: Stream, req: Request, hdrs: dict[str, str]) -> bool:
     return True
 
 
-def upgrade_response(stream: Stream, status: int, headers: list[tuple[bytes, bytes]]) -> bool:
+def upgrade_response(stream: UpgradeStream, status: int, headers: list[tuple[bytes, bytes]]) -> bool:
     """The primary's response head to an upgrade request.  Returns True when handled
     here (101, or a failed handshake below 400); >= 400 goes through the usual path."""
     if status >= 400:
@@ -171,7 +142,7 @@ def upgrade_response(stream: Stream, status: int, headers: list[tuple[bytes, byt
         return True
     # a failed handshake: Envoy replies with the status and headers, no body, and resets
     pool.stats.response(status, stream.internal)
-    stream._abandon_attempt()
+    stream.abandon_attempt()
     extra = tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in headers
                   if n not in _LOCAL_REPLY_SKIP)
     stream.local_reply(status, b"", "-", extra)
@@ -182,7 +153,7 @@ class Tunnel:
     """The byte tunnel of one upgraded request: the client, the primary after its 101,
     and the mirrors after theirs."""
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: UpgradeStream) -> None:
         self.stream = stream
         self.down: DownstreamEnd | None = None
         self.up: UpstreamEnd | None = None
@@ -264,7 +235,11 @@ class Tunnel:
         self.stream.flags = "UC"
         self.close()
 
-    # -- mirrors
+    # -- mirrors (mirror.UpgradeCopies)
+    def mirror_started(self) -> None:
+        """A copy of the request was sent: it may switch too."""
+        self.mirrors_waiting += 1
+
     def add_mirror(self, conn: UpstreamConnection) -> None:
         self.mirrors_waiting -= 1
         transport = conn.transport
@@ -315,7 +290,7 @@ class Tunnel:
 class DownstreamEnd:
     """The client's connection once llhttp stopped at an upgrade (asyncio protocol)."""
 
-    def __init__(self, conn: DownstreamConnection, rest: bytes) -> None:
+    def __init__(self, conn: ClientConnection, rest: bytes) -> None:
         self.conn = conn
         self.tunnel: Tunnel | None = None
         self.early: list[bytes] = [rest] if rest else []

@@ -42,9 +42,11 @@ from aiohttp import web
 
 from simulator.core.table import RouteTable
 from simulator.proxy.admin import add_supervisor_routes, proxy_stats, ready_response, stats_response
+from simulator.proxy.events import EventTap
+from simulator.proxy.launch import GatewayListener, RunOptions, freeze_startup_objects, start_proxy
 from simulator.proxy.lifecycle import DEFAULT_DRAIN_TIME, Shutdown, drain, say, signal_name
+from simulator.proxy.live.app import add_live_routes
 from simulator.proxy.reload import CONFIG_VERSION_STAT, Loaded, Reloader, worker_reload
-from simulator.proxy.runner import GatewayListener, RunOptions, freeze_startup_objects, start_proxy
 from simulator.proxy.tasks import TaskSet
 
 DEFAULT_RESTART_DELAY: Final = 0.2
@@ -378,6 +380,8 @@ class Supervisor:
         app.router.add_get("/stats/prometheus", stats_handler)
         app.router.add_get("/ready", ready_handler)
         add_supervisor_routes(app, self)
+        # the live page: the config, and counts from /stats (the events stay in the workers)
+        add_live_routes(app, EventTap(), lambda: self.table, workers=len(self.slots))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.opts.admin_host, self.opts.admin_port)

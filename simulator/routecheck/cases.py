@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from simulator.core.explain import RouteQuery
-from simulator.core.options import Source
+from simulator.core.options import Workload
 from simulator.diagnostics import Diagnostic
 from simulator.routecheck.checks import Check
 
@@ -20,7 +20,7 @@ class TestCase:
     gateway: str  # "mesh" or "ns/name"
     checks: list[Check] = field(default_factory=list)
     source: str = "mirrorsim"  # the file's format, or "istio-config-validator"
-    workload: Source | None = None  # the calling workload (the test's ``source:``), None = the Mesh's
+    workload: Workload | None = None  # the calling workload (the test's ``source:``), None = the Mesh's
 
     @property
     def where(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from simulator.cli_args import add_config_args, add_routing_args, translate_options
 from simulator.diagnostics import Diagnostic
+from simulator.model.names import MESH
 
 
 def _print_config_problems(diagnostics: list[Diagnostic], *, warnings: bool) -> None:
@@ -85,6 +86,7 @@ def _header(s: str) -> tuple[str, str]:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from simulator.core.explain import RouteQuery
+    from simulator.core.registry import user_gateway_ref
     from simulator.routecheck.decision_json import explain_json
     from simulator.routecheck.render import explain_text
     from simulator.routecheck.request_spec import request_from_url
@@ -102,8 +104,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for name, value in args.headers:
         headers[name] = f"{headers[name]},{value}" if name in headers else value
     authority = headers.pop("host", authority)
-    gateway = args.gateway if args.gateway == "mesh" or "/" in args.gateway else f"{args.namespace}/{args.gateway}"
-    if gateway != "mesh" and gateway not in mesh.gateways():
+    gateway = user_gateway_ref(args.gateway, args.namespace)
+    if gateway != MESH and gateway not in mesh.gateways():
         known = ", ".join(mesh.gateways()) or "none"
         print(f'mirrorsim explain: no Gateway "{gateway}" in the configuration (known: {known}, or mesh)',
               file=sys.stderr)
@@ -204,7 +206,7 @@ def register(sub: Any) -> None:
                     help="request method (default GET)")
     ex.add_argument("-H", "--header", dest="headers", type=_header, action="append", default=[],
                     metavar="'NAME: VALUE'", help="request header (repeatable); 'Host: ...' overrides the URL's")
-    ex.add_argument("--gateway", default="mesh", metavar="NS/NAME",
+    ex.add_argument("--gateway", default=MESH, metavar="NS/NAME",
                     help="route as the named Gateway does (default: mesh, a sidecar)")
     ex.add_argument("--port", type=int, default=None,
                     help="listener port: the port the client connected to (default: the URL's port; "

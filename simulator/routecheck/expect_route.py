@@ -4,6 +4,7 @@ mirrors, and which VirtualService, rule and virtual host matched."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -202,16 +203,26 @@ def expect_mirror(ctx: Ctx, v: Any, path: str) -> Made:
     return compare, _mirrors_text, spec.text()
 
 
-def expect_virtual_service(ctx: Ctx, v: Any, path: str) -> Made:
-    s = check_string(ctx, v, path)
-    if s is None:
-        return None
-    want = s if "/" in s else f"{ctx.namespace}/{s}"
+def _expect_resource(field: str, of: Callable[[RouteOutcome], str | None]) -> Callable[[Ctx, Any, str], Made]:
+    """``field: [NS/]NAME``: the resource whose rule matched (NAME = in the test's namespace)."""
 
-    def actual(d: RouteOutcome) -> str:
-        return q(d.virtual_service) if d.virtual_service else f"none ({d.summary()})"
+    def parse(ctx: Ctx, v: Any, path: str) -> Made:
+        s = check_string(ctx, v, path)
+        if s is None:
+            return None
+        want = s if "/" in s else f"{ctx.namespace}/{s}"
 
-    return (lambda d: [] if d.virtual_service == want else [("virtualService", q(want), actual(d))]), actual, q(want)
+        def actual(d: RouteOutcome) -> str:
+            got = of(d)
+            return q(got) if got else f"none ({d.summary()})"
+
+        return (lambda d: [] if of(d) == want else [(field, q(want), actual(d))]), actual, q(want)
+
+    return parse
+
+
+expect_virtual_service = _expect_resource("virtualService", lambda d: d.virtual_service)
+expect_http_route = _expect_resource("httpRoute", lambda d: d.http_route)
 
 
 def expect_rule(ctx: Ctx, v: Any, path: str) -> Made:

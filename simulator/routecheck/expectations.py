@@ -16,7 +16,8 @@ from simulator.routecheck.checks import Check, Made
 
 EXPECT_FIELDS = (
     "destination", "cluster", "split", "mirrors", "mirror", "rewrite", "redirect", "directResponse",
-    "status", "fault", "timeout", "retries", "headers", "virtualService", "rule", "virtualHost", "not",
+    "status", "fault", "timeout", "retries", "headers", "virtualService", "httpRoute", "rule", "virtualHost",
+    "not",
 )
 
 
@@ -53,6 +54,7 @@ PARSERS: dict[str, Callable[[Ctx, Any, str], Made]] = {
     "mirrors": rt.expect_mirrors, "mirror": rt.expect_mirror, "rewrite": act.expect_rewrite,
     "redirect": act.expect_redirect, "directResponse": act.expect_direct, "status": act.expect_status,
     "fault": act.expect_fault, "timeout": act.expect_timeout, "retries": act.expect_retries,
-    "headers": act.expect_headers, "virtualService": rt.expect_virtual_service, "rule": rt.expect_rule,
+    "headers": act.expect_headers, "virtualService": rt.expect_virtual_service,
+    "httpRoute": rt.expect_http_route, "rule": rt.expect_rule,
     "virtualHost": rt.expect_virtual_host,
 }

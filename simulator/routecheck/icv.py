@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from simulator.config.durations import parse_duration
 from simulator.config.schema import Ctx, check_fields, join, kind_of
 from simulator.core.explain import RouteQuery
+from simulator.model.names import MESH
 from simulator.routecheck.cases import TestCase, TestFile
 from simulator.routecheck.checks import Check, Diff
 from simulator.routecheck.request_spec import header_values
@@ -77,7 +78,7 @@ def icv_document(ctx: Ctx, value: dict[str, Any], tf: TestFile, rules: Any) -> N
             for authority in authorities:
                 for method in methods:
                     tf.cases.append(TestCase(f"{desc} [{method} {authority}{path}]", ctx.file, line,
-                                             RouteQuery(method, authority, path, dict(headers)), "mesh",
+                                             RouteQuery(method, authority, path, dict(headers)), MESH,
                                              checks, source="istio-config-validator"))
 
 

@@ -16,8 +16,9 @@ from typing import Any
 from simulator.core.explain import ClusterRef, Explanation, header_ops
 from simulator.core.hosts import fqdn
 from simulator.core.table import Forward, LocalReply, Route
+from simulator.model.names import DEFAULT_DOMAIN, DEFAULT_NAMESPACE
 from simulator.routecheck.decision_json import decision_json, fault_json, retries_json
-from simulator.routecheck.render import describe_route, explain_text
+from simulator.routecheck.render import describe_route, explain_text, percent_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class Weighted:
     picked: bool
 
     def __str__(self) -> str:
-        return f"{self.destination} weight {self.weight} ({_pct(self.percent)})"
+        return f"{self.destination} weight {self.weight} ({percent_text(self.percent)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +67,14 @@ class Mirror:
         return self.destination.subset
 
     def __str__(self) -> str:
-        return f"{self.destination} {_pct(self.percentage)} Host {self.shadow_host}"
-
-
-def _pct(p: float) -> str:
-    return f"{p:.6g}%"
+        return f"{self.destination} {percent_text(self.percentage)} Host {self.shadow_host}"
 
 
 class RouteOutcome:
     """What the router decided for one request (see ``simulator.core.explain``)."""
 
-    def __init__(self, explanation: Explanation, namespace: str = "default", domain: str = "cluster.local") -> None:
+    def __init__(self, explanation: Explanation, namespace: str = DEFAULT_NAMESPACE,
+                 domain: str = DEFAULT_DOMAIN) -> None:
         self.explanation = explanation
         self.namespace = namespace
         self.domain = domain
@@ -103,8 +101,16 @@ class RouteOutcome:
     @property
     def virtual_service(self) -> str | None:
         """``ns/name`` of the VirtualService whose rule matched."""
+        return self._origin("VirtualService")
+
+    @property
+    def http_route(self) -> str | None:
+        """``ns/name`` of the Gateway API HTTPRoute whose rule matched."""
+        return self._origin("HTTPRoute")
+
+    def _origin(self, kind: str) -> str | None:
         r = self.route
-        if r is None or not r.origin.startswith("VirtualService "):
+        if r is None or not r.origin.startswith(kind + " "):
             return None
         return r.origin.split(" ", 1)[1]
 

@@ -8,6 +8,7 @@ from typing import Any
 from simulator.config.durations import format_duration
 from simulator.core.explain import Explanation, header_ops
 from simulator.core.table import Forward, LocalReply, RetryPolicy, Route
+from simulator.model.names import MESH
 
 
 def describe_route(route: Route | None) -> str:
@@ -48,7 +49,7 @@ def _ops_lines(label: str, ops: dict[str, Any]) -> list[str]:
     return out
 
 
-def _pct(p: float) -> str:
+def percent_text(p: float) -> str:
     return f"{p:.6g}%"
 
 
@@ -57,7 +58,7 @@ def explain_text(e: Explanation) -> str:
     lines = [f"{req.method} {req.scheme}://{req.authority}{req.path}"]
     for n, v in req.headers.items():
         lines.append(f"  {n}: {v}")
-    if e.gateway != "mesh":
+    if e.gateway != MESH:
         port_src = "the Gateway server's port"
     elif req.port is not None:
         port_src = "the port given"
@@ -67,7 +68,7 @@ def explain_text(e: Explanation) -> str:
         port_src = f"default for {req.scheme}"
     else:
         port_src = "the port of the host's service"
-    gw = "sidecar (mesh)" if e.gateway == "mesh" else f"gateway {e.gateway}"
+    gw = "sidecar (mesh)" if e.gateway == MESH else f"gateway {e.gateway}"
     lines.append(f"{gw}, listener port {e.listener_port} (from {port_src}), random value {req.random_value}")
     if e.normalized_path is None:
         lines.append(f"path: {req.path} fails path normalization: 400 (path_normalization_failed)")
@@ -128,14 +129,14 @@ def explain_text(e: Explanation) -> str:
         lines.append("destinations (weighted):")
         for s in e.shares:
             mark = "  <- this request (random value)" if s.picked else ""
-            lines.append(f"  {_pct(s.percent):>9}  weight {s.weight:<4} {s.cluster.name}{mark}")
+            lines.append(f"  {percent_text(s.percent):>9}  weight {s.weight:<4} {s.cluster.name}{mark}")
     else:
         lines.append(f"destination: {d.cluster}")
     if e.mirrors:
         lines.append("mirrors:")
         for mi in e.mirrors:
             sampled = "mirrored" if mi.sampled else "not mirrored"
-            lines.append(f"  {_pct(mi.percent):>9}  {mi.cluster.name}  Host: {mi.shadow_host}"
+            lines.append(f"  {percent_text(mi.percent):>9}  {mi.cluster.name}  Host: {mi.shadow_host}"
                          f"  ({sampled} for this random value)")
     else:
         lines.append("mirrors: none")
@@ -151,10 +152,11 @@ def explain_text(e: Explanation) -> str:
     f = d.fault
     if f is not None:
         if f.delay is not None:
-            lines.append(f"fault: delay {format_duration(f.delay)} for {_pct(f.delay_numerator / 10000)} of requests")
+            share = percent_text(f.delay_numerator / 10000)
+            lines.append(f"fault: delay {format_duration(f.delay)} for {share} of requests")
         if f.abort_status is not None or f.abort_grpc_status is not None:
             what = f"HTTP {f.abort_status}" if f.abort_status is not None else f"gRPC status {f.abort_grpc_status}"
-            lines.append(f"fault: abort with {what} for {_pct(f.abort_numerator / 10000)} of requests")
+            lines.append(f"fault: abort with {what} for {percent_text(f.abort_numerator / 10000)} of requests")
     else:
         lines.append("fault: none")
     return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from simulator.diagnostics import Diagnostic
+from simulator.model.names import MESH
 from simulator.routecheck.cases import TestCase
 from simulator.routecheck.suite import CaseResult, RunResult
 
@@ -18,7 +19,7 @@ def request_line(case: TestCase) -> str:
     if r.headers:
         s += "  " + ", ".join(f"{k}: {v}" for k, v in r.headers.items())
     extra = []
-    if case.gateway != "mesh":
+    if case.gateway != MESH:
         extra.append(f"gateway {case.gateway}")
     if r.port is not None:
         extra.append(f"port {r.port}")

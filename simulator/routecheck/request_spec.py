@@ -7,7 +7,9 @@ from typing import Any
 
 from simulator.config.schema import Ctx, check_fields, check_int, check_string, join, kind_of
 from simulator.core.explain import RouteQuery
-from simulator.core.options import Source
+from simulator.core.options import Workload
+from simulator.core.registry import user_gateway_ref
+from simulator.model.names import MESH
 from simulator.model.syntax import check_label_key, check_label_value, is_dns1123_label
 
 SOURCE_FIELDS = ("labels", "namespace")
@@ -97,12 +99,12 @@ def parse_request(ctx: Ctx, v: Any, path: str) -> tuple[RouteQuery, str] | None:
     if "port" in mp:
         port = check_int(ctx, mp["port"], join(path, "port"), 1, 65535)
         ok &= port is not None
-    gateway = "mesh"
+    gateway = MESH
     if "gateway" in mp:
         g = check_string(ctx, mp["gateway"], join(path, "gateway"))
         ok &= g is not None
         if g:
-            gateway = g if g == "mesh" or "/" in g else f"{ctx.namespace}/{g}"
+            gateway = user_gateway_ref(g, ctx.namespace)
     rv = 0
     if "randomValue" in mp:
         r = check_int(ctx, mp["randomValue"], join(path, "randomValue"), 0, 2**64 - 1)
@@ -116,7 +118,7 @@ def parse_request(ctx: Ctx, v: Any, path: str) -> tuple[RouteQuery, str] | None:
     return RouteQuery(method, authority, req_path, headers, scheme, port, rv), gateway
 
 
-def parse_source(ctx: Ctx, v: Any, path: str) -> Source | None:
+def parse_source(ctx: Ctx, v: Any, path: str) -> Workload | None:
     """``source: {labels: {app: productpage}, namespace: default}``: the calling workload."""
     mp = check_fields(ctx, v, path, SOURCE_FIELDS, "source workload")
     if mp is None:
@@ -147,4 +149,4 @@ def parse_source(ctx: Ctx, v: Any, path: str) -> Source | None:
                       "(a DNS-1123 label like default)")
             return None
         ns = n
-    return Source(tuple(sorted(labels.items())), ns)
+    return Workload(tuple(sorted(labels.items())), ns)

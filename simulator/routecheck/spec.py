@@ -16,6 +16,7 @@ from simulator.config.schema import Ctx, check_fields, join, kind_of
 from simulator.config.yamlio import Document, InputError, no_gc, parse_documents, read_text
 from simulator.diagnostics import Diagnostic
 from simulator.model.istio import Source as Origin
+from simulator.model.names import DEFAULT_NAMESPACE
 from simulator.routecheck.cases import TestCase, TestFile
 from simulator.routecheck.checks import Check
 from simulator.routecheck.expectations import parse_expect_block
@@ -25,7 +26,7 @@ from simulator.routecheck.request_spec import parse_request, parse_source
 TEST_FIELDS = ("name", "request", "source", "expect")
 
 
-def load_test_file(path: str | Path, namespace: str = "default", rules: Any = None) -> TestFile:
+def load_test_file(path: str | Path, namespace: str = DEFAULT_NAMESPACE, rules: Any = None) -> TestFile:
     """Parse one route-test file.  ``rules(route) -> dict | None`` gives the
     matched rule as written (for istio-config-validator assertions)."""
     name = str(path)
@@ -38,7 +39,7 @@ def load_test_file(path: str | Path, namespace: str = "default", rules: Any = No
     return parse_test_text(text, name, namespace, rules)
 
 
-def parse_test_text(text: str, filename: str, namespace: str = "default", rules: Any = None) -> TestFile:
+def parse_test_text(text: str, filename: str, namespace: str = DEFAULT_NAMESPACE, rules: Any = None) -> TestFile:
     with no_gc():
         return _parse_test_text(text, filename, namespace, rules)
 

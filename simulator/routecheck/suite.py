@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from simulator.config.yamlio import no_gc
 from simulator.diagnostics import Diagnostic
+from simulator.model.names import MESH
 from simulator.routecheck.cases import TestCase, TestFile
 from simulator.routecheck.checks import Failure
 from simulator.routecheck.outcome import RouteOutcome
@@ -79,7 +80,7 @@ def _run_tests(mesh: Mesh, files: list[TestFile]) -> RunResult:
     for tf in files:
         for case in tf.cases:
             t0 = time.perf_counter()
-            if case.gateway != "mesh" and case.gateway not in known_gateways:
+            if case.gateway != MESH and case.gateway not in known_gateways:
                 known = ", ".join(sorted(known_gateways)) or "none"
                 result.results.append(CaseResult(case, None, [], f'no Gateway "{case.gateway}" in the '
                                                  f"configuration (known: {known}, or mesh)"))

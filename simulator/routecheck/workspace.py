@@ -17,16 +17,18 @@ from typing import Any
 
 from simulator.config import load
 from simulator.config.loader import ROUTE_TEST_SUFFIXES, YAML_SUFFIXES
+from simulator.config.schema import Ctx
 from simulator.config.yamlio import no_gc
 from simulator.core.explain import Explanation, RouteQuery, explain
-from simulator.core.options import Source, TranslateOptions
+from simulator.core.options import TranslateOptions, Workload
+from simulator.core.registry import user_gateway_ref
 from simulator.core.table import Route, RouteTable
 from simulator.core.translate import gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.model import istio as m
-from simulator.model.names import MESH
+from simulator.model.names import DEFAULT_NAMESPACE, MESH
 from simulator.routecheck.assertions import CheckedRoute
-from simulator.routecheck.request_spec import request_from_url
+from simulator.routecheck.request_spec import parse_source, request_from_url
 
 
 def is_test_file(path: Path) -> bool:
@@ -48,26 +50,21 @@ def test_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
-def as_source(source: Source | Mapping[str, Any] | None) -> Source | None:
-    """``{"labels": {...}, "namespace": "..."}`` (or a Source, or None) as a Source.
-    Raises ValueError for a malformed one, naming the valid form."""
-    if source is None or isinstance(source, Source):
+def as_source(source: Workload | Mapping[str, Any] | None) -> Workload | None:
+    """``{"labels": {...}, "namespace": "..."}`` (or a Workload, or None) as a Workload,
+    checked as a route test's ``source:`` block is (``request_spec.parse_source``); an
+    empty namespace means the client's.  Raises ValueError for a malformed one, quoting
+    the bad value and the valid form."""
+    if source is None or isinstance(source, Workload):
         return source
-    if not isinstance(source, Mapping) or set(source) - {"labels", "namespace"}:
-        raise ValueError(f"source: expected {{'labels': {{...}}, 'namespace': '...'}}, got {source!r}")
-    from simulator.model.syntax import check_label_key, check_label_value
-
-    labels = source.get("labels") or {}
-    if not isinstance(labels, Mapping):
-        raise ValueError(f"source labels: expected a mapping like {{'app': 'productpage'}}, got {labels!r}")
-    for k, v in labels.items():
-        problem = check_label_key(str(k)) or check_label_value(str(v))
-        if problem:
-            raise ValueError(f"source labels: {problem}; expected a mapping like {{'app': 'productpage'}}")
-    ns = source.get("namespace") or ""
-    if not isinstance(ns, str):
-        raise ValueError(f"source namespace: expected a string, got {ns!r}")
-    return Source(tuple(sorted((str(k), str(v)) for k, v in labels.items())), ns)
+    value: Any = source
+    if isinstance(source, Mapping):
+        value = {k: v for k, v in source.items() if not (k == "namespace" and v in (None, ""))}
+    ctx = Ctx(m.Source("source"))
+    src = parse_source(ctx, value, "source")
+    if src is None or ctx.diagnostics:
+        raise ValueError(ctx.diagnostics[0].message if ctx.diagnostics else f"source: got {source!r}")
+    return src
 
 
 class ConfigError(Exception):
@@ -87,7 +84,7 @@ class Rule:
 
     file: str
     line: int
-    origin: str  # VirtualService ns/name
+    origin: str  # VirtualService ns/name, or HTTPRoute ns/name
     path: str  # spec.http[1].match[0]
     name: str = ""
 
@@ -109,9 +106,9 @@ def route_keys(route: Route) -> tuple[tuple[str, str, str], tuple[str, str, str]
 class Mesh:
     """Loaded Istio configuration; see the module docstring."""
 
-    def __init__(self, paths: Iterable[str | os.PathLike[str]] | str, namespace: str = "default",
+    def __init__(self, paths: Iterable[str | os.PathLike[str]] | str, namespace: str = DEFAULT_NAMESPACE,
                  shadow_suffix: bool = True, *, allow_errors: bool = False, path_normalization: str = "BASE",
-                 source: Source | Mapping[str, Any] | None = None) -> None:
+                 source: Workload | Mapping[str, Any] | None = None) -> None:
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
         with no_gc():
@@ -128,7 +125,7 @@ class Mesh:
                                         path_normalization=path_normalization,
                                         source_labels=src.labels if src else (),
                                         source_namespace=src.namespace if src else "")
-        self._tables: dict[tuple[str, int | None, Source | None], RouteTable] = {}
+        self._tables: dict[tuple[str, int | None, Workload | None], RouteTable] = {}
         self._specs = result.specs
 
     @property
@@ -138,7 +135,7 @@ class Mesh:
     # ----------------------------------------------------------------- tables
 
     def table(self, gateway: str = MESH, port: int | None = None,
-              source: Source | Mapping[str, Any] | None = None) -> RouteTable:
+              source: Workload | Mapping[str, Any] | None = None) -> RouteTable:
         """The route table of the mesh (sidecars), or of one server of Gateway
         ``ns/name``: the server on ``port``, else the only server, else the
         first one.  ``source``: the calling workload, when not the Mesh's own
@@ -146,7 +143,7 @@ class Mesh:
         KeyError for an unknown Gateway."""
         src = as_source(source)
         if gateway == MESH:
-            key: tuple[str, int | None, Source | None] = (MESH, None, src)
+            key: tuple[str, int | None, Workload | None] = (MESH, None, src)
             t = self._tables.get(key)
             if t is None:
                 opts = self.options
@@ -168,9 +165,8 @@ class Mesh:
     # ----------------------------------------------------------------- routing
 
     def explain(self, request: RouteQuery, gateway: str = MESH,
-                source: Source | Mapping[str, Any] | None = None) -> Explanation:
-        if gateway != MESH and "/" not in gateway:
-            gateway = f"{self.namespace}/{gateway}"
+                source: Workload | Mapping[str, Any] | None = None) -> Explanation:
+        gateway = user_gateway_ref(gateway, self.namespace)
         port = request.port
         if gateway != MESH and port is None:
             _, servers = gateway_servers(self.config, gateway)
@@ -179,12 +175,12 @@ class Mesh:
         return explain(self.table(gateway, port, source), request, gateway)
 
     def decide(self, request: RouteQuery, gateway: str = MESH,
-               source: Source | Mapping[str, Any] | None = None) -> CheckedRoute:
+               source: Workload | Mapping[str, Any] | None = None) -> CheckedRoute:
         return CheckedRoute(self.explain(request, gateway, source), self.namespace, self.options.domain)
 
     def route(self, method: str, url: str, headers: Mapping[str, str] | None = None, *,
               random_value: int = 0, port: int | None = None, gateway: str = MESH,
-              source: Source | Mapping[str, Any] | None = None) -> CheckedRoute:
+              source: Workload | Mapping[str, Any] | None = None) -> CheckedRoute:
         """Route one request: ``url`` is ``http://authority/path?query`` (a ``Host``
         header overrides the authority).  ``source``: the calling workload,
         ``{"labels": {"app": "productpage"}, "namespace": "default"}`` (default:

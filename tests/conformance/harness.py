@@ -42,7 +42,7 @@ from simulator.config import load_text
 from simulator.core.table import RouteConfiguration, RouteTable
 from simulator.core.translate import TranslateOptions, translate
 from simulator.envoy.export import bootstrap, to_yaml
-from simulator.proxy.runner import RunningProxy, RunOptions, start_proxy
+from simulator.proxy.launch import RunningProxy, RunOptions, start_proxy
 from tests.conformance import normalize
 from tests.support.client import Client, Response
 from tests.support.process import terminate

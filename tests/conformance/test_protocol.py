@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from simulator.envoy.export import bootstrap
-from simulator.proxy.runner import RunOptions, start_proxy
+from simulator.proxy.launch import RunOptions, start_proxy
 from tests.conformance.harness import ENVOY, EnvoyProcess
 from tests.conftest import registry_yaml, table_from_yaml, virtual_service
 

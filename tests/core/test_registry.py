@@ -169,7 +169,6 @@ def test_a_second_source_of_services_feeds_the_same_lookups() -> None:
     httpbin = reg.service("httpbin.default.svc.cluster.local")
     assert httpbin is not None and [p.number for p in httpbin.ports] == [9080]  # kube's, listed first
     dest = m.Destination(host="reviews", subset="v1")
-    assert reg.has_cluster(dest, "default", 80)
     assert reg.cluster_for(dest, "default", 80) == "outbound|9080|v1|reviews.default.svc.cluster.local"
 
 

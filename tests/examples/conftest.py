@@ -22,7 +22,7 @@ from simulator.core.table import RouteTable
 from simulator.core.translate import TranslateOptions, translate
 from simulator.demo import rebind_endpoints
 from simulator.model import istio as m
-from simulator.proxy.runner import RunningProxy, RunOptions, start_proxy
+from simulator.proxy.launch import RunningProxy, RunOptions, start_proxy
 from tests.support.client import Response, get
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "configs" / "examples"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from simulator.config import load_text
 from simulator.core.translate import TranslateOptions, gateway_servers, translate, translate_gateway
-from simulator.proxy.runner import GatewayListener, RunOptions, start_proxy
+from simulator.proxy.launch import GatewayListener, RunOptions, start_proxy
 from tests.conftest import registry_yaml
 from tests.support.client import get
 from tests.support.recorder import Recorder

@@ -195,3 +195,22 @@ async def test_bodies_in_many_pieces_under_the_cap(run_proxy):
     assert rec["differences"] == [{"field": "body", "primary": "390000 bytes of text",
                                    "mirror": "390009 bytes of text"}]
     assert rec["body_diff"].endswith(" line of text\n+one more\n")
+
+
+async def test_mismatch_marked_on_the_live_page(run_proxy):
+    from simulator.proxy.live.app import HUB_KEY
+
+    async with Recorder("v1") as a, Recorder("v2", status=500) as b:
+        rp = await run_proxy(mirror_table(a.port, b.port), diff=DiffOptions())
+        hub = rp.admin.app[HUB_KEY]
+        w = hub.add_watcher()  # a page is open
+        try:
+            assert (await get(rp.port, "/get")).status == 200
+            await rp.proxy.diff.settled(5)
+            (req,) = a.requests
+            marks = [e for e in hub.pending if isinstance(e, dict) and e.get("kind") == "annotate"]
+            assert marks == [{"kind": "annotate", "id": req.header("x-request-id"),
+                              "cluster": "outbound|8000|v2|httpbin.default.svc.cluster.local",
+                              "fields": {"diff": "mismatch"}}]
+        finally:
+            hub.remove_watcher(w)

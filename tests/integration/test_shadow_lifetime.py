@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from simulator.proxy.launch import RunOptions
 from simulator.proxy.mirror import DEFAULT_SHADOW_TIMEOUT
-from simulator.proxy.runner import RunOptions
 from tests.conftest import registry_yaml, table_from_yaml, virtual_service
 from tests.support.client import get
 from tests.support.recorder import Recorded, Recorder

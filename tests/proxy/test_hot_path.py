@@ -16,7 +16,7 @@ from simulator.proxy.headers import (
     canonical_name,
     memo_name,
 )
-from simulator.proxy.server import RandomValues, RequestIds
+from simulator.proxy.ids import RandomValues, RequestIds
 
 
 def test_request_ids_are_version_4_uuids_unique_and_seeded():

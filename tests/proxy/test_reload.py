@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 
 from simulator.core.translate import TranslateOptions
+from simulator.proxy.launch import RunOptions, start_proxy
 from simulator.proxy.reload import ConfigSource, serve_reloads
-from simulator.proxy.runner import RunOptions, start_proxy
 from tests.conftest import registry_yaml, table_from_yaml, virtual_service
 from tests.support.client import Client, get, request
 from tests.support.recorder import Recorder

@@ -75,6 +75,33 @@ def test_every_failure_with_expected_and_actual(tmp_path, capsys):
     assert "3 test(s): 1 passed, 2 failed (1 file(s))" in out
 
 
+GATEWAY_API = str(Path(__file__).parents[2] / "configs" / "examples" / "gateway-api")
+
+
+def test_expect_the_http_route_that_answered(tmp_path, capsys):
+    path = write(tmp_path, "hr.test.yaml", """\
+tests:
+- name: the HTTPRoute answers, no VirtualService
+  request: {url: http://httpbin:8000/headers}
+  expect:
+    httpRoute: httpbin
+    not: {virtualService: httpbin}
+- name: another HTTPRoute
+  request: {url: http://httpbin:8000/headers}
+  expect:
+    httpRoute: other/httpbin
+- name: malformed
+  request: {url: http://httpbin:8000/headers}
+  expect: {httpRoute: [httpbin]}
+""")
+    code, out, _ = run_cli(capsys, "check", "-f", GATEWAY_API, path)
+    assert code == 1
+    assert f"{path}:13: error expected a non-empty string, got list ['httpbin'] (at tests[2].expect.httpRoute)" in out
+    assert f'httpRoute: expected "other/httpbin", actual "default/httpbin"  [{path}:10]' in out
+    assert "the HTTPRoute answers" not in out
+    assert "2 test(s): 1 passed, 1 failed (1 file(s)); 1 error(s) in test files" in out
+
+
 def test_junit_and_json(tmp_path, capsys):
     path = write(tmp_path, "f.test.yaml", FAILING)
     junit = tmp_path / "out" / "junit.xml"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.routecheck.helpers import BOOKINFO, run_cli, write
 
 
@@ -118,3 +120,8 @@ def test_explain_shows_the_normalized_path_and_the_calling_workload(capsys):
     code, out, _ = run_cli(capsys, "explain", "-f", source, "--path-normalization", "NONE", "--json",
                            "http://reviews:9080/x/../a")
     assert json.loads(out)["path"] == "/x/../a"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(capsys, "explain", "-f", source, "--source-namespace", "Bad_ns", "http://reviews/")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "--source-namespace: 'Bad_ns' is not a namespace name (a DNS-1123 label like default)" in err

@@ -74,8 +74,11 @@ def test_route_from_another_workload(mesh):
     d = mesh.route("GET", "http://reviews:9080/", source={"labels": {"app": "productpage", "version": "v1"}})
     assert d.subset == "v2" and d.rule_name == "from-productpage-v1"
     assert mesh.route("GET", "http://reviews.default:9080/", source={"namespace": "canary"}).subset == "v3"
-    with pytest.raises(ValueError, match="source labels: invalid label value 'a b'"):
+    with pytest.raises(ValueError,
+                       match=r"source.labels.app: invalid label value 'a b'; expected labels like \{app: productpage"):
         mesh.route("GET", "http://reviews:9080/", source={"labels": {"app": "a b"}})
+    with pytest.raises(ValueError, match=r"source.namespace: 'Bad_ns' is not a namespace name"):
+        mesh.route("GET", "http://reviews:9080/", source={"namespace": "Bad_ns"})
 
 
 @pytest.mark.mirrorsim(SOURCE, source={"labels": {"app": "productpage", "version": "v1"}})

@@ -22,7 +22,7 @@ def test_malformed_yaml():
     ("tests:\n- request: {url: http://a/}\n  expect: {destinaton: {subset: v1}}\n",
      't.yaml:3: error unknown field "destinaton" in expectations; valid fields: destination, cluster, split, '
      'mirrors, mirror, rewrite, redirect, directResponse, status, fault, timeout, retries, headers, virtualService, '
-     'rule, virtualHost, not (did you mean "destination"?) (at tests[0].expect.destinaton)'),
+     'httpRoute, rule, virtualHost, not (did you mean "destination"?) (at tests[0].expect.destinaton)'),
     ("tests:\n- request: {url: http://a/}\n  expect:\n    timeout: 5\n",
      't.yaml:4: error tests[0].expect.timeout: expected a duration like "1.5s" or "250ms" (or none), got integer 5 '
      "(at tests[0].expect.timeout)"),

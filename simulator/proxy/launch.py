@@ -1,14 +1,16 @@
-"""Start and stop the data plane and its admin surface (the shell around the core)."""
+"""Launch the data plane: start and stop its listeners (the mesh listener and the gateway
+servers) and its admin surface (``start_proxy``, ``RunningProxy``)."""
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import gc
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,7 @@ from simulator.core.table import RouteTable
 from simulator.proxy.accesslog import AccessLog, access_log_for
 from simulator.proxy.admin import build_admin_app
 from simulator.proxy.diff import DiffOptions, DiffRecorder
+from simulator.proxy.downstream import DownstreamConnection
 from simulator.proxy.limits import DEFAULT_MAX_BUFFERED_BYTES
 from simulator.proxy.mirror import (
     DEFAULT_MAX_BYTES,
@@ -129,15 +132,11 @@ class RunningProxy:
             gs.close()
         self.server.close()
         for p in self.proxies:
-            p.draining = True
-            for conn in p.connections:
-                stream = conn.active
-                if stream is not None and not stream.headers_sent:
-                    stream.keep_alive = False
+            p.begin_drain()
 
     def in_flight(self) -> int:
         """Downstream requests in progress or queued, and shadow copies in flight."""
-        n = sum(1 for p in self.proxies for c in p.connections if c.active is not None or c.queue)
+        n = sum(p.requests_in_flight() for p in self.proxies)
         shadows = self.proxy.shadows
         return n + (shadows.inflight if shadows is not None else 0)
 
@@ -156,6 +155,12 @@ class RunningProxy:
             self.proxy.diff.close()
 
 
+def protocol_factory(proxy: Proxy) -> Callable[[], asyncio.BaseProtocol]:
+    """What a listener of ``proxy`` makes for each accepted connection (a duck-typed
+    asyncio protocol: downstream.py)."""
+    return functools.partial(DownstreamConnection, proxy)  # type: ignore[return-value]
+
+
 async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
                       gateways: Sequence[GatewayListener] = ()) -> RunningProxy:
     opts = opts or RunOptions()
@@ -172,16 +177,17 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
                       else AccessLog(None, loop))
     proxy = Proxy(table, access_log=access_log, options=popts,
                   loop=loop)
-    proxy.shadows = ShadowDispatcher(proxy, max_inflight=opts.max_shadow_inflight,
+    proxy.shadows = ShadowDispatcher(proxy, proxy.stats, access_log, loop, popts.local_address, tap=proxy.tap,
+                                     max_inflight=opts.max_shadow_inflight,
                                      max_bytes=opts.max_shadow_bytes,
                                      default_timeout=opts.shadow_timeout)
     if opts.diff is not None:
         proxy.diff = DiffRecorder(proxy.stats, loop, opts.diff)
     if opts.sock is not None:
-        server = await loop.create_server(proxy.protocol_factory, sock=opts.sock, backlog=1024)
+        server = await loop.create_server(protocol_factory(proxy), sock=opts.sock, backlog=1024)
     else:
         server = await loop.create_server(
-            proxy.protocol_factory, opts.listen_host, opts.listen_port,
+            protocol_factory(proxy), opts.listen_host, opts.listen_port,
             reuse_port=opts.reuse_port or None, backlog=1024,
         )
     port = server.sockets[0].getsockname()[1]
@@ -199,9 +205,9 @@ async def start_proxy(table: RouteTable, opts: RunOptions | None = None,
         listen_port = gw.sock.getsockname()[1] if gw.sock is not None else gw.port
         sibling = proxy.sibling(gw.table, f"outbound_0.0.0.0_{gw.table.listener_port or listen_port}")
         if gw.sock is not None:
-            gs = await loop.create_server(sibling.protocol_factory, sock=gw.sock, backlog=1024)
+            gs = await loop.create_server(protocol_factory(sibling), sock=gw.sock, backlog=1024)
         else:
-            gs = await loop.create_server(sibling.protocol_factory, gw.host, gw.port,
+            gs = await loop.create_server(protocol_factory(sibling), gw.host, gw.port,
                                           reuse_port=opts.reuse_port or None, backlog=1024)
         running.proxies.append(sibling)
         running.gateway_servers.append(gs)
