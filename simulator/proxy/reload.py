@@ -149,18 +149,22 @@ class ConfigSource:
         """Name, inode, size and mtime of every file under the paths (directories walked),
         so that a change, an addition, a removal or a file replaced by rename shows."""
         out: list[tuple[str, int, int, int]] = []
+        dirs: set[tuple[int, int]] = set()
         for p in self.paths:
-            _walk(p, out)
+            _walk(p, out, dirs)
         return tuple(sorted(out))
 
 
-def _walk(path: str, out: list[tuple[str, int, int, int]]) -> None:
+def _walk(path: str, out: list[tuple[str, int, int, int]], dirs: set[tuple[int, int]]) -> None:
     try:
         st = os.stat(path)
     except OSError:
         out.append((path, -1, -1, -1))
         return
     if stat.S_ISDIR(st.st_mode):
+        if (st.st_dev, st.st_ino) in dirs:  # a symlink back to a directory already walked
+            return
+        dirs.add((st.st_dev, st.st_ino))
         try:
             names = sorted(os.listdir(path))
         except OSError:
@@ -168,7 +172,7 @@ def _walk(path: str, out: list[tuple[str, int, int, int]]) -> None:
         for name in names:
             if len(out) >= MAX_WATCHED:
                 return
-            _walk(os.path.join(path, name), out)
+            _walk(os.path.join(path, name), out, dirs)
         return
     out.append((path, st.st_ino, st.st_size, st.st_mtime_ns))
 
@@ -186,6 +190,7 @@ class Reloader:
         self.out = out
         self._tasks: TaskSet | None = None
         self._seen: tuple[tuple[str, int, int, int], ...] = ()
+        self._hup_queued = False
 
     def say(self, msg: str) -> None:
         try:
@@ -231,11 +236,21 @@ class Reloader:
         stayed the same for one more look, so that a file being written is not read half-way)."""
         import signal
 
-        loop.add_signal_handler(signal.SIGHUP, self.reload, "SIGHUP")
+        loop.add_signal_handler(signal.SIGHUP, self._sighup, loop)
         if watch:
             self._seen = self.source.fingerprint()
             self._tasks = TaskSet(loop)
             self._tasks.spawn(self._watch(interval))
+
+    def _sighup(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A flood of SIGHUPs is one reload (each would be a whole load on the loop)."""
+        if not self._hup_queued:
+            self._hup_queued = True
+            loop.call_soon(self._hup_reload)
+
+    def _hup_reload(self) -> None:
+        self._hup_queued = False
+        self.reload("SIGHUP")
 
     async def _watch(self, interval: float) -> None:
         pending: tuple[tuple[str, int, int, int], ...] | None = None
