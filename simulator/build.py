@@ -35,8 +35,9 @@ COMPILED: Final = (
     "simulator.proxy.stats", "simulator.proxy.accesslog", "simulator.proxy.headers",
     "simulator.proxy.diff",  # run --diff: its captures are called from the data plane's callbacks
     "simulator.proxy.events",  # the live page's records, built in the data plane's callbacks
-    "simulator.core.table", "simulator.core.matchers", "simulator.core.hosts", "simulator.core.paths",
-    "simulator.core.cors", "simulator.core.retry_policy", "simulator.core.faults",
+    "simulator.core.table", "simulator.core.envoy_config", "simulator.core.matchers",
+    "simulator.core.hosts", "simulator.core.paths", "simulator.core.cors",
+    "simulator.core.retry_policy", "simulator.core.faults",
 )
 # mypycify(group_name=GROUP) puts the compiled code of every module in one shared library,
 # GROUP + "__mypyc", inside the package (so editable and wheel installs both import it);

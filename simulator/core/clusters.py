@@ -5,13 +5,8 @@ load balancer, circuit breakers, timeouts, outlier detection."""
 
 from __future__ import annotations
 
+from simulator.core.envoy_config import CircuitBreakers, Cluster, OutlierDetectionConfig, cluster_name
 from simulator.core.registry import Registry
-from simulator.core.table import (
-    CircuitBreakers,
-    Cluster,
-    OutlierDetectionConfig,
-    cluster_name,
-)
 from simulator.model import istio as m
 from simulator.model.names import UINT32_MAX
 

@@ -17,19 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from simulator.core.cors import CorsResult
+from simulator.core.envoy_config import HeaderMutations, MirrorPolicy, Route, RouteAction, VirtualHost
 from simulator.core.hosts import split_host_port
 from simulator.core.matchers import parse_query
-from simulator.core.table import (
-    Forward,
-    HeaderMutations,
-    LocalReply,
-    MirrorPolicy,
-    Route,
-    RouteAction,
-    RouteAttempt,
-    RouteTable,
-    VirtualHost,
-)
+from simulator.core.table import Forward, LocalReply, RouteAttempt, RouteTable
 from simulator.model.names import MESH
 
 # --------------------------------------------------------------------------- clusters

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from simulator.core.table import FaultConfig
+from simulator.core.envoy_config import FaultConfig
 
 FAULT_DENOMINATOR: Final = 1_000_000  # FaultConfig's numerators are out of this
 _MASK: Final = (1 << 64) - 1

@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from simulator.core.envoy_config import Endpoint, cluster_name
 from simulator.core.hosts import fqdn, is_ip, wildcard_matches
-from simulator.core.table import Endpoint, cluster_name
 from simulator.model import istio as m
 from simulator.model.names import DEFAULT_DOMAIN, MESH
 

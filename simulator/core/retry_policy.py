@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from simulator.core.table import RetryPolicy
+from simulator.core.envoy_config import RetryPolicy
 
 # grpc-status values and the retry_on names that retry them (x-envoy-retry-grpc-on)
 GRPC_RETRY_ON: Final = {b"1": "cancelled", b"4": "deadline-exceeded", b"8": "resource-exhausted",

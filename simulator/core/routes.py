@@ -13,17 +13,7 @@ from dataclasses import dataclass
 from simulator.core import header_format
 from simulator.core.cors import CorsPolicy
 from simulator.core.delegation import merge_delegate_route
-from simulator.core.matchers import (
-    HeaderMatcher,
-    PathMatcher,
-    QueryParameterMatcher,
-    StringMatcher,
-    compile_regex,
-    quote_meta,
-)
-from simulator.core.options import TranslateOptions
-from simulator.core.registry import Registry, gateway_refs
-from simulator.core.table import (
+from simulator.core.envoy_config import (
     ISTIO_DEFAULT_RETRY,
     NO_MUTATIONS,
     DirectResponseAction,
@@ -38,6 +28,16 @@ from simulator.core.table import (
     RouteMatch,
     WeightedCluster,
 )
+from simulator.core.matchers import (
+    HeaderMatcher,
+    PathMatcher,
+    QueryParameterMatcher,
+    StringMatcher,
+    compile_regex,
+    quote_meta,
+)
+from simulator.core.options import TranslateOptions
+from simulator.core.registry import Registry, gateway_refs
 from simulator.model import istio as m
 from simulator.model.names import GRPC_STATUS_CODES, MESH
 

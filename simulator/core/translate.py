@@ -18,14 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 from simulator.core.clusters import build_clusters
-from simulator.core.hosts import is_ip, wildcard_matches
-from simulator.core.matchers import (
-    PathMatcher,
-)
-from simulator.core.options import TranslateOptions
-from simulator.core.registry import Service, build_registry, gateway_refs
-from simulator.core.routes import translate_virtual_service
-from simulator.core.table import (
+from simulator.core.envoy_config import (
     ISTIO_DEFAULT_RETRY,
     Cluster,
     RedirectAction,
@@ -33,10 +26,17 @@ from simulator.core.table import (
     RouteAction,
     RouteConfiguration,
     RouteMatch,
-    RouteTable,
     VirtualHost,
     cluster_name,
 )
+from simulator.core.hosts import is_ip, wildcard_matches
+from simulator.core.matchers import (
+    PathMatcher,
+)
+from simulator.core.options import TranslateOptions
+from simulator.core.registry import Service, build_registry, gateway_refs
+from simulator.core.routes import translate_virtual_service
+from simulator.core.table import RouteTable
 from simulator.model import istio as m
 from simulator.model.names import DEFAULT_NAMESPACE
 

@@ -43,10 +43,7 @@ from typing import Any, Final
 import yaml
 
 from simulator.core.cors import CorsPolicy
-from simulator.core.hosts import is_ip
-from simulator.core.matchers import HeaderMatcher, PathMatcher, QueryParameterMatcher, StringMatcher
-from simulator.core.paths import BASE, DECODE_AND_MERGE_SLASHES, MERGE_SLASHES, NONE
-from simulator.core.table import (
+from simulator.core.envoy_config import (
     Cluster,
     DirectResponseAction,
     FaultConfig,
@@ -57,9 +54,12 @@ from simulator.core.table import (
     Route,
     RouteAction,
     RouteMatch,
-    RouteTable,
     VirtualHost,
 )
+from simulator.core.hosts import is_ip
+from simulator.core.matchers import HeaderMatcher, PathMatcher, QueryParameterMatcher, StringMatcher
+from simulator.core.paths import BASE, DECODE_AND_MERGE_SLASHES, MERGE_SLASHES, NONE
+from simulator.core.table import RouteTable
 
 # mirrorsim's HCM stat prefix (simulator/proxy/stats.py), so both expose the same names.
 STAT_PREFIX = "outbound_0.0.0.0_15001"

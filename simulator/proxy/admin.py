@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from simulator.build import build_info
-from simulator.core.table import RedirectAction, RouteAction
+from simulator.core.envoy_config import RedirectAction, RouteAction
 from simulator.proxy.diff import diffs_view
 from simulator.proxy.envoy_admin import cluster_statuses, clusters_text, envoy_config_dump
 from simulator.proxy.live.app import add_live_routes

@@ -14,10 +14,11 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from simulator.core.cors import set_lines as cors_set_lines
+from simulator.core.envoy_config import Endpoint, RetryPolicy
 from simulator.core.grpc_timeout import to_grpc_timeout
 from simulator.core.matchers import parse_query
 from simulator.core.retry_policy import retriable_per_try_timeout, retriable_reset, retriable_response
-from simulator.core.table import Endpoint, Forward, LocalReply, RetryPolicy
+from simulator.core.table import Forward, LocalReply
 from simulator.proxy import expect, header_ops, tunnel
 from simulator.proxy.accesslog import protocol
 from simulator.proxy.client import ClientConnection, DownstreamRequest

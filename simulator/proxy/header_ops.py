@@ -13,8 +13,9 @@ from __future__ import annotations
 import socket
 from typing import Final, Protocol
 
+from simulator.core.envoy_config import HeaderMutations
 from simulator.core.header_format import FormatContext, address_from_xff
-from simulator.core.table import Forward, HeaderMutations, LocalReply
+from simulator.core.table import Forward, LocalReply
 from simulator.proxy.client import ClientConnection, DownstreamRequest
 
 

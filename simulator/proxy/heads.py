@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Final
 
 from simulator.core.cors import set_lines as cors_set_lines
-from simulator.core.table import Forward, HeaderMutations
+from simulator.core.envoy_config import HeaderMutations
+from simulator.core.table import Forward
 from simulator.proxy.client import DownstreamRequest
 from simulator.proxy.headers import (
     INLINE_REQUEST,

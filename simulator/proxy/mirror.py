@@ -36,8 +36,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Final, Protocol
 
+from simulator.core.envoy_config import MirrorPolicy
 from simulator.core.grpc_timeout import to_grpc_timeout
-from simulator.core.table import Forward, MirrorPolicy
+from simulator.core.table import Forward
 from simulator.proxy.accesslog import AccessLog, protocol
 from simulator.proxy.events import DROPPED, FAILED, UNKNOWN_CLUSTER, EventTap, ShadowRecord, shadow_fate
 from simulator.proxy.stats import Stats
@@ -46,7 +47,7 @@ from simulator.proxy.upstream import ClusterPool, Exchange, UpstreamConnection
 if TYPE_CHECKING:
     import asyncio
 
-    from simulator.core.table import Endpoint
+    from simulator.core.envoy_config import Endpoint
     from simulator.proxy.diff import PrimaryCapture, Side
 
 # C statics in the compiled build (a from-import is a module-dict lookup at every call)

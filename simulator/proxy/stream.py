@@ -10,9 +10,10 @@ import time
 from collections.abc import Mapping
 from typing import Final
 
+from simulator.core.envoy_config import FaultConfig, RouteAction
 from simulator.core.faults import abort_fires, delay_fires
 from simulator.core.grpc_timeout import grpc_route_timeout, is_grpc, to_grpc_timeout
-from simulator.core.table import FaultConfig, Forward, LocalReply, RouteAction
+from simulator.core.table import Forward, LocalReply
 from simulator.proxy import header_ops, tunnel
 from simulator.proxy.forwarding import Forwarding
 from simulator.proxy.headers import BODILESS_METHODS, INLINE_REQUEST, NAME_STR, coalesce_inline

@@ -39,7 +39,7 @@ import asyncio
 from time import time as wall_time
 from typing import Final, Protocol
 
-from simulator.core.table import Endpoint
+from simulator.core.envoy_config import Endpoint
 from simulator.proxy.client import ClientConnection, DownstreamRequest
 from simulator.proxy.headers import RESPONSE_HOP_BY_HOP, status_line
 from simulator.proxy.server import Proxy

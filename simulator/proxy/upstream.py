@@ -43,7 +43,7 @@ from typing import Final
 
 import httptools
 
-from simulator.core.table import Cluster, Endpoint, OutlierDetectionConfig
+from simulator.core.envoy_config import Cluster, Endpoint, OutlierDetectionConfig
 from simulator.proxy.headers import memo_name, strip_bodiless_framing
 from simulator.proxy.limits import HEADER_LINE_OVERHEAD, MAX_HEADERS_COUNT
 from simulator.proxy.stats import ClusterStats

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from simulator.core.envoy_config import FaultConfig, RetryPolicy, Route
 from simulator.core.explain import ClusterRef, Explanation, header_ops
-from simulator.core.table import FaultConfig, Forward, LocalReply, RetryPolicy, Route
+from simulator.core.table import Forward, LocalReply
 
 
 def route_json(r: Route | None) -> dict[str, Any] | None:

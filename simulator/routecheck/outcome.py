@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from simulator.core.envoy_config import Route
 from simulator.core.explain import ClusterRef, Explanation, header_ops
 from simulator.core.hosts import fqdn
-from simulator.core.table import Forward, LocalReply, Route
+from simulator.core.table import Forward, LocalReply
 from simulator.model.names import DEFAULT_DOMAIN, DEFAULT_NAMESPACE
 from simulator.routecheck.decision_json import decision_json, fault_json, retries_json
 from simulator.routecheck.render import describe_route, explain_text, percent_text

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.config.durations import format_duration
+from simulator.core.envoy_config import RetryPolicy, Route
 from simulator.core.explain import Explanation, header_ops
-from simulator.core.table import Forward, LocalReply, RetryPolicy, Route
+from simulator.core.table import Forward, LocalReply
 from simulator.model.names import MESH
 
 

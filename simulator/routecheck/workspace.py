@@ -19,10 +19,11 @@ from simulator.config import load
 from simulator.config.loader import ROUTE_TEST_SUFFIXES, YAML_SUFFIXES
 from simulator.config.schema import Ctx
 from simulator.config.yamlio import no_gc
+from simulator.core.envoy_config import Route
 from simulator.core.explain import Explanation, RouteQuery, explain
 from simulator.core.options import TranslateOptions, Workload
 from simulator.core.registry import user_gateway_ref
-from simulator.core.table import Route, RouteTable
+from simulator.core.table import RouteTable
 from simulator.core.translate import gateway_servers, translate, translate_gateway
 from simulator.diagnostics import Diagnostic, Diagnostics
 from simulator.model import istio as m

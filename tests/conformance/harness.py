@@ -39,7 +39,8 @@ from typing import Any
 import pytest
 
 from simulator.config import load_text
-from simulator.core.table import RouteConfiguration, RouteTable
+from simulator.core.envoy_config import RouteConfiguration
+from simulator.core.table import RouteTable
 from simulator.core.translate import TranslateOptions, translate
 from simulator.envoy.export import bootstrap, to_yaml
 from simulator.proxy.launch import RunningProxy, RunOptions, start_proxy

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
+from simulator.core.envoy_config import FaultConfig
 from simulator.core.faults import FAULT_DENOMINATOR, abort_fires, delay_fires, draw
-from simulator.core.table import FaultConfig
 
 ALWAYS = FAULT_DENOMINATOR
 DELAY_ALL = FaultConfig(delay=0.5, delay_numerator=ALWAYS)

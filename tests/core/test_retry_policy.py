@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from simulator.core.envoy_config import ISTIO_DEFAULT_RETRY, RetryPolicy
 from simulator.core.retry_policy import retriable_per_try_timeout, retriable_reset, retriable_response
-from simulator.core.table import ISTIO_DEFAULT_RETRY, RetryPolicy
 
 
 def policy(*on: str, codes: tuple[int, ...] = ()) -> RetryPolicy:

@@ -309,7 +309,8 @@ def test_virtual_host_cache_keeps_decisions_and_is_bounded():
         assert isinstance(d, LocalReply) and d.status == 502
     assert "httpbin" in table.vhost_cache
     # a "*" virtual host answers every authority: each new one would be a new entry
-    from simulator.core.table import RouteConfiguration, RouteTable, VirtualHost
+    from simulator.core.envoy_config import RouteConfiguration, VirtualHost
+    from simulator.core.table import RouteTable
 
     rc = table.route_configs[80]
     star = VirtualHost("star", ("*",), rc.virtual_hosts[0].routes)

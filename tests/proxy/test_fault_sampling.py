@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 from array import array
 
+from simulator.core.envoy_config import FaultConfig
 from simulator.core.faults import abort_fires, delay_fires
-from simulator.core.table import FaultConfig
 from tests.conftest import registry_yaml, table_from_yaml, virtual_service
 from tests.support.client import get
 from tests.support.recorder import Recorder

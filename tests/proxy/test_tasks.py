@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import simulator
-from simulator.core.table import Cluster, Endpoint
+from simulator.core.envoy_config import Cluster, Endpoint
 from simulator.proxy.stats import Stats
 from simulator.proxy.tasks import TaskSet
 from simulator.proxy.upstream import ClusterPool

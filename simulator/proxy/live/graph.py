@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from simulator.core.table import Cluster, DirectResponseAction, RedirectAction, RouteAction, RouteTable
+from simulator.core.envoy_config import Cluster, DirectResponseAction, RedirectAction, RouteAction
+from simulator.core.table import RouteTable
 
 MAX_ROUTES = 40  # more are summarized as one line ("+N more routes")
 
