@@ -45,10 +45,11 @@ def retriable_response(rp: RetryPolicy, status: int, headers: list[tuple[bytes, 
 
 def retriable_reset(rp: RetryPolicy, connect_failure: bool) -> bool:
     """A reset before any response: a connect failure retries under ``connect-failure``;
-    another reset under ``reset``, ``5xx`` or ``gateway-error``."""
+    any reset (a connect failure included) under ``reset``, ``5xx`` or ``gateway-error``
+    (Envoy's RetryStateImpl::wouldRetryFromReset: "we count an upstream reset as a 5xx")."""
     on = rp.retry_on
-    if connect_failure:
-        return "connect-failure" in on
+    if connect_failure and "connect-failure" in on:
+        return True
     return "reset" in on or "5xx" in on or "gateway-error" in on
 
 

@@ -57,6 +57,7 @@ COPY_DROPPED = "copy_dropped"
 PENDING_LIMIT = "pending_limit"
 TIMEOUT = "timeout"
 UNKNOWN_CLUSTER = "unknown_cluster"
+COMPARE_FAILED = "compare_failed"  # comparing raised: a bug, counted; the batch's other pairs go on
 FAST_FAILED = "fast_failed"  # not a skip: the copy failed as its mirror is down (503 UF)
 
 
@@ -383,6 +384,8 @@ class DiffRecorder:
         for side in ready:
             try:
                 self._compare(side)
+            except Exception:  # noqa: BLE001 - one bad pair must not leave the others unsettled
+                self.skip(side.cluster, COMPARE_FAILED)
             finally:
                 self.close_side(side, None)
 

@@ -67,6 +67,13 @@ RESETS = [
     (("5xx",), False, True),
     (("gateway-error",), False, True),
     (("retriable-4xx",), False, False),
+    # Envoy's RetryStateImpl::wouldRetryFromReset (source/common/router/retry_state_impl.cc): a
+    # connection failure without connect-failure falls through to reset, 5xx and gateway-error
+    (("reset",), True, True),
+    (("5xx",), True, True),
+    (("gateway-error",), True, True),
+    (("retriable-4xx",), True, False),
+    (("refused-stream",), True, False),
 ]
 
 
