@@ -15,6 +15,7 @@ from typing import Any
 
 from simulator.core.envoy_config import FaultConfig, RetryPolicy, Route
 from simulator.core.explain import ClusterRef, Explanation, header_ops
+from simulator.core.faults import abort_fires, delay_fires
 from simulator.core.table import Forward, LocalReply
 
 
@@ -82,6 +83,9 @@ def decision_json(e: Explanation) -> dict[str, Any]:
         retries=retries_json(d.retry_policy),
         fault=fault_json(d.fault),
     )
+    if d.fault is not None:  # what the fault filter does to this request (core/faults.py)
+        rv = e.request.random_value
+        out["faultInjected"] = {"delay": delay_fires(d.fault, rv), "abort": abort_fires(d.fault, rv)}
     return out
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from simulator.config.durations import format_duration
 from simulator.core.envoy_config import RetryPolicy, Route
 from simulator.core.explain import Explanation, header_ops
+from simulator.core.faults import abort_fires, delay_fires
 from simulator.core.table import Forward, LocalReply
 from simulator.model.names import MESH
 
@@ -152,12 +153,17 @@ def explain_text(e: Explanation) -> str:
     lines.append(f"retries: {_retry_text(d.retry_policy)}")
     f = d.fault
     if f is not None:
+        rv = req.random_value
         if f.delay is not None:
             share = percent_text(f.delay_numerator / 10000)
-            lines.append(f"fault: delay {format_duration(f.delay)} for {share} of requests")
+            fires = "injected" if delay_fires(f, rv) else "not injected"
+            lines.append(f"fault: delay {format_duration(f.delay)} for {share} of requests"
+                         f"  ({fires} for this random value)")
         if f.abort_status is not None or f.abort_grpc_status is not None:
             what = f"HTTP {f.abort_status}" if f.abort_status is not None else f"gRPC status {f.abort_grpc_status}"
-            lines.append(f"fault: abort with {what} for {percent_text(f.abort_numerator / 10000)} of requests")
+            fires = "injected" if abort_fires(f, rv) else "not injected"
+            lines.append(f"fault: abort with {what} for {percent_text(f.abort_numerator / 10000)} of requests"
+                         f"  ({fires} for this random value)")
     else:
         lines.append("fault: none")
     return "\n".join(lines) + "\n"

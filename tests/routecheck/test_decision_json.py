@@ -76,3 +76,29 @@ def test_explain_check_and_plugin_give_one_shape(tmp_path, capsys, mirrorsim_mes
     assert from_plugin["fault"] == FAULT == decision.fault
     assert from_plugin["result"] == "forward" and from_plugin["route"]["name"] == "faulty"
     assert from_plugin["mirrors"][0]["percentage"] == 25 and from_plugin["retries"]["attempts"] == 2
+
+
+def test_fault_injection_is_predicted_per_random_value(tmp_path, capsys, mirrorsim_mesh):
+    """Faults draw from the request's random value (core/faults.py), so the decision says
+    whether this request gets them: over many values, at the configured rates (10 % delay,
+    50 % abort), independently of each other, and `explain`'s text says the same."""
+    config = write(tmp_path, "ratings.yaml", CONFIG)
+    mesh = mirrorsim_mesh(config)
+    n = 4000
+    delays = aborts = both = 0
+    for rv in range(0, n * 7919, 7919):
+        got = mesh.route("GET", "http://ratings:9080/r", headers={"end-user": "jason"},
+                         random_value=rv).as_json()["faultInjected"]
+        delays += got["delay"]
+        aborts += got["abort"]
+        both += got["delay"] and got["abort"]
+    assert abs(delays / n - 0.10) < 0.03 and abs(aborts / n - 0.50) < 0.05
+    assert abs(both / n - 0.05) < 0.02  # independent draws
+    for rv in (1, 2, 3, 4, 5, 6):
+        j = mesh.route("GET", "http://ratings:9080/r", headers={"end-user": "jason"},
+                       random_value=rv).as_json()["faultInjected"]
+        code, out, _ = run_cli(capsys, "explain", "-f", config, "-H", "end-user: jason",
+                               "--random-value", str(rv), "http://ratings:9080/r")
+        assert code == 0
+        abort_line = next(line for line in out.splitlines() if line.startswith("fault: abort"))
+        assert abort_line.endswith("(injected for this random value)") is j["abort"], abort_line
