@@ -235,5 +235,6 @@ def exposure_warning(host: str, port: int) -> str | None:
     everywhere = " (every interface)" if host in ("0.0.0.0", "::", "") else ""
     return (f"mirrorsim: warning: the admin interface listens on {where}{everywhere}, not a loopback "
             f"address: anyone who can reach it can read /config_dump (every route, cluster and "
-            f"endpoint of the configuration), /clusters, /stats and /server_info, without "
-            f"authentication. Use --admin 127.0.0.1:{port} to keep it on this machine.")
+            f"endpoint of the configuration), /clusters, /stats and /server_info, and watch the "
+            f"live page at / (every request's method, path and x-request-id as it happens), "
+            f"without authentication. Use --admin 127.0.0.1:{port} to keep it on this machine.")

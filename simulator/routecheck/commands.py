@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from simulator.cli_args import add_config_args, add_routing_args, translate_options
 from simulator.diagnostics import Diagnostic
@@ -172,6 +172,19 @@ def _percent(s: str) -> float:
     return v
 
 
+RANDOM_VALUE_MAX: Final = 2**64 - 1  # a uint64, as Envoy's random value and a route test's randomValue
+
+
+def _random_value(s: str) -> int:
+    try:
+        n = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer 0..{RANDOM_VALUE_MAX}, got {s!r}") from None
+    if not 0 <= n <= RANDOM_VALUE_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer 0..{RANDOM_VALUE_MAX} (a uint64), got {s!r}")
+    return n
+
+
 def _add_shared(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-shadow-suffix", action="store_true",
                    help="shadow copies keep the original Host (Envoy's disable_shadow_host_suffix_append)")
@@ -211,7 +224,7 @@ def register(sub: Any) -> None:
     ex.add_argument("--port", type=int, default=None,
                     help="listener port: the port the client connected to (default: the URL's port; "
                          "without one, 80 when the host is served there, else the lowest port of its service)")
-    ex.add_argument("--random-value", type=int, default=0, metavar="N",
+    ex.add_argument("--random-value", type=_random_value, default=0, metavar="N",
                     help="the request's random value: picks the weighted destination (N %% total weight) and "
                          "the mirrors that sample it (default 0)")
     _add_shared(ex)

@@ -104,4 +104,4 @@ def test_exposure_warning(host, warned):
     w = exposure_warning(host, 15000)
     assert (w is not None) is warned
     if w:
-        assert host in w and "/config_dump" in w
+        assert host in w and "/config_dump" in w and "live page" in w

@@ -125,3 +125,19 @@ def test_explain_shows_the_normalized_path_and_the_calling_workload(capsys):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert "--source-namespace: 'Bad_ns' is not a namespace name (a DNS-1123 label like default)" in err
+
+
+@pytest.mark.parametrize("value", ["-1", "18446744073709551616", "1.5", "x"])
+def test_random_value_is_a_uint64(capsys, value):
+    """Envoy's random value is a uint64, as a route test's randomValue: explain refuses the rest."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(capsys, "explain", "-f", BOOKINFO, "--random-value", value, "http://reviews:9080/")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "--random-value: expected an integer 0..18446744073709551615" in err and repr(value) in err
+
+
+def test_the_largest_random_value_is_taken(capsys):
+    code, out, _ = run_cli(capsys, "explain", "-f", BOOKINFO, "--random-value", "18446744073709551615",
+                           "http://reviews:9080/")
+    assert code == 0 and "random value 18446744073709551615" in out
