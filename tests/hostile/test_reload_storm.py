@@ -27,20 +27,25 @@ class _CountingSource:
 
 async def test_a_sighup_flood_is_coalesced():
     source = _CountingSource()
+    attempts: asyncio.Queue[bool] = asyncio.Queue()
+    source.state.listeners.append(lambda state, ok: attempts.put_nowait(ok))  # each reload attempt ends here
     reloader = Reloader(source, lambda loaded, version: None, lambda name: None, out=io.StringIO())  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     reloader.install(loop, watch=False)
     try:
         for _ in range(50):
-            os.kill(os.getpid(), signal.SIGHUP)
-        for _ in range(20):
-            await asyncio.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGHUP)  # the handler has written to the loop's wakeup fd on return
+        await asyncio.wait_for(attempts.get(), 10)
+        for _ in range(10):  # turns of the loop (no time passes): any signal still unread is handled
+            await asyncio.sleep(0)
         assert 1 <= source.reads <= 2, source.reads
+        assert not reloader._hup_queued
+        while not attempts.empty():
+            attempts.get_nowait()
         # a later SIGHUP still reloads
         before = source.reads
         os.kill(os.getpid(), signal.SIGHUP)
-        for _ in range(20):
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(attempts.get(), 10)
         assert source.reads == before + 1
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
