@@ -12,6 +12,7 @@ DEFAULT_NAMESPACE: Final = "default"
 DEFAULT_DOMAIN: Final = "cluster.local"
 # The largest protobuf uint32: Istio's bound for uint32 fields, Envoy's "unset" circuit-breaker threshold.
 UINT32_MAX: Final = 2**32 - 1
+RANDOM_VALUE_MAX: Final = 2**64 - 1  # a request's random value is a uint64, as in Envoy
 # gRPC status names (HTTPFaultInjection.Abort.grpcStatus) and their codes, in code order.
 GRPC_STATUS_CODES: Final = {
     "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,

@@ -10,11 +10,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from simulator.cli_args import add_config_args, add_routing_args, translate_options
 from simulator.diagnostics import Diagnostic
-from simulator.model.names import MESH
+from simulator.model.names import MESH, RANDOM_VALUE_MAX
 
 
 def _print_config_problems(diagnostics: list[Diagnostic], *, warnings: bool) -> None:
@@ -170,9 +170,6 @@ def _percent(s: str) -> float:
     if not 0 <= v <= 100:
         raise argparse.ArgumentTypeError(f"expected a percentage 0..100, got {s!r}")
     return v
-
-
-RANDOM_VALUE_MAX: Final = 2**64 - 1  # a uint64, as Envoy's random value and a route test's randomValue
 
 
 def _random_value(s: str) -> int:

@@ -9,7 +9,7 @@ from simulator.config.schema import Ctx, check_fields, check_int, check_string, 
 from simulator.core.explain import RouteQuery
 from simulator.core.options import Workload
 from simulator.core.registry import user_gateway_ref
-from simulator.model.names import MESH
+from simulator.model.names import MESH, RANDOM_VALUE_MAX
 from simulator.model.syntax import check_label_key, check_label_value, is_dns1123_label
 
 SOURCE_FIELDS = ("labels", "namespace")
@@ -107,7 +107,7 @@ def parse_request(ctx: Ctx, v: Any, path: str) -> tuple[RouteQuery, str] | None:
             gateway = user_gateway_ref(g, ctx.namespace)
     rv = 0
     if "randomValue" in mp:
-        r = check_int(ctx, mp["randomValue"], join(path, "randomValue"), 0, 2**64 - 1)
+        r = check_int(ctx, mp["randomValue"], join(path, "randomValue"), 0, RANDOM_VALUE_MAX)
         ok &= r is not None
         rv = r or 0
     if not authority and ok:
