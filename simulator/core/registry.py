@@ -204,6 +204,8 @@ class Registry:
     virtual_services: dict[tuple[str, str], m.VirtualService] = field(default_factory=dict)
     # (FQDN host, VirtualService) of every mesh-bound VirtualService, oldest first
     mesh_hosts: list[tuple[str, m.VirtualService]] = field(default_factory=list)
+    # mesh_hosts ordered for a client namespace (_mesh_hosts_for), computed on first use
+    client_mesh_hosts: dict[str, list[tuple[str, m.VirtualService]]] = field(default_factory=dict)
     domain: str = DEFAULT_DOMAIN
 
     def resolve(self, host: str, namespace: str) -> str:
@@ -270,6 +272,16 @@ class Registry:
                                 spec.weight or 1))
         return tuple(eps)
 
+    def _mesh_hosts_for(self, client_namespace: str) -> list[tuple[str, m.VirtualService]]:
+        """``mesh_hosts`` with the Gateway API routes of ``client_namespace`` first (sorted
+        once per client namespace: translation asks for every service on every port)."""
+        hosts = self.client_mesh_hosts.get(client_namespace)
+        if hosts is None:
+            hosts = self.client_mesh_hosts[client_namespace] = sorted(
+                self.mesh_hosts,
+                key=lambda hv: not (hv[1].semantics == "gateway" and hv[1].meta.namespace == client_namespace))
+        return hosts
+
     def mesh_virtual_service(self, host: str, service_namespace: str | None = None,
                              client_namespace: str | None = None) -> m.VirtualService | None:
         """The VirtualService whose routes sidecars use for ``host``: the oldest mesh-bound one
@@ -280,10 +292,7 @@ class Registry:
         consumer override: push_context.go, UnifiedSidecarScoping); one applies only in its
         own namespace, the service's (``service_namespace``) or the client's (route.go), and
         never through a wildcard host (separateVSHostsAndServices)."""
-        hosts = self.mesh_hosts
-        if client_namespace is not None:
-            hosts = sorted(hosts, key=lambda hv: not (hv[1].semantics == "gateway"
-                                                      and hv[1].meta.namespace == client_namespace))
+        hosts = self.mesh_hosts if client_namespace is None else self._mesh_hosts_for(client_namespace)
         for h, vs in hosts:
             if h == host:
                 if (vs.semantics == "gateway" and service_namespace is not None
