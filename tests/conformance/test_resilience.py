@@ -185,6 +185,27 @@ SCENARIOS = [
         stats=("upstream_rq_retry", "upstream_rq_503", "external.upstream_rq_503", "retry.upstream_rq_503"),
     ),
     Scenario(
+        # Envoy's wouldRetryFromReset: a connection failure without connect-failure in retryOn
+        # falls through to reset, 5xx and gateway-error (retried), not to retriable-4xx
+        "retry-connect-failure-under-reset-5xx-gateway-error",
+        backends=(Backend("v1", refuse=True),),
+        http=f"""
+        - match: [{{uri: {{prefix: /reset}}}}]
+          retries: {{attempts: 2, retryOn: reset}}
+          {to("v1")}
+        - match: [{{uri: {{prefix: /5xx}}}}]
+          retries: {{attempts: 2, retryOn: 5xx}}
+          {to("v1")}
+        - match: [{{uri: {{prefix: /gateway-error}}}}]
+          retries: {{attempts: 2, retryOn: gateway-error}}
+          {to("v1")}
+        - retries: {{attempts: 2, retryOn: retriable-4xx}}
+          {to("v1")}
+        """,
+        requests=(Req(path="/reset"), Req(path="/5xx"), Req(path="/gateway-error"), Req(path="/4xx")),
+        stats=("upstream_rq_retry", "upstream_cx_connect_fail", "upstream_rq_503"),
+    ),
+    Scenario(
         "retry-on-status-code",
         backends=(Backend("v1", respond=statuses(503, 503, 200)), Backend("v2", respond=statuses(500, 200))),
         http=f"""
